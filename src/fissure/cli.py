@@ -1,0 +1,158 @@
+"""The `fissure` command line: a thin layer over the Python API.
+
+Each command parses options, calls one library function and prints its result.
+Heavy imports (torch, diffusers) happen inside commands so `--help` is instant.
+Errors the user can fix are printed as one line, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from fissure.errors import FissureError
+
+app = typer.Typer(
+    name="fissure",
+    help="Find, verify and explain the failures of text-to-image diffusion models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+zoo_app = typer.Typer(help="Bundled models and judges: where they are, how they are trained.")
+app.add_typer(zoo_app, name="zoo")
+
+F = TypeVar("F", bound=Callable)
+
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="emoji-sd (bundled), a diffusers folder, or a hub id.")
+]
+DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
+DtypeOption = Annotated[str, typer.Option(help="float32, or float16/bfloat16 on a GPU.")]
+
+
+# Library chatter (loading bars, fallback warnings) stays off the user's terminal;
+# these must be set before transformers or diffusers is first imported.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _quiet_libraries() -> None:
+    """Turn off the loading progress bars of diffusers and transformers."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
+def user_errors(command: F) -> F:
+    """Print a :class:`FissureError` as one line and exit with status 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except FissureError as error:
+            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        import fissure
+
+        typer.echo(f"fissure {fissure.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Find, verify and explain the failures of text-to-image diffusion models."""
+
+
+@app.command()
+@user_errors
+def generate(
+    prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="A prompt; repeat for more.")],
+    out: Annotated[Path, typer.Option(help="Folder for PNGs, contact sheet and generations.jsonl.")],
+    model: ModelOption = "emoji-sd",
+    seeds: Annotated[str, typer.Option(help="Seeds: N, N-M or a list such as 0-7,12.")] = "0-7",
+    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 25,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
+    batch_size: Annotated[int, typer.Option(help="Images per UNet batch.")] = 8,
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float32",
+) -> None:
+    """Generate one image per (prompt, seed), reproducibly."""
+    from fissure.generate import generate as generate_images
+    from fissure.generate import parse_seeds, prepare_output_dir
+    from fissure.models import load_pipeline
+
+    seed_list = parse_seeds(seeds)
+    prepare_output_dir(out)
+    _quiet_libraries()
+    pipeline = load_pipeline(model, device=device, dtype=dtype)
+    records = generate_images(
+        pipeline, prompt, seed_list, out, steps=steps, guidance=guidance,
+        batch_size=batch_size, model_name=model,
+    )
+    typer.echo(f"wrote {len(records)} images, contact_sheet.png and generations.jsonl to {out}")
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo's outputs.")] = Path("demo-out"),
+) -> None:
+    """Run the main job on the bundled model and write a report."""
+    from fissure.generate import generate as generate_images
+    from fissure.models import load_pipeline
+    from fissure.zoo import bundled_model_available
+
+    _quiet_libraries()
+    prompts = ["a photo of a dog", "a photo of a red apple", "a cat and a bicycle"]
+    if bundled_model_available("emoji-sd"):
+        model = "emoji-sd"
+    else:
+        from fissure.zoo.tiny import build_tiny_pipeline
+
+        model = str(out / "tiny-sd")
+        typer.secho(
+            "note: the bundled emoji-sd model is not trained yet, so the demo builds a tiny "
+            f"random Stable Diffusion in {model} and generates from it (expect noise).",
+            fg=typer.colors.YELLOW,
+        )
+        build_tiny_pipeline("sd1").save_pretrained(model)
+    pipeline = load_pipeline(model)
+    records = generate_images(pipeline, prompts, range(8), out / "generations", model_name=model)
+    typer.echo(f"wrote {len(records)} images; see {out / 'generations' / 'contact_sheet.png'}")
+
+
+@zoo_app.command("path")
+@user_errors
+def zoo_path(name: Annotated[str, typer.Argument(help="A bundled model, e.g. emoji-sd.")]) -> None:
+    """Print the folder of a bundled model."""
+    from fissure.zoo import bundled_model_path
+
+    typer.echo(str(bundled_model_path(name)))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

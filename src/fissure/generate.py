@@ -1,0 +1,167 @@
+"""Plain text-to-image generation with everything recorded to reproduce each image.
+
+Each image has its own CPU ``torch.Generator`` seeded with its seed, and every
+batch the UNet sees has the same shape (the last one is padded), so an image
+never depends on which other prompts or seeds were asked for with it. CPU
+convolution kernels pick different blockings for different batch shapes, so
+``batch_size`` is recorded with each image: together with the other settings it
+reproduces the PNG bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+from tqdm.auto import tqdm
+
+import fissure
+from fissure.errors import FissureError
+from fissure.models.prompts import check_prompt
+from fissure.report.sheets import contact_sheet
+
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """One generated image and every parameter needed to make it again."""
+
+    file: str
+    prompt: str
+    seed: int
+    steps: int
+    guidance: float
+    height: int
+    width: int
+    batch_size: int
+    model: str
+    scheduler: str
+    dtype: str
+    device: str
+    fissure_version: str
+    sha256: str
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds from ``"7"``, ``"0-7"`` or a comma list such as ``"0-3,10,12-13"``."""
+    seeds: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise FissureError(f"bad seed range {text!r}: use N, N-M or a list such as 0-7,12")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        if last < first:
+            raise FissureError(f"bad seed range {part!r}: the end comes before the start")
+        if last > MAX_SEED:
+            raise FissureError(f"seed {last} is too large: seeds go up to {MAX_SEED}")
+        if last - first >= 1_000_000:
+            raise FissureError(f"seed range {part!r} asks for over a million images")
+        seeds.extend(range(first, last + 1))
+    return list(dict.fromkeys(seeds))
+
+
+def prepare_output_dir(path: str | Path) -> Path:
+    """Create the folder and prove it is writable before any compute is spent."""
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".fissure-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise FissureError(f"cannot write to {folder} ({error.strerror}): choose another --out") from error
+    return folder
+
+
+def _slug(text: str, length: int = 40) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length] or "prompt"
+
+
+def generate(
+    pipeline: StableDiffusionPipeline,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    out_dir: str | Path,
+    steps: int = 25,
+    guidance: float = 7.5,
+    batch_size: int = 8,
+    height: int | None = None,
+    width: int | None = None,
+    model_name: str = "",
+    progress: bool = True,
+) -> list[GenerationRecord]:
+    """Make one PNG per (prompt, seed), a contact sheet and ``generations.jsonl``."""
+    if not prompts:
+        raise FissureError("no prompt given: pass at least one --prompt")
+    if not seeds:
+        raise FissureError("no seeds given: pass --seeds, for example 0-7")
+    if steps < 1:
+        raise FissureError(f"--steps must be at least 1, not {steps}")
+    if batch_size < 1:
+        raise FissureError(f"--batch-size must be at least 1, not {batch_size}")
+    for prompt in prompts:
+        check_prompt(pipeline.tokenizer, prompt)
+    folder = prepare_output_dir(out_dir)
+    scale = pipeline.vae_scale_factor
+    height = height or pipeline.unet.config.sample_size * scale
+    width = width or pipeline.unet.config.sample_size * scale
+    multiple = math.lcm(8, scale * 2 ** (len(pipeline.unet.config.block_out_channels) - 1))
+    if height % multiple or width % multiple:
+        raise FissureError(f"height and width must be multiples of {multiple} for this model")
+
+    jobs = [(index, prompt, seed) for index, prompt in enumerate(prompts) for seed in seeds]
+    records: list[GenerationRecord] = []
+    images: list[Image.Image] = []
+    batches = [jobs[start : start + batch_size] for start in range(0, len(jobs), batch_size)]
+    for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
+        padded = batch + [batch[-1]] * (batch_size - len(batch))
+        result = pipeline(
+            prompt=[prompt for _, prompt, _ in padded],
+            generator=[torch.Generator("cpu").manual_seed(seed) for _, _, seed in padded],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            height=height,
+            width=width,
+            output_type="pil",
+        )
+        for (index, prompt, seed), image in zip(batch, result.images, strict=False):
+            file = f"{index:03d}-{_slug(prompt)}-seed{seed}.png"
+            image.save(folder / file)
+            records.append(
+                GenerationRecord(
+                    file=file,
+                    prompt=prompt,
+                    seed=seed,
+                    steps=steps,
+                    guidance=guidance,
+                    height=height,
+                    width=width,
+                    batch_size=batch_size,
+                    model=model_name,
+                    scheduler=type(pipeline.scheduler).__name__,
+                    dtype=str(pipeline.unet.dtype).removeprefix("torch."),
+                    device=str(pipeline.device),
+                    fissure_version=fissure.__version__,
+                    sha256=hashlib.sha256((folder / file).read_bytes()).hexdigest(),
+                )
+            )
+            images.append(image)
+
+    with open(folder / "generations.jsonl", "w") as stream:
+        for record in records:
+            stream.write(json.dumps(asdict(record)) + "\n")
+    columns = len(seeds) if len(seeds) <= 16 else None
+    contact_sheet(images, [f"{r.prompt} / seed {r.seed}" for r in records], columns=columns).save(
+        folder / "contact_sheet.png"
+    )
+    return records

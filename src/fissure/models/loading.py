@@ -1,0 +1,157 @@
+"""Load a Stable Diffusion pipeline by name, local folder or hub id.
+
+Every command goes through :func:`load_pipeline`, so the rules for devices,
+precision and bad input live in one place. Errors a user can fix raise
+:class:`~fissure.errors.FissureError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionPipeline
+
+from fissure.errors import FissureError
+from fissure.zoo import BUNDLED_MODELS, bundled_model_path
+
+#: Pipelines whose components (tokenizer, CLIP text encoder, VAE, conditional
+#: UNet, scheduler) are those of Stable Diffusion 1.x / 2.x.
+SD_PIPELINE_CLASSES = frozenset(
+    {
+        "StableDiffusionPipeline",
+        "StableDiffusionImg2ImgPipeline",
+        "StableDiffusionInpaintPipeline",
+        "AltDiffusionPipeline",
+    }
+)
+SD_COMPONENTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
+
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device to run on: CPU unless CUDA is asked for and present."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise FissureError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise FissureError(f"device {device!r} asked for, but PyTorch sees no GPU: use --device cpu")
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise FissureError(f"unsupported device {device!r}: use cpu, cuda or cuda:N")
+    return resolved
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """float32 by default; half precision only where it runs well (a GPU)."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise FissureError(f"unknown dtype {dtype!r}: use float32, float16 or bfloat16")
+        dtype = DTYPES[dtype]
+    if dtype == torch.float16 and device.type == "cpu":
+        raise FissureError("float16 is not supported on the CPU: use float32 there, or --device cuda")
+    return dtype
+
+
+def _looks_like_path(model: str) -> bool:
+    """Hub ids are `name` or `owner/name`; anything else is meant as a path."""
+    return (
+        model.startswith((".", "/", "~"))
+        or model.count("/") > 1
+        or "\\" in model
+        or os.path.exists(model)
+    )
+
+
+def _check_pipeline_folder(folder: Path) -> None:
+    """Refuse folders that are not diffusers Stable Diffusion pipelines, before loading."""
+    if not folder.exists():
+        raise FissureError(f"no such model folder: {folder}")
+    if folder.is_file():
+        raise FissureError(
+            f"{folder} is a file; give a diffusers pipeline folder (one with model_index.json)"
+        )
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise FissureError(
+            f"{folder} is not a diffusers pipeline folder (no model_index.json); "
+            "save one with pipeline.save_pretrained(folder)"
+        )
+    try:
+        index = json.loads(index_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FissureError(f"{index_file} is not valid JSON ({error}); re-save the pipeline") from error
+    class_name = index.get("_class_name", "?")
+    if class_name not in SD_PIPELINE_CLASSES:
+        raise FissureError(
+            f"{folder} holds a {class_name}, not a Stable Diffusion 1.x/2.x pipeline"
+        )
+    missing = [name for name in SD_COMPONENTS if not index.get(name) or None in index[name]]
+    if missing:
+        raise FissureError(f"{folder} lacks pipeline components: {', '.join(missing)}")
+
+
+def resolve_model_source(model: str) -> str:
+    """Turn a model name into what ``from_pretrained`` takes: a folder or a hub id."""
+    if not model or not model.strip():
+        raise FissureError("empty model name: give emoji-sd, a local folder or a hub id")
+    if model in BUNDLED_MODELS:
+        return str(bundled_model_path(model))
+    if _looks_like_path(model):
+        folder = Path(model).expanduser()
+        _check_pipeline_folder(folder)
+        return str(folder)
+    return model
+
+
+def load_pipeline(
+    model: str = "emoji-sd",
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    local_files_only: bool | None = None,
+) -> StableDiffusionPipeline:
+    """Load a Stable Diffusion 1.x/2.x pipeline, ready to run.
+
+    ``model`` is ``"emoji-sd"`` (the bundled model), a local diffusers folder, or
+    a Hugging Face hub id. ``local_files_only`` defaults to the ``HF_HUB_OFFLINE``
+    environment variable, so offline machines never try the network.
+    """
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    source = resolve_model_source(model)
+    if local_files_only is None:
+        local_files_only = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    try:
+        pipeline = StableDiffusionPipeline.from_pretrained(
+            source,
+            dtype=torch_dtype,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+            local_files_only=local_files_only,
+        )
+    except FissureError:
+        raise
+    except Exception as error:  # diffusers raises many types for unreadable weights
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = "the local cache or the hub" if not Path(source).exists() else source
+        raise FissureError(
+            f"could not load a Stable Diffusion pipeline from {where} ({reason[:200]}); "
+            "check the path or id, or re-save the weights"
+        ) from error
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline.to(torch_device)

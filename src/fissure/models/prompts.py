@@ -1,0 +1,25 @@
+"""Checks on prompts before they reach a text encoder."""
+
+from __future__ import annotations
+
+from transformers import PreTrainedTokenizerBase
+
+from fissure.errors import FissureError
+
+
+def prompt_token_count(tokenizer: PreTrainedTokenizerBase, prompt: str) -> int:
+    """Number of tokens the prompt takes, not counting start and end tokens."""
+    return len(tokenizer(prompt, truncation=False).input_ids) - 2
+
+
+def check_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> None:
+    """Refuse prompts a pipeline would silently mangle: empty, or truncated for length."""
+    if not prompt or not prompt.strip():
+        raise FissureError("empty prompt: give the words the image should show")
+    limit = tokenizer.model_max_length - 2
+    count = prompt_token_count(tokenizer, prompt)
+    if count > limit:
+        raise FissureError(
+            f"prompt is {count} tokens long but this model reads at most {limit}: "
+            f"shorten it ({prompt[:40]!r}...)"
+        )
