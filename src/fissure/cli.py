@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from fissure.errors import FissureError
+from fissure.world.cli import world_app
 
 app = typer.Typer(
     name="fissure",
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 zoo_app = typer.Typer(help="Bundled models and judges: where they are, how they are trained.")
 app.add_typer(zoo_app, name="zoo")
+app.add_typer(world_app, name="world")
 
 F = TypeVar("F", bound=Callable)
 
