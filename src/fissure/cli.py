@@ -7,15 +7,12 @@ Errors the user can fix are printed as one line, with exit code 2.
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
-from fissure.errors import FissureError
+from fissure.console import quiet_libraries, user_errors
 from fissure.world.cli import world_app
 
 app = typer.Typer(
@@ -29,43 +26,11 @@ zoo_app = typer.Typer(help="Bundled models and judges: where they are, how they 
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(world_app, name="world")
 
-F = TypeVar("F", bound=Callable)
-
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="emoji-sd (bundled), a diffusers folder, or a hub id.")
 ]
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
 DtypeOption = Annotated[str, typer.Option(help="float32, or float16/bfloat16 on a GPU.")]
-
-
-# Library chatter (loading bars, fallback warnings) stays off the user's terminal;
-# these must be set before transformers or diffusers is first imported.
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-
-
-def _quiet_libraries() -> None:
-    """Turn off the loading progress bars of diffusers and transformers."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
-
-
-def user_errors(command: F) -> F:
-    """Print a :class:`FissureError` as one line and exit with status 2, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except FissureError as error:
-            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-            raise typer.Exit(code=2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -89,7 +54,9 @@ def main_options(
 @user_errors
 def generate(
     prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="A prompt; repeat for more.")],
-    out: Annotated[Path, typer.Option(help="Folder for PNGs, contact sheet and generations.jsonl.")],
+    out: Annotated[
+        Path, typer.Option(help="Folder for PNGs, contact sheet and generations.jsonl.")
+    ],
     model: ModelOption = "emoji-sd",
     seeds: Annotated[str, typer.Option(help="Seeds: N, N-M or a list such as 0-7,12.")] = "0-7",
     steps: Annotated[int, typer.Option(help="Denoising steps.")] = 25,
@@ -105,11 +72,17 @@ def generate(
 
     seed_list = parse_seeds(seeds)
     prepare_output_dir(out)
-    _quiet_libraries()
+    quiet_libraries()
     pipeline = load_pipeline(model, device=device, dtype=dtype)
     records = generate_images(
-        pipeline, prompt, seed_list, out, steps=steps, guidance=guidance,
-        batch_size=batch_size, model_name=model,
+        pipeline,
+        prompt,
+        seed_list,
+        out,
+        steps=steps,
+        guidance=guidance,
+        batch_size=batch_size,
+        model_name=model,
     )
     typer.echo(f"wrote {len(records)} images, contact_sheet.png and generations.jsonl to {out}")
 
@@ -124,7 +97,7 @@ def demo(
     from fissure.models import load_pipeline
     from fissure.zoo import bundled_model_available
 
-    _quiet_libraries()
+    quiet_libraries()
     prompts = ["a photo of a dog", "a photo of a red apple", "a cat and a bicycle"]
     if bundled_model_available("emoji-sd"):
         model = "emoji-sd"

@@ -79,7 +79,9 @@ def prepare_output_dir(path: str | Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise FissureError(f"cannot write to {folder} ({error.strerror}): choose another --out") from error
+        raise FissureError(
+            f"cannot write to {folder} ({error.strerror}): choose another --out"
+        ) from error
     return folder
 
 

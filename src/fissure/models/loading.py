@@ -48,7 +48,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     except (RuntimeError, TypeError) as error:
         raise FissureError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise FissureError(f"device {device!r} asked for, but PyTorch sees no GPU: use --device cpu")
+        raise FissureError(
+            f"device {device!r} asked for, but PyTorch sees no GPU: use --device cpu"
+        )
     if resolved.type not in ("cpu", "cuda", "mps"):
         raise FissureError(f"unsupported device {device!r}: use cpu, cuda or cuda:N")
     return resolved
@@ -63,7 +65,9 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
             raise FissureError(f"unknown dtype {dtype!r}: use float32, float16 or bfloat16")
         dtype = DTYPES[dtype]
     if dtype == torch.float16 and device.type == "cpu":
-        raise FissureError("float16 is not supported on the CPU: use float32 there, or --device cuda")
+        raise FissureError(
+            "float16 is not supported on the CPU: use float32 there, or --device cuda"
+        )
     return dtype
 
 
@@ -94,7 +98,9 @@ def _check_pipeline_folder(folder: Path) -> None:
     try:
         index = json.loads(index_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FissureError(f"{index_file} is not valid JSON ({error}); re-save the pipeline") from error
+        raise FissureError(
+            f"{index_file} is not valid JSON ({error}); re-save the pipeline"
+        ) from error
     class_name = index.get("_class_name", "?")
     if class_name not in SD_PIPELINE_CLASSES:
         raise FissureError(

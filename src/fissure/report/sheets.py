@@ -39,5 +39,7 @@ def contact_sheet(
         if captions is not None:
             lines = textwrap.wrap(captions[index], chars_per_line)[:caption_lines]
             for line_index, line in enumerate(lines):
-                draw.text((x, y + cell_size + 2 + line_index * line_height), line, fill="black", font=font)
+                draw.text(
+                    (x, y + cell_size + 2 + line_index * line_height), line, fill="black", font=font
+                )
     return sheet

@@ -1,0 +1,43 @@
+"""Shared plumbing for CLI commands: quiet libraries and one-line user errors."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+
+from fissure.errors import FissureError
+
+F = TypeVar("F", bound=Callable)
+
+# Library chatter (loading bars, fallback warnings) stays off the user's terminal;
+# these must be set before transformers or diffusers is first imported.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def quiet_libraries() -> None:
+    """Turn off the loading progress bars of diffusers and transformers."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
+def user_errors(command: F) -> F:
+    """Print a :class:`FissureError` as one line and exit with status 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except FissureError as error:
+            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
