@@ -1,0 +1,110 @@
+"""load_pipeline: local folders, SD 1.x and 2.x layouts, devices, dtypes and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+
+from fissure.errors import FissureError
+from fissure.models import load_pipeline, resolve_device, resolve_dtype
+from fissure.models.prompts import check_prompt
+from fissure.zoo import bundled_model_available
+
+
+def test_loads_both_layouts_with_their_prediction_type(tiny_pipeline_dir):
+    pipeline = load_pipeline(str(tiny_pipeline_dir))
+    assert isinstance(pipeline, StableDiffusionPipeline)
+    assert pipeline.device.type == "cpu"
+    assert pipeline.unet.dtype == torch.float32
+    expected = "v_prediction" if "sd2" in tiny_pipeline_dir.name else "epsilon"
+    assert pipeline.scheduler.config.prediction_type == expected
+
+
+def test_loaded_pipeline_generates_the_same_image_as_the_saved_one(tiny_sd1_dir):
+    first = load_pipeline(str(tiny_sd1_dir))
+    second = load_pipeline(str(tiny_sd1_dir))
+    images = [
+        p(
+            "a dog",
+            generator=torch.Generator().manual_seed(3),
+            num_inference_steps=3,
+            output_type="np",
+        ).images
+        for p in (first, second)
+    ]
+    assert (images[0] == images[1]).all()
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FissureError, match="no such model folder"):
+        load_pipeline(str(tmp_path / "absent"))
+
+
+def test_folder_without_model_index_is_refused(tmp_path):
+    with pytest.raises(FissureError, match="not a diffusers pipeline folder"):
+        load_pipeline(str(tmp_path))
+
+
+def test_other_pipeline_class_is_refused(tmp_path, tiny_sd1_dir):
+    folder = tmp_path / "xl"
+    shutil.copytree(tiny_sd1_dir, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["_class_name"] = "StableDiffusionXLPipeline"
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(FissureError, match="not a Stable Diffusion 1.x/2.x pipeline"):
+        load_pipeline(str(folder))
+
+
+def test_corrupt_weights_are_a_clear_error(tmp_path, tiny_sd1_dir):
+    folder = tmp_path / "corrupt"
+    shutil.copytree(tiny_sd1_dir, folder)
+    weights = next((folder / "unet").glob("*.safetensors"))
+    weights.write_bytes(b"not a safetensors file")
+    with pytest.raises(FissureError, match="could not load"):
+        load_pipeline(str(folder))
+
+
+def test_unknown_hub_id_offline_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FissureError, match="could not load"):
+        load_pipeline("fissure-tests/no-such-model")
+
+
+@pytest.mark.skipif(bundled_model_available("emoji-sd"), reason="emoji-sd is trained")
+def test_untrained_bundled_model_says_how_to_get_it():
+    with pytest.raises(FissureError, match="fissure zoo train emoji-sd"):
+        load_pipeline("emoji-sd")
+
+
+def test_float16_on_cpu_is_refused():
+    with pytest.raises(FissureError, match="float16"):
+        resolve_dtype("float16", torch.device("cpu"))
+
+
+def test_dtype_and_device_names():
+    assert resolve_dtype(None, torch.device("cpu")) == torch.float32
+    assert resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(FissureError, match="unknown dtype"):
+        resolve_dtype("float8", torch.device("cpu"))
+    assert resolve_device(None).type == "cpu"
+    with pytest.raises(FissureError, match="unknown device"):
+        resolve_device("toaster")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_refused():
+    with pytest.raises(FissureError, match="sees no GPU"):
+        resolve_device("cuda")
+
+
+def test_prompt_checks(tiny_sd1_dir):
+    tokenizer = load_pipeline(str(tiny_sd1_dir)).tokenizer
+    check_prompt(tokenizer, "a dog")
+    with pytest.raises(FissureError, match="empty prompt"):
+        check_prompt(tokenizer, "   ")
+    with pytest.raises(FissureError, match=r"is 80 tokens long but this model reads at most 75"):
+        check_prompt(tokenizer, "x" * 80)

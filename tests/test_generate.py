@@ -1,0 +1,106 @@
+"""Generation: seeds, reproducibility bit for bit, independence from batch neighbours."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fissure.errors import FissureError
+from fissure.generate import generate, parse_seeds
+from fissure.models import load_pipeline
+
+
+@pytest.mark.parametrize(
+    ("text", "seeds"),
+    [("7", [7]), ("0-3", [0, 1, 2, 3]), ("0-1,5,9-10", [0, 1, 5, 9, 10]), ("2,2,1", [2, 1])],
+)
+def test_parse_seeds(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["", "a-b", "5-2", "-1", "1-", "0-99999999999999999999"])
+def test_bad_seed_ranges(text):
+    with pytest.raises(FissureError):
+        parse_seeds(text)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_sd1_dir):
+    return load_pipeline(str(tiny_sd1_dir))
+
+
+def _pixels(folder, record) -> np.ndarray:
+    return np.asarray(Image.open(folder / record.file))
+
+
+def test_writes_images_sheet_and_records(pipeline, tmp_path):
+    records = generate(pipeline, ["a dog", "a cat"], [0, 1], tmp_path, steps=2, progress=False)
+    assert [(r.prompt, r.seed) for r in records] == [
+        ("a dog", 0),
+        ("a dog", 1),
+        ("a cat", 0),
+        ("a cat", 1),
+    ]
+    lines = [json.loads(line) for line in (tmp_path / "generations.jsonl").read_text().splitlines()]
+    assert len(lines) == 4
+    assert {
+        "prompt",
+        "seed",
+        "steps",
+        "guidance",
+        "height",
+        "width",
+        "batch_size",
+        "model",
+        "scheduler",
+    } <= set(lines[0])
+    assert Image.open(tmp_path / "contact_sheet.png").size[0] > 64
+    assert Image.open(tmp_path / records[0].file).size == (64, 64)
+
+
+def test_an_image_does_not_depend_on_what_else_was_asked(pipeline, tmp_path):
+    together = generate(
+        pipeline,
+        ["a dog", "a cat"],
+        [0, 1, 2],
+        tmp_path / "a",
+        steps=2,
+        batch_size=4,
+        progress=False,
+    )
+    alone = generate(
+        pipeline, ["a cat"], [2], tmp_path / "b", steps=2, batch_size=4, progress=False
+    )
+    assert alone[0].sha256 == together[-1].sha256
+    assert (_pixels(tmp_path / "b", alone[0]) == _pixels(tmp_path / "a", together[-1])).all()
+
+
+def test_different_seeds_give_different_images(pipeline, tmp_path):
+    records = generate(pipeline, ["a dog"], [0, 1], tmp_path, steps=2, progress=False)
+    assert records[0].sha256 != records[1].sha256
+
+
+def test_batch_sizes_agree_to_one_grey_level(pipeline, tmp_path):
+    small = generate(
+        pipeline, ["a dog"], [0, 1, 2], tmp_path / "s", steps=2, batch_size=1, progress=False
+    )
+    large = generate(
+        pipeline, ["a dog"], [0, 1, 2], tmp_path / "l", steps=2, batch_size=3, progress=False
+    )
+    for a, b in zip(small, large, strict=True):
+        difference = np.abs(
+            _pixels(tmp_path / "s", a).astype(int) - _pixels(tmp_path / "l", b).astype(int)
+        )
+        assert difference.max() <= 1
+
+
+def test_bad_settings_are_refused_before_any_work(pipeline, tmp_path):
+    with pytest.raises(FissureError, match="--steps"):
+        generate(pipeline, ["a dog"], [0], tmp_path, steps=0)
+    with pytest.raises(FissureError, match="no prompt"):
+        generate(pipeline, [], [0], tmp_path)
+    with pytest.raises(FissureError, match="multiples"):
+        generate(pipeline, ["a dog"], [0], tmp_path, height=60)
