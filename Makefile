@@ -18,7 +18,8 @@ demo: $(STAMP)
 	$(VENV)/bin/fissure demo --out demo-out
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: lint
 	$(VENV)/bin/pytest -q
