@@ -32,7 +32,8 @@ def preview(
     if n <= 0:
         raise FissureError(f"--n must be a positive number of scenes, not {n}")
     scenes = [sample_scene(seed + index, emoji_set=emoji_set) for index in range(n)]
-    sheet = contact_sheet([scene.image for scene in scenes], [scene.caption for scene in scenes])
+    images, captions = [scene.image for scene in scenes], [scene.caption for scene in scenes]
+    sheet = contact_sheet(images, captions, caption_lines=5)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
     typer.echo(f"wrote {n} scenes (seeds {seed}-{seed + n - 1}) to {out}")

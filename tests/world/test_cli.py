@@ -1,0 +1,39 @@
+from PIL import Image
+from typer.testing import CliRunner
+
+from fissure.cli import app
+from fissure.world import class_names
+
+runner = CliRunner()
+
+
+def test_preview_writes_a_contact_sheet(tmp_path):
+    out = tmp_path / "sheet.png"
+    result = runner.invoke(app, ["world", "preview", "--n", "4", "--out", str(out), "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size[0] > 64
+
+
+def test_preview_of_one_set(tmp_path):
+    out = tmp_path / "sheet.png"
+    args = ["world", "preview", "--n", "2", "--out", str(out), "--emoji-set", "openmoji"]
+    assert runner.invoke(app, args).exit_code == 0
+
+
+def test_unknown_emoji_set_exits_2_with_one_line(tmp_path):
+    args = ["world", "preview", "--out", str(tmp_path / "x.png"), "--emoji-set", "apple"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "valid sets" in result.output
+
+
+def test_no_scenes_exits_2_with_one_line(tmp_path):
+    result = runner.invoke(app, ["world", "preview", "--n", "0", "--out", str(tmp_path / "x.png")])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "--n" in result.output
+
+
+def test_classes_prints_every_class():
+    result = runner.invoke(app, ["world", "classes"])
+    assert result.exit_code == 0
+    assert all(name in result.output for name in class_names())

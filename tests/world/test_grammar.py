@@ -1,0 +1,34 @@
+import pytest
+
+from fissure.world.grammar import indefinite, noun_phrase, plural
+
+
+@pytest.mark.parametrize(
+    ("singular", "expected"),
+    [
+        ("dog", "dogs"),
+        ("mouse", "mice"),
+        ("fox", "foxes"),
+        ("butterfly", "butterflies"),
+        ("key", "keys"),
+        ("red apple", "red apples"),
+        ("ear of corn", "ears of corn"),
+        ("field mouse", "field mice"),
+        ("bow and arrow", "bows and arrows"),
+    ],
+)
+def test_plural(singular, expected):
+    assert plural(singular) == expected
+
+
+def test_articles_follow_the_sound():
+    assert indefinite("owl") == "an owl"
+    assert indefinite("ewe") == "a ewe"
+    assert indefinite("dog") == "a dog"
+
+
+def test_noun_phrases_count_and_size():
+    assert noun_phrase("dog", 1, "small") == "a small dog"
+    assert noun_phrase("dog", 2) == "two dogs"
+    assert noun_phrase("glasses", 1, counter="pair") == "a pair of glasses"
+    assert noun_phrase("glasses", 3, "big", counter="pair") == "three pairs of big glasses"
