@@ -1,0 +1,486 @@
+"""Differentiable generation: the one place where attacks and analyses touch a diffusion model.
+
+:class:`Generator` wraps a Stable Diffusion 1.x/2.x pipeline and runs its
+denoising loop itself, so that gradients can flow from the images back to the
+initial latent, the prompt embeddings, or single free token embeddings. With
+``gradient="none"`` it reproduces the stock pipeline's ``__call__``; the other
+modes trade exactness for cost:
+
+``exact``
+    Backpropagation through every step and the VAE decoder. Each UNet
+    evaluation is checkpointed (``torch.utils.checkpoint``, non-reentrant), so
+    backward recomputes one step at a time and peak memory holds one step's
+    activations plus a latent per step, not every step's activations.
+``residual``
+    SAGE's shortcut (Liu et al., arXiv 2306.00974, "the residual connection is
+    used to back-propagate the gradient from outputs to the inputs of latent
+    variable"): the first T−k steps run without gradient to x_k, which is
+    replaced by ``x_k.detach() + (x_T − x_T.detach())``: the value of x_k with an
+    identity Jacobian to the initial latent x_T. The last k steps and the decoder
+    are differentiated exactly, so ∂L/∂x_T is approximated by ∂L/∂x_k. SAGE's code
+    was not public when this was written; this is the paper's description, with
+    k (steps on the gradient path) left as a parameter.
+``last-k``
+    The same truncation without the shortcut (k = 1 is ATM's): the initial
+    latent gets no gradient, prompt and token embeddings get the last k steps'.
+
+Sampling uses DDIM by default (deterministic, and what SAGE uses), built from the
+pipeline's scheduler config; ``sampler="pipeline"`` uses the pipeline's own
+scheduler when its steps are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+from diffusers import DDIMScheduler, StableDiffusionPipeline
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils.torch_utils import randn_tensor
+from torch.utils.checkpoint import checkpoint
+
+from fissure.errors import FissureError
+from fissure.models.attention import CrossAttentionRecorder, record_cross_attention
+from fissure.models.loading import load_pipeline
+from fissure.models.prompts import prompt_token_count
+
+GradientMode = Literal["none", "exact", "residual", "last-k"]
+Sampler = Literal["ddim", "pipeline"]
+
+#: Schedulers whose step is a deterministic function of model outputs, on the
+#: variance-preserving latents the UNet sees (so x0 follows from ᾱ_t).
+DETERMINISTIC_SCHEDULERS = frozenset(
+    {
+        "DDIMScheduler",
+        "PNDMScheduler",
+        "DPMSolverMultistepScheduler",
+        "UniPCMultistepScheduler",
+        "DEISMultistepScheduler",
+    }
+)
+
+
+@dataclass
+class PromptEmbeddings:
+    """Text-encoder outputs that condition the UNet, with what made them.
+
+    Build one with :meth:`Generator.encode`, or directly from tensors to optimise
+    the embeddings themselves. A batch of one is broadcast over all latents.
+    """
+
+    prompt_embeds: torch.Tensor  # B×L×D
+    negative_prompt_embeds: torch.Tensor  # B×L×D, for classifier-free guidance
+    input_ids: torch.Tensor | None = None  # B×L; free-token slots hold the tokenizer's unk id
+    free_positions: torch.Tensor | None = None  # B×n sequence positions of the free tokens
+
+    def __len__(self) -> int:
+        return self.prompt_embeds.shape[0]
+
+
+@dataclass
+class FreeTokens:
+    """Token embeddings that are optimised instead of looked up (SAGE's adversarial tokens).
+
+    ``embeddings`` is n×D (the same tokens in every prompt: a universal token) or
+    B×n×D. ``positions`` are n positions in the token sequence after splicing,
+    where 1 is the first word token and -1 the last word token, so ``insert=True``
+    with ``positions=[-1]`` appends a token to every prompt, whatever its length.
+    ``insert=False`` replaces the tokens there.
+    """
+
+    embeddings: torch.Tensor
+    positions: Sequence[int]
+    insert: bool = False
+
+
+@dataclass(frozen=True)
+class CaptureSpec:
+    """What to record while sampling, for analyses; recording never changes the images.
+
+    ``x0``: each step's prediction of the clean latent, or of the clean image.
+    ``attention``: cross-attention maps per token, averaged over heads, over the
+    layers whose processor names start with one of ``attention_layers`` (all
+    cross-attention layers when empty, for example ``("up_blocks",)``), and over
+    ``attention_steps`` (loop indices, negative from the end; all when None).
+    """
+
+    x0: Literal["latents", "images"] | None = None
+    attention: bool = False
+    attention_layers: tuple[str, ...] = ()
+    attention_steps: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.x0 not in (None, "latents", "images"):
+            raise FissureError(f"capture x0 must be 'latents', 'images' or None, not {self.x0!r}")
+
+
+@dataclass
+class GeneratorOutput:
+    """Images and what it took to make them.
+
+    ``images`` (B×3×H×W in [0, 1]) carry gradients as the mode allows;
+    ``x0_predictions`` (B×steps×C×h×w, or B×steps×3×H×W for images) and
+    ``attention`` (B×tokens×h×w) are detached. ``unet_evals`` counts UNet calls
+    (each on the whole batch, both guidance halves); a backward pass costs about
+    three more per step in ``gradient_steps`` (recompute, then backpropagate).
+    """
+
+    images: torch.Tensor
+    latents: torch.Tensor
+    timesteps: list[int]
+    unet_evals: int
+    gradient_steps: int
+    x0_predictions: torch.Tensor | None = None
+    attention: torch.Tensor | None = None
+
+
+def predict_x0(
+    scheduler: SchedulerMixin,
+    sample: torch.Tensor,
+    timestep: torch.Tensor,
+    model_output: torch.Tensor,
+) -> torch.Tensor:
+    """The clean latent implied by a model output at a timestep (what DDIM calls pred_original_sample)."""
+    alpha = scheduler.alphas_cumprod[int(timestep)].to(sample.device)
+    prediction = scheduler.config.prediction_type
+    if prediction == "epsilon":
+        return (sample - (1 - alpha) ** 0.5 * model_output) / alpha**0.5
+    if prediction == "v_prediction":
+        return alpha**0.5 * sample - (1 - alpha) ** 0.5 * model_output
+    if prediction == "sample":
+        return model_output
+    raise FissureError(f"unknown prediction type {prediction!r} in the scheduler config")
+
+
+class Generator:
+    """A Stable Diffusion 1.x/2.x pipeline driven for attacks: encode, sample, differentiate, record.
+
+    The generator differentiates with respect to inputs, never weights, so it
+    freezes the pipeline's modules (``requires_grad_(False)``, eval mode).
+    """
+
+    def __init__(self, pipeline: StableDiffusionPipeline, sampler: Sampler = "ddim") -> None:
+        if sampler not in get_args(Sampler):
+            raise FissureError(f"unknown sampler {sampler!r}: use ddim or pipeline")
+        self.pipeline = pipeline
+        self.tokenizer = pipeline.tokenizer
+        self.text_encoder = pipeline.text_encoder
+        self.unet = pipeline.unet
+        self.vae = pipeline.vae
+        for module in (self.text_encoder, self.unet, self.vae):
+            module.requires_grad_(False).eval()
+        self.scheduler = self._sampler_scheduler(pipeline.scheduler, sampler)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str = "emoji-sd",
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        sampler: Sampler = "ddim",
+    ) -> Generator:
+        """Load a pipeline with :func:`~fissure.models.load_pipeline` and wrap it."""
+        return cls(load_pipeline(model, device=device, dtype=dtype), sampler=sampler)
+
+    @staticmethod
+    def _sampler_scheduler(scheduler: SchedulerMixin, sampler: Sampler) -> SchedulerMixin:
+        name = type(scheduler).__name__
+        if sampler == "ddim":
+            if isinstance(scheduler, DDIMScheduler):
+                return scheduler
+            # Every SD checkpoint's own DDIM config turns clipping off: latents are not in [-1, 1].
+            return DDIMScheduler.from_config(scheduler.config, clip_sample=False)
+        if name not in DETERMINISTIC_SCHEDULERS or "sde" in scheduler.config.get(
+            "algorithm_type", ""
+        ):
+            raise FissureError(
+                f"the pipeline's {name} is not a deterministic scheduler this generator supports "
+                f"({', '.join(sorted(DETERMINISTIC_SCHEDULERS))}); use sampler='ddim'"
+            )
+        return scheduler
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    def encode(
+        self,
+        prompts: str | Sequence[str],
+        free_tokens: FreeTokens | None = None,
+        negative_prompts: str | Sequence[str] | None = None,
+    ) -> PromptEmbeddings:
+        """Prompt embeddings as the stock pipeline computes them, with free tokens spliced in.
+
+        Free token vectors replace the token-embedding lookup's output at their
+        positions (a forward hook on the input embedding), so position embeddings,
+        the causal mask and the final layer norm are the text encoder's own.
+        """
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if negative_prompts is None:
+            negative_prompts = [""] * len(prompts)
+        elif isinstance(negative_prompts, str):
+            negative_prompts = [negative_prompts] * len(prompts)
+        if not prompts or len(negative_prompts) != len(prompts):
+            raise FissureError("give one negative prompt per prompt, and at least one prompt")
+        inserted = len(free_tokens.positions) if free_tokens and free_tokens.insert else 0
+        input_ids, words = self._tokenize(prompts, inserted)
+        negative_ids, _ = self._tokenize(list(negative_prompts))
+        free_positions = None
+        if free_tokens is not None:
+            input_ids, free_positions = self._splice_ids(input_ids, words, free_tokens)
+        return PromptEmbeddings(
+            prompt_embeds=self._text_states(input_ids, free_tokens, free_positions),
+            negative_prompt_embeds=self._text_states(negative_ids),
+            input_ids=input_ids,
+            free_positions=free_positions,
+        )
+
+    def _tokenize(self, prompts: list[str], inserted: int = 0) -> tuple[torch.Tensor, list[int]]:
+        """Padded token ids, and each prompt's number of word tokens; refuses truncation."""
+        limit = self.tokenizer.model_max_length - 2 - inserted
+        words = [prompt_token_count(self.tokenizer, prompt) for prompt in prompts]
+        for prompt, count in zip(prompts, words, strict=True):
+            if count > limit:
+                raise FissureError(
+                    f"prompt is {count} tokens long but at most {limit} fit with "
+                    f"{inserted} inserted tokens: shorten it ({prompt[:40]!r}...)"
+                )
+        input_ids = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
+        return input_ids, words
+
+    def _splice_ids(
+        self, input_ids: torch.Tensor, words: list[int], free: FreeTokens
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids with slots for the free tokens (inserted or replaced), and the slots' positions."""
+        count = len(free.positions)
+        hidden = self.text_encoder.get_input_embeddings().embedding_dim
+        shape = tuple(free.embeddings.shape)
+        if not (
+            (len(shape) == 2 or (len(shape) == 3 and shape[0] in (1, len(input_ids))))
+            and shape[-2:] == (count, hidden)
+        ):
+            raise FissureError(
+                f"free token embeddings must be {count}×{hidden} or B×{count}×{hidden} "
+                f"for {count} positions, not {'×'.join(map(str, shape))}"
+            )
+        rows, all_positions = [], []
+        for ids, length in zip(input_ids.tolist(), words, strict=True):
+            length += count if free.insert else 0
+            positions = [p if p > 0 else length + 1 + p for p in free.positions]
+            if any(not 1 <= p <= length for p in positions) or len(set(positions)) < count:
+                raise FissureError(
+                    f"free-token positions {list(free.positions)} must be distinct word positions "
+                    f"(1..{length} or -{length}..-1) in a prompt of {length} tokens"
+                )
+            for position in sorted(positions):
+                if free.insert:
+                    ids.insert(position, self.tokenizer.unk_token_id)
+                else:
+                    ids[position] = self.tokenizer.unk_token_id
+            rows.append(ids[: input_ids.shape[1]])
+            all_positions.append(positions)
+        return torch.tensor(rows), torch.tensor(all_positions)
+
+    def _text_states(
+        self,
+        input_ids: torch.Tensor,
+        free: FreeTokens | None = None,
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The text encoder's last hidden states, with the free vectors as the tokens at ``positions``."""
+        embedding = self.text_encoder.get_input_embeddings()
+        hook = None
+        if free is not None:
+            batch, count = positions.shape
+            vectors = free.embeddings.expand(batch, count, -1).reshape(batch * count, -1)
+            rows = torch.arange(batch).repeat_interleave(count)
+
+            def splice(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+                index = (rows.to(output.device), positions.flatten().to(output.device))
+                return output.index_put(index, vectors.to(output))
+
+            hook = embedding.register_forward_hook(splice)
+        try:
+            return self.text_encoder(input_ids.to(self.text_encoder.device))[0]
+        finally:
+            if hook is not None:
+                hook.remove()
+
+    def initial_latents(
+        self, seeds: Sequence[int], height: int | None = None, width: int | None = None
+    ) -> torch.Tensor:
+        """Gaussian latents, one CPU generator per seed, equal to the stock pipeline's for that seed."""
+        scale = self.pipeline.vae_scale_factor
+        height = height or self.unet.config.sample_size * scale
+        width = width or self.unet.config.sample_size * scale
+        shape = (len(seeds), self.unet.config.in_channels, height // scale, width // scale)
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        return randn_tensor(shape, generator=generators, device=self.device, dtype=self.dtype)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] (B×3×H×W); differentiable, unlike the stock pipeline's decoding."""
+        images = self.vae.decode(latents / self.vae.config.scaling_factor, return_dict=False)[0]
+        return (images * 0.5 + 0.5).clamp(0, 1)
+
+    def sample(
+        self,
+        latents: torch.Tensor,
+        prompt: PromptEmbeddings | str | Sequence[str],
+        *,
+        steps: int = 25,
+        guidance: float = 7.5,
+        gradient: GradientMode = "none",
+        k: int = 1,
+        capture: CaptureSpec | None = None,
+    ) -> GeneratorOutput:
+        """Denoise ``latents`` (B×C×h×w, as from :meth:`initial_latents`) into images.
+
+        Gradients reach whatever inputs require grad, as ``gradient`` allows; ``k``
+        is the number of final steps on the gradient path for ``residual`` and
+        ``last-k``. Guidance above 1 is classifier-free, as in the stock pipeline.
+        """
+        capture = capture or CaptureSpec()
+        embeddings = prompt if isinstance(prompt, PromptEmbeddings) else self.encode(prompt)
+        context = self._guidance_context(embeddings, len(latents), guided=guidance > 1)
+        scheduler = type(self.scheduler).from_config(self.scheduler.config)
+        scheduler.set_timesteps(steps, device=self.device)
+        timesteps = scheduler.timesteps
+        first_gradient_step = self._first_gradient_step(latents, gradient, k, steps, len(timesteps))
+
+        initial = latents.to(device=self.device, dtype=self.dtype) * scheduler.init_noise_sigma
+        recorder, attention_steps = None, set()
+        if capture.attention:
+            rows = slice(len(latents), None) if guidance > 1 else slice(None)
+            recorder = CrossAttentionRecorder(tuple(latents.shape[-2:]), rows)
+            attention_steps = self._steps(capture.attention_steps, len(timesteps))
+        recording = (
+            record_cross_attention(self.unet, recorder, capture.attention_layers)
+            if recorder is not None
+            else nullcontext()
+        )
+        x0_predictions = []
+        latents = initial
+        with recording:
+            for index, t in enumerate(timesteps):
+                on_gradient_path = index >= first_gradient_step
+                if index == first_gradient_step and gradient == "residual":
+                    latents = latents.detach() + (initial - initial.detach())
+                if recorder is not None:
+                    recorder.recording = index in attention_steps
+                with nullcontext() if on_gradient_path else torch.no_grad():
+                    next_latents, noise_pred = self._denoising_step(
+                        scheduler, latents, t, context, guidance, checkpointed=on_gradient_path
+                    )
+                if capture.x0:
+                    x0_predictions.append(predict_x0(scheduler, latents, t, noise_pred).detach())
+                latents = next_latents
+
+        with torch.no_grad() if gradient == "none" else nullcontext():
+            images = self.decode(latents)
+        return GeneratorOutput(
+            images=images,
+            latents=latents,
+            timesteps=[int(t) for t in timesteps],
+            unet_evals=len(timesteps),
+            gradient_steps=len(timesteps) - first_gradient_step,
+            x0_predictions=self._stack_x0(x0_predictions, capture.x0),
+            attention=recorder.maps() if recorder is not None else None,
+        )
+
+    def _denoising_step(
+        self,
+        scheduler: SchedulerMixin,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        context: torch.Tensor,
+        guidance: float,
+        checkpointed: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of every mode: the guided noise prediction, then the scheduler's update.
+
+        Only the UNet call is checkpointed: the scheduler may keep state between
+        steps (PNDM's history), which a recomputation must not touch.
+        """
+        model_input = scheduler.scale_model_input(latents, t)
+        if checkpointed and torch.is_grad_enabled():
+            noise_pred = checkpoint(
+                self._guided_noise, model_input, t, context, guidance, use_reentrant=False
+            )
+        else:
+            noise_pred = self._guided_noise(model_input, t, context, guidance)
+        return scheduler.step(noise_pred, t, latents, return_dict=False)[0], noise_pred
+
+    def _guided_noise(
+        self, latents: torch.Tensor, t: torch.Tensor, context: torch.Tensor, guidance: float
+    ) -> torch.Tensor:
+        guided = guidance > 1
+        model_input = torch.cat([latents] * 2) if guided else latents
+        noise_pred = self.unet(model_input, t, encoder_hidden_states=context, return_dict=False)[0]
+        if guided:
+            noise_uncond, noise_text = noise_pred.chunk(2)
+            noise_pred = noise_uncond + guidance * (noise_text - noise_uncond)
+        return noise_pred
+
+    def _guidance_context(
+        self, embeddings: PromptEmbeddings, batch: int, guided: bool
+    ) -> torch.Tensor:
+        """Encoder states for the UNet batch: [negatives; prompts] under guidance, as stock does."""
+        if len(embeddings) not in (1, batch):
+            raise FissureError(
+                f"{len(embeddings)} prompts for {batch} latents: give one prompt, or one per latent"
+            )
+        parts = [embeddings.negative_prompt_embeds] if guided else []
+        parts.append(embeddings.prompt_embeds)
+        parts = [part.expand(batch, *part.shape[1:]) for part in parts]
+        return torch.cat(parts).to(device=self.device)
+
+    def _first_gradient_step(
+        self, latents: torch.Tensor, gradient: str, k: int, steps: int, loop_length: int
+    ) -> int:
+        """Validate the sampling inputs; the loop index where the gradient path starts."""
+        if steps < 1:
+            raise FissureError(f"steps must be at least 1, not {steps}")
+        channels = self.unet.config.in_channels
+        multiple = 2 ** (len(self.unet.config.block_out_channels) - 1)
+        if latents.ndim != 4 or latents.shape[1] != channels:
+            raise FissureError(
+                f"latents must be B×{channels}×h×w for this model, not {tuple(latents.shape)}"
+            )
+        if latents.shape[2] % multiple or latents.shape[3] % multiple:
+            raise FissureError(f"latent height and width must be multiples of {multiple}")
+        if gradient not in get_args(GradientMode):
+            raise FissureError(
+                f"unknown gradient mode {gradient!r}: use {', '.join(get_args(GradientMode))}"
+            )
+        if gradient in ("residual", "last-k") and not 1 <= k <= loop_length:
+            raise FissureError(f"k must be between 1 and {loop_length} steps, not {k}")
+        return {"none": loop_length, "exact": 0}.get(gradient, loop_length - k)
+
+    @staticmethod
+    def _steps(chosen: tuple[int, ...] | None, loop_length: int) -> set[int]:
+        if chosen is None:
+            return set(range(loop_length))
+        if any(not -loop_length <= step < loop_length for step in chosen):
+            raise FissureError(f"attention steps {list(chosen)} outside 0..{loop_length - 1}")
+        return {step % loop_length for step in chosen}
+
+    @torch.no_grad()
+    def _stack_x0(self, predictions: list[torch.Tensor], kind: str | None) -> torch.Tensor | None:
+        if kind is None:
+            return None
+        if kind == "images":
+            predictions = [self.decode(x0) for x0 in predictions]
+        return torch.stack(predictions, dim=1)

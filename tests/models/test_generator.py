@@ -1,0 +1,322 @@
+"""Generator: equality with stock diffusers, gradients against finite differences, capture."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+)
+
+from fissure.errors import FissureError
+from fissure.models import CaptureSpec, FreeTokens, Generator, PromptEmbeddings
+from fissure.models.generator import predict_x0
+from fissure.zoo.tiny import build_tiny_pipeline
+
+PROMPTS = ["a cat", "a red dog"]
+SEEDS = [3, 7]
+
+
+def stock_images(pipeline, prompts, seeds, steps, guidance=7.5, height=None) -> torch.Tensor:
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    return pipeline(
+        prompts,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        generator=generators,
+        height=height,
+        width=height,
+        output_type="pt",
+    ).images
+
+
+# --- plain sampling equals the stock pipeline ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "scheduler", "sampler", "guidance"),
+    [
+        ("sd1", None, "pipeline", 7.5),  # PNDM, the pipeline's own
+        ("sd1", None, "ddim", 7.5),  # DDIM derived from the PNDM config
+        ("sd2", None, "ddim", 7.5),  # v-prediction
+        ("sd2", None, "ddim", 1.0),  # no guidance
+        ("sd2", DPMSolverMultistepScheduler, "pipeline", 5.0),
+    ],
+)
+def test_plain_sampling_matches_stock_pipeline(tiny, kind, scheduler, sampler, guidance):
+    pipeline = tiny(kind)
+    if scheduler is not None:
+        pipeline.scheduler = scheduler.from_config(pipeline.scheduler.config)
+    generator = Generator(pipeline, sampler=sampler)
+    pipeline.scheduler = generator.scheduler
+    result = generator.sample(generator.initial_latents(SEEDS), PROMPTS, steps=4, guidance=guidance)
+    expected = stock_images(pipeline, PROMPTS, SEEDS, steps=4, guidance=guidance)
+    assert result.images.shape == expected.shape == (2, 3, 64, 64)
+    assert (result.images - expected).abs().max() < 1e-4
+    assert not result.images.requires_grad
+    assert result.unet_evals == len(result.timesteps) and result.gradient_steps == 0
+
+
+def test_initial_latents_are_per_seed_and_match_prepare_latents(tiny):
+    pipeline = tiny("sd1")
+    generator = Generator(pipeline)
+    latents = generator.initial_latents([5, 9])
+    assert torch.equal(latents[1:], generator.initial_latents([9]))
+    stock = pipeline.prepare_latents(
+        2, 4, 64, 64, torch.float32, "cpu", [torch.Generator().manual_seed(s) for s in (5, 9)]
+    )
+    assert torch.equal(latents, stock)
+
+
+def test_stochastic_scheduler_is_refused(tiny):
+    pipeline = tiny("sd1")
+    pipeline.scheduler = EulerAncestralDiscreteScheduler.from_config(pipeline.scheduler.config)
+    with pytest.raises(FissureError, match="deterministic"):
+        Generator(pipeline, sampler="pipeline")
+    assert isinstance(Generator(pipeline).scheduler, DDIMScheduler)
+
+
+def test_from_pretrained_loads_a_saved_pipeline(tmp_path):
+    build_tiny_pipeline("sd2").save_pretrained(tmp_path / "tiny")
+    generator = Generator.from_pretrained(str(tmp_path / "tiny"))
+    assert generator.scheduler.config.prediction_type == "v_prediction"
+    assert not any(p.requires_grad for p in generator.unet.parameters())
+
+
+# --- prompt encoding and free tokens ------------------------------------------------------------
+
+
+def token_vectors(pipeline, tokens: list[str]) -> torch.Tensor:
+    ids = pipeline.tokenizer.convert_tokens_to_ids(tokens)
+    return pipeline.text_encoder.get_input_embeddings().weight[ids].detach()
+
+
+@pytest.mark.parametrize("kind", ["sd1", "sd2"])
+def test_encode_equals_the_text_encoder(tiny, kind):
+    pipeline = tiny(kind)
+    embeddings = Generator(pipeline).encode(PROMPTS, negative_prompts="blurry")
+    tokens = pipeline.tokenizer(PROMPTS, padding="max_length", max_length=77, return_tensors="pt")
+    negative = pipeline.tokenizer(["blurry"] * 2, padding="max_length", max_length=77)
+    with torch.no_grad():
+        expected = pipeline.text_encoder(tokens.input_ids)[0]
+        expected_negative = pipeline.text_encoder(torch.tensor(negative.input_ids))[0]
+    assert torch.equal(embeddings.prompt_embeds, expected)
+    assert torch.equal(embeddings.negative_prompt_embeds, expected_negative)
+    assert torch.equal(embeddings.input_ids, tokens.input_ids)
+
+
+def test_replacing_tokens_by_their_own_vectors_changes_nothing(tiny):
+    pipeline = tiny("sd1")
+    generator = Generator(pipeline)
+    # "a cat" is [start, a</w>, c, a, t</w>, end]: replace the first and the last word token.
+    free = FreeTokens(token_vectors(pipeline, ["a</w>", "t</w>"]), positions=[1, -1])
+    spliced = generator.encode("a cat", free_tokens=free)
+    assert torch.allclose(spliced.prompt_embeds, generator.encode("a cat").prompt_embeds, atol=1e-6)
+    assert spliced.free_positions.tolist() == [[1, 4]]
+
+
+def test_inserting_tokens_equals_typing_them(tiny):
+    pipeline = tiny("sd2")
+    generator = Generator(pipeline)
+    # One shared (universal) pair of tokens: "b" before the first word, "x" appended.
+    free = FreeTokens(token_vectors(pipeline, ["b", "x</w>"]), positions=[1, -1], insert=True)
+    spliced = generator.encode(PROMPTS, free_tokens=free)
+    typed = generator.encode(["ba cat x", "ba red dog x"])
+    assert torch.allclose(spliced.prompt_embeds, typed.prompt_embeds, atol=1e-6)
+    assert spliced.free_positions.tolist() == [[1, 6], [1, 9]]
+
+
+def test_bad_free_tokens_are_refused(tiny):
+    generator = Generator(tiny("sd1"))
+    vector = torch.zeros(1, 32)
+    with pytest.raises(FissureError, match="positions"):
+        generator.encode("a cat", free_tokens=FreeTokens(vector, positions=[7]))
+    with pytest.raises(FissureError, match="embeddings must be"):
+        generator.encode("a cat", free_tokens=FreeTokens(torch.zeros(1, 16), positions=[1]))
+    with pytest.raises(FissureError, match="at most 74"):
+        generator.encode("x" * 75, free_tokens=FreeTokens(vector, positions=[-1], insert=True))
+
+
+# --- gradients ----------------------------------------------------------------------------------
+
+GRADIENT_CASES = [("sd1", "ddim"), ("sd2", "ddim"), ("sd1", "pipeline")]
+STEPS = 3
+
+
+class GradientCase:
+    """A float64 tiny pipeline, leaf inputs, and the loss sum(w·images) as a function of them."""
+
+    def __init__(self, kind: str, sampler: str) -> None:
+        torch.manual_seed(0)
+        self.generator = Generator(build_tiny_pipeline(kind).to(torch.float64), sampler=sampler)
+        self.latents = self.generator.initial_latents(SEEDS, height=32, width=32)
+        self.token = torch.randn(1, 32, dtype=torch.float64)
+        self.weights = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+        self.exact = self.gradients("exact")
+
+    def embeddings(self, token: torch.Tensor) -> PromptEmbeddings:
+        free = FreeTokens(token, positions=[-1], insert=True)
+        return self.generator.encode(PROMPTS, free_tokens=free)
+
+    def loss(self, latents, embeddings, gradient="none", k=1) -> torch.Tensor:
+        result = self.generator.sample(latents, embeddings, steps=STEPS, gradient=gradient, k=k)
+        self.loop_length = len(result.timesteps)  # PNDM evaluates the UNet once more than steps
+        return (result.images * self.weights).sum()
+
+    def gradients(self, gradient: str, k: int = 1) -> dict[str, torch.Tensor | None]:
+        latents = self.latents.clone().requires_grad_()
+        token = self.token.clone().requires_grad_()
+        embeddings = self.embeddings(token)
+        embeddings.prompt_embeds.retain_grad()
+        self.loss(latents, embeddings, gradient, k).backward()
+        return {
+            "latent": latents.grad,
+            "token": token.grad,
+            "prompt": embeddings.prompt_embeds.grad,
+        }
+
+    def directional_fd(self, name: str, direction: torch.Tensor, eps: float = 1e-5) -> float:
+        """Central finite difference of the loss along ``direction`` of one input."""
+        values = []
+        for sign in (1, -1):
+            latents, token = self.latents, self.token
+            embeddings = None
+            if name == "latent":
+                latents = latents + sign * eps * direction
+            elif name == "token":
+                token = token + sign * eps * direction
+            else:
+                embeddings = self.embeddings(token)
+                embeddings.prompt_embeds = embeddings.prompt_embeds + sign * eps * direction
+            values.append(self.loss(latents, embeddings or self.embeddings(token)).item())
+        return (values[0] - values[1]) / (2 * eps)
+
+
+@pytest.fixture(scope="module", params=GRADIENT_CASES, ids=lambda case: "-".join(case))
+def case(request) -> GradientCase:
+    return GradientCase(*request.param)
+
+
+@pytest.mark.parametrize("name", ["latent", "prompt", "token"])
+def test_exact_gradients_match_finite_differences(case, name):
+    gradient = case.exact[name]
+    direction = torch.randn_like(gradient, generator=torch.Generator().manual_seed(1))
+    analytic = (gradient * direction).sum().item()
+    numeric = case.directional_fd(name, direction)
+    assert abs(analytic - numeric) <= 1e-3 * abs(numeric), (analytic, numeric)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_residual_gradients_are_finite_and_reported(case, k, record_property):
+    residual = case.gradients("residual", k=k)
+    for name in ("latent", "token"):
+        assert torch.isfinite(residual[name]).all() and residual[name].abs().sum() > 0
+        similarity = cosine(residual[name], case.exact[name])
+        record_property(f"cosine_{name}", similarity)
+        print(f"residual k={k}/{STEPS} vs exact, {name}: cosine {similarity:.4f}")
+
+
+@pytest.mark.parametrize("mode", ["residual", "last-k"])
+def test_truncation_over_all_steps_is_exact(case, mode):
+    full = case.gradients(mode, k=case.loop_length)
+    for name in ("latent", "token", "prompt"):
+        assert torch.allclose(full[name], case.exact[name], rtol=1e-10, atol=1e-12)
+
+
+def test_last_k_gives_the_latent_no_gradient(case):
+    last = case.gradients("last-k", k=1)
+    assert last["latent"] is None
+    assert torch.isfinite(last["token"]).all() and last["token"].abs().sum() > 0
+
+
+def test_images_are_the_same_in_every_gradient_mode(tiny):
+    generator = Generator(tiny("sd2"))
+    latents = generator.initial_latents(SEEDS).requires_grad_()
+    plain = generator.sample(latents, PROMPTS, steps=3).images
+    for mode in ("exact", "residual", "last-k"):
+        result = generator.sample(latents, PROMPTS, steps=3, gradient=mode, k=2)
+        assert torch.equal(result.images, plain)
+        assert result.gradient_steps == {"exact": 3}.get(mode, 2)
+
+
+# --- capture -----------------------------------------------------------------------------------
+
+
+def test_attention_maps_sum_to_one_and_leave_images_unchanged(tiny):
+    pipeline = tiny("sd1")
+    generator = Generator(pipeline)
+    processors = pipeline.unet.attn_processors
+    latents = generator.initial_latents(SEEDS, height=32, width=32).requires_grad_()
+    plain = generator.sample(latents, PROMPTS, steps=3, gradient="exact")
+    plain.images.sum().backward()
+    plain_gradient, latents.grad = latents.grad, None
+
+    spec = CaptureSpec(x0="latents", attention=True)
+    captured = generator.sample(latents, PROMPTS, steps=3, gradient="exact", capture=spec)
+    captured.images.sum().backward()
+
+    assert torch.equal(captured.images, plain.images)
+    assert torch.equal(latents.grad, plain_gradient)  # checkpoint recomputation unaffected
+    assert captured.attention.shape == (2, 77, 16, 16)
+    assert torch.allclose(captured.attention.sum(dim=1), torch.ones(2, 16, 16), atol=1e-5)
+    assert captured.x0_predictions.shape == (2, len(captured.timesteps), 4, 16, 16)
+    assert pipeline.unet.attn_processors == processors
+
+
+def test_attention_layers_and_steps_can_be_chosen(tiny):
+    generator = Generator(tiny("sd2"))
+    latents = generator.initial_latents([0], height=32, width=32)
+    spec = CaptureSpec(attention=True, attention_layers=("up_blocks",), attention_steps=(-1,))
+    up_last = generator.sample(latents, "a cat", steps=3, capture=spec).attention
+    every = generator.sample(latents, "a cat", steps=3, capture=CaptureSpec(attention=True))
+    assert up_last.shape == every.attention.shape == (1, 77, 16, 16)
+    assert not torch.allclose(up_last, every.attention)
+    with pytest.raises(FissureError, match="no cross-attention layer"):
+        generator.sample(
+            latents,
+            "a cat",
+            steps=3,
+            capture=CaptureSpec(attention=True, attention_layers=("nowhere",)),
+        )
+
+
+def test_x0_images_are_decoded_predictions(tiny):
+    generator = Generator(tiny("sd2"))
+    latents = generator.initial_latents([0], height=32, width=32)
+    result = generator.sample(latents, "a cat", steps=3, capture=CaptureSpec(x0="images"))
+    assert result.x0_predictions.shape == (1, 3, 3, 32, 32)
+    assert result.x0_predictions.min() >= 0 and result.x0_predictions.max() <= 1
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_predict_x0_equals_ddims_prediction(prediction):
+    scheduler = DDIMScheduler(prediction_type=prediction, clip_sample=False)
+    scheduler.set_timesteps(10)
+    sample, output = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    t = scheduler.timesteps[3]
+    expected = scheduler.step(output, t, sample).pred_original_sample
+    assert torch.allclose(predict_x0(scheduler, sample, t, output), expected, atol=1e-6)
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def test_bad_sampling_input_is_refused(tiny):
+    generator = Generator(tiny("sd1"))
+    latents = generator.initial_latents([0, 1], height=32, width=32)
+    with pytest.raises(FissureError, match="gradient mode"):
+        generator.sample(latents, "a cat", steps=2, gradient="full")
+    with pytest.raises(FissureError, match="k must be"):
+        generator.sample(latents, "a cat", steps=2, gradient="residual", k=3)
+    with pytest.raises(FissureError, match="latents must be"):
+        generator.sample(latents[:, :3], "a cat", steps=2)
+    with pytest.raises(FissureError, match="3 prompts for 2 latents"):
+        generator.sample(latents, ["a", "b", "c"], steps=2)
+    with pytest.raises(FissureError, match="x0"):
+        CaptureSpec(x0="pixels")
