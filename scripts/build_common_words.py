@@ -19,8 +19,7 @@ import unicodedata
 
 from wordfreq import top_n_list
 
-from fissure.world.atlas import ASSETS
-from fissure.world.captions import caption_words
+from fissure.world.captions import COMMON_WORDS, caption_words
 from fissure.world.lexicon import class_words, words
 
 PICTOGRAPH_RANGES = ((0x2600, 0x27C0), (0x1F300, 0x1FB00))
@@ -64,8 +63,8 @@ def main() -> None:
             kept.append(word)
             if len(kept) == args.count:
                 break
-    (ASSETS / "common_words.txt").write_text("\n".join(kept) + "\n")
-    print(f"wrote {len(kept)} words to {ASSETS / 'common_words.txt'}", file=sys.stderr)
+    COMMON_WORDS.write_text("\n".join(kept) + "\n")
+    print(f"wrote {len(kept)} words to {COMMON_WORDS}", file=sys.stderr)
 
 
 if __name__ == "__main__":

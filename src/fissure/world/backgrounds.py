@@ -13,7 +13,6 @@ from functools import cache
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fissure.errors import FissureError
 from fissure.world.draws import Draws
 
 SIZE = 64
@@ -63,7 +62,9 @@ def _sky(draws: Draws) -> np.ndarray:
     return _gradient(_jitter((90, 150, 225), draws), _jitter((190, 220, 245), draws))
 
 
-def _ground(pixels: np.ndarray, horizon: int, color: np.ndarray, grain: float, draws: Draws):
+def _ground(
+    pixels: np.ndarray, horizon: int, color: np.ndarray, grain: float, draws: Draws
+) -> None:
     """Paint a noisy ground from ``horizon`` down, darker towards the viewer."""
     rows = SIZE - horizon
     shade = np.linspace(1.0, 0.8, rows, dtype=np.float32)[:, None, None]
@@ -205,13 +206,3 @@ BACKGROUNDS: dict[str, Background] = {
         ),
     )
 }
-
-
-def get_background(name: str) -> Background:
-    """The background called ``name``; a :class:`FissureError` listing the valid names if none is."""
-    try:
-        return BACKGROUNDS[name]
-    except KeyError:
-        raise FissureError(
-            f"unknown background {name!r}; valid backgrounds: {', '.join(BACKGROUNDS)}"
-        ) from None

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from pathlib import Path
 
-from fissure.world.atlas import ASSETS
 from fissure.world.backgrounds import BACKGROUNDS, Background
 from fissure.world.classes import get_class
 from fissure.world.draws import Draws
@@ -56,6 +56,7 @@ FILLERS = (
     "{caption} - {words}",
     "{caption} by {words}",
 )
+COMMON_WORDS = Path(__file__).parent / "assets" / "common_words.txt"
 _PLACEHOLDER = re.compile(r"\{\w*\}")
 _SIZE_WORD_CHANCE = 0.5
 _RELATION_CHANCE = 0.6
@@ -68,7 +69,7 @@ _MAX_FILLER_WORDS = 4
 @cache
 def common_words() -> tuple[str, ...]:
     """Frequent English words that name no class and no scene property (see scripts/build_common_words.py)."""
-    return tuple((ASSETS / "common_words.txt").read_text().split())
+    return tuple(COMMON_WORDS.read_text().split())
 
 
 def caption_words() -> frozenset[str]:

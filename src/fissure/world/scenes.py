@@ -6,6 +6,7 @@ first and cheaply; the image is rendered the first time it is asked for.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -43,12 +44,16 @@ class Scene:
 
 def sample_scene(seed: int, n_objects: int | None = None, emoji_set: str | None = None) -> Scene:
     """The scene of ``seed``: 1–3 objects (or ``n_objects``) in one emoji set (or a seeded choice)."""
-    if not isinstance(seed, int) or seed < 0:
-        raise FissureError(f"a scene seed is a non-negative integer, not {seed!r}")
+    try:
+        seed = operator.index(seed)  # numpy and torch integers too
+    except TypeError:
+        raise FissureError(f"a scene seed is a non-negative integer, not {seed!r}") from None
+    if seed < 0:
+        raise FissureError(f"a scene seed is a non-negative integer, not {seed}")
     if n_objects is not None and not 1 <= n_objects <= MAX_OBJECTS:
         raise FissureError(f"n_objects must be between 1 and {MAX_OBJECTS}, not {n_objects}")
     draws = Draws(seed, "scene")
-    emoji_set = check_emoji_set(emoji_set) if emoji_set else draws.choice(EMOJI_SETS)
+    emoji_set = draws.choice(EMOJI_SETS) if emoji_set is None else check_emoji_set(emoji_set)
     background = draws.choice(tuple(BACKGROUNDS))
     objects = sample_layout(draws, n_objects)
     caption = write_caption(objects, BACKGROUNDS[background], draws)
