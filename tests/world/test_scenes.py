@@ -63,3 +63,7 @@ def test_seeds_cover_every_background_and_set():
 def test_bad_arguments_raise_one_line(arguments, message):
     with pytest.raises(FissureError, match=message):
         sample_scene(**arguments)
+
+
+def test_numpy_integer_seeds_give_the_same_scene():
+    assert sample_scene(np.int64(5)) == sample_scene(5)
