@@ -12,8 +12,9 @@ from typing import Annotated
 
 import typer
 
+from fissure.commands import judges as judges_cli
+from fissure.commands.world import world_app
 from fissure.console import quiet_libraries, user_errors
-from fissure.world.cli import world_app
 
 app = typer.Typer(
     name="fissure",
@@ -25,6 +26,9 @@ app = typer.Typer(
 zoo_app = typer.Typer(help="Bundled models and judges: where they are, how they are trained.")
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(world_app, name="world")
+app.command("judge")(judges_cli.judge)
+zoo_app.command("train-judges")(judges_cli.train_judges)
+zoo_app.command("evaluate-judges")(judges_cli.evaluate_judges)
 
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="emoji-sd (bundled), a diffusers folder, or a hub id.")

@@ -1,0 +1,1 @@
+"""CLI command groups, one module per subject; imported without torch so `--help` is instant."""

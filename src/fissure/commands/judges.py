@@ -1,0 +1,124 @@
+"""`fissure judge` and the judge commands of `fissure zoo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fissure.console import quiet_libraries, user_errors
+
+
+@user_errors
+def judge(
+    images: Annotated[list[Path], typer.Argument(help="Image files (PNG, JPEG, ...).")],
+    judge_name: Annotated[
+        str,
+        typer.Option(
+            "--judge",
+            "-j",
+            help="emoji/surrogate, emoji/verifier, emoji/<member>, clip:<id> or a classifier id.",
+        ),
+    ] = "emoji/verifier",
+    top_k: Annotated[int, typer.Option(help="How many classes to list per image.")] = 5,
+) -> None:
+    """Print each image's most probable classes under a judge."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+    from rich.console import Console
+    from rich.table import Table
+
+    from fissure.errors import FissureError
+    from fissure.judges import load_judge
+
+    pixels = []
+    for path in images:
+        try:
+            pixels.append(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255)
+        except (FileNotFoundError, UnidentifiedImageError, IsADirectoryError) as error:
+            raise FissureError(f"cannot read image {path}: {error.__class__.__name__}") from error
+    quiet_libraries()
+    model = load_judge(judge_name)
+    table = Table(title=f"judge {judge_name}")
+    table.add_column("image")
+    for rank in range(1, top_k + 1):
+        table.add_column(f"#{rank}")
+    for path, array in zip(images, pixels, strict=True):
+        tensor = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+        ranked = model.top_k(tensor, top_k)[0]
+        table.add_row(str(path), *(f"{label} {probability:.0%}" for label, probability in ranked))
+    Console().print(table)
+
+
+@user_errors
+def train_judges(
+    work: Annotated[
+        Path, typer.Option(help="Folder for scene banks and checkpoints (resumable).")
+    ] = Path("runs/judges"),
+    only: Annotated[
+        list[str] | None, typer.Option(help="Train only these judges (repeatable).")
+    ] = None,
+    install: Annotated[
+        bool, typer.Option(help="Copy the trained weights into the package.")
+    ] = True,
+    device: Annotated[
+        str | None, typer.Option(help="cpu or cuda; default: cuda when present.")
+    ] = None,
+) -> None:
+    """Train the bundled emoji judges (seeded; a killed run resumes from --work)."""
+    from fissure.errors import FissureError
+    from fissure.models.loading import resolve_device
+    from fissure.zoo.judge_training import RECIPES, train_judges
+
+    unknown = set(only or []) - set(RECIPES)
+    if unknown:
+        raise FissureError(
+            f"unknown judge {', '.join(sorted(unknown))}; known: {', '.join(RECIPES)}"
+        )
+    train_judges(
+        work, names=only, device=resolve_device(device) if device else None, install=install
+    )
+    typer.echo(f"trained {', '.join(only or RECIPES)}; checkpoints in {work}")
+
+
+@user_errors
+def evaluate_judges(
+    count: Annotated[int, typer.Option(help="Held-out scenes per set and object count.")] = 500,
+    cache: Annotated[Path, typer.Option(help="Folder to cache rendered evaluation scenes.")] = Path(
+        "runs/judges/banks"
+    ),
+) -> None:
+    """Measure every bundled judge on held-out scenes and check the bars."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fissure.judges import load_judge
+    from fissure.judges.registry import EMOJI_JUDGES
+    from fissure.zoo.judge_evaluation import bars, evaluation_banks, judge_report
+
+    judges = {name: load_judge(f"emoji/{name}") for name in EMOJI_JUDGES}
+    judges["surrogate"] = load_judge("emoji/surrogate")
+    banks = evaluation_banks(count, cache)
+    report = judge_report(judges, banks)
+    table = Table(
+        title=f"emoji judges on held-out scenes ({count} per column; single: top-1, pairs: both in top-2)"
+    )
+    table.add_column("judge")
+    for bank_name in banks:
+        table.add_column(bank_name, justify="right")
+    failures = 0
+    for name, scores in report.items():
+        floors = bars(name)
+        cells = []
+        for bank_name, score in scores.items():
+            floor = floors.get(bank_name)
+            failed = floor is not None and score < floor
+            failures += failed
+            cells.append(f"[red]{score:.1%}[/red]" if failed else f"{score:.1%}")
+        table.add_row(name, *cells)
+    Console().print(table)
+    typer.echo(
+        "all bars met" if failures == 0 else f"{failures} scores below their bar (shown in red)"
+    )

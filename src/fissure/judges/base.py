@@ -1,0 +1,89 @@
+"""What every judge is: a differentiable map from images to class probabilities.
+
+Attacks backpropagate through judges, so preprocessing (resize, normalise)
+happens inside the module with differentiable tensor ops, never in PIL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fissure.errors import FissureError
+
+
+class Judge(nn.Module):
+    """Maps images ``B×3×H×W`` in ``[0, 1]`` (any size) to probabilities ``B×C`` over ``labels``.
+
+    Subclasses implement :meth:`logits` on preprocessed images. Probabilities are a
+    softmax over the labels; for emoji judges, which see scenes of 1–3 objects, the
+    probability mass is shared between the objects present (they are trained on
+    the normalised multi-hot target), so the top-k classes are the k objects.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        input_size: int,
+        mean: Sequence[float] = (0.0, 0.0, 0.0),
+        std: Sequence[float] = (1.0, 1.0, 1.0),
+    ) -> None:
+        super().__init__()
+        self.labels = list(labels)
+        self.input_size = int(input_size)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """Resize to the judge's input size and normalise, differentiably."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise FissureError(f"a judge takes images shaped B×3×H×W, not {tuple(images.shape)}")
+        if images.shape[-2:] != (self.input_size, self.input_size):
+            downscale = images.shape[-1] > self.input_size
+            images = F.interpolate(
+                images,
+                size=(self.input_size, self.input_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=downscale,
+            )
+        return (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Unnormalised scores ``B×C`` for images in ``[0, 1]``."""
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.logits(images).softmax(dim=-1)
+
+    def label_index(self, label: str) -> int:
+        """The column of a class name, or a one-line error listing close names."""
+        try:
+            return self.labels.index(label)
+        except ValueError:
+            close = [name for name in self.labels if label.lower() in name.lower()][:5]
+            hint = (
+                f"; did you mean {', '.join(close)}?" if close else f" ({self.num_labels} labels)"
+            )
+            raise FissureError(f"unknown class {label!r} for this judge{hint}") from None
+
+    @torch.no_grad()
+    def top_k(self, images: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
+        """The k most probable labels of each image, with their probabilities."""
+        probabilities = self(images)
+        values, indices = probabilities.topk(min(k, self.num_labels), dim=-1)
+        return [
+            [(self.labels[i], float(v)) for v, i in zip(row_values, row_indices, strict=True)]
+            for row_values, row_indices in zip(values.tolist(), indices.tolist(), strict=True)
+        ]

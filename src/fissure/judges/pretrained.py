@@ -1,0 +1,134 @@
+"""Judges for real checkpoints: transformers image classifiers and CLIP zero-shot.
+
+Both load with ``from_pretrained`` from a hub id or a local folder, so any
+ImageNet-1k classifier on the hub can judge images from a real SD checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import (
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    AutoTokenizer,
+    CLIPModel,
+)
+
+from fissure.errors import FissureError
+from fissure.judges.base import Judge
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@cache
+def imagenet_labels() -> tuple[str, ...]:
+    """The 1,000 ImageNet-1k class names, in index order."""
+    return tuple((Path(__file__).parent / "imagenet_labels.txt").read_text().splitlines())
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def _load(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
+    """``loader.from_pretrained`` with failures turned into one actionable line."""
+    try:
+        return loader.from_pretrained(source, local_files_only=_offline(), **kwargs)
+    except Exception as error:
+        reason = (
+            str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        )
+        raise FissureError(
+            f"could not load {what} from {source!r} ({reason}); check the id or path"
+        ) from error
+
+
+def _preprocessing(
+    source: str, default_mean: Sequence[float], default_std: Sequence[float], default_size: int
+):
+    """Mean, std and square input size from the model's image processor, if it has one."""
+    try:
+        processor = AutoImageProcessor.from_pretrained(source, local_files_only=_offline())
+    except Exception:
+        return default_mean, default_std, default_size
+    size = getattr(processor, "crop_size", None) or getattr(processor, "size", None) or {}
+    if isinstance(size, dict):
+        size = size.get("height") or size.get("shortest_edge") or default_size
+    return (
+        tuple(getattr(processor, "image_mean", None) or default_mean),
+        tuple(getattr(processor, "image_std", None) or default_std),
+        int(size),
+    )
+
+
+class TransformersJudge(Judge):
+    """Any transformers image-classification model, labels from its config."""
+
+    def __init__(
+        self, model: torch.nn.Module, labels: Sequence[str], input_size: int, mean, std
+    ) -> None:
+        super().__init__(labels, input_size, mean, std)
+        self.model = model
+
+    @classmethod
+    def from_pretrained(cls, source: str) -> TransformersJudge:
+        model = _load(AutoModelForImageClassification, source, "an image classifier")
+        labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        size = (
+            model.config.image_size
+            if isinstance(getattr(model.config, "image_size", None), int)
+            else 224
+        )
+        mean, std, size = _preprocessing(source, IMAGENET_MEAN, IMAGENET_STD, size)
+        return cls(model, labels, size, mean, std).eval()
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=self.preprocess(images)).logits
+
+
+class ClipJudge(Judge):
+    """CLIP zero-shot: cosine similarity of the image to "a photo of a <label>", scaled."""
+
+    def __init__(
+        self, model: CLIPModel, tokenizer, labels: Sequence[str], template: str, mean, std
+    ) -> None:
+        super().__init__(labels, model.config.vision_config.image_size, mean, std)
+        self.model = model
+        self.template = template
+        prompts = [template.format(label) for label in labels]
+        with torch.no_grad():
+            tokens = tokenizer(prompts, padding="max_length", truncation=True, return_tensors="pt")
+            text = model.get_text_features(**tokens).pooler_output
+        self.register_buffer("text_features", F.normalize(text, dim=-1), persistent=False)
+
+    @classmethod
+    def from_pretrained(
+        cls, source: str, labels: Sequence[str] | None = None, template: str = "a photo of a {}"
+    ) -> ClipJudge:
+        model = _load(CLIPModel, source, "a CLIP model")
+        tokenizer = _load(AutoTokenizer, source, "a CLIP tokenizer")
+        mean, std, _ = _preprocessing(
+            source, CLIP_MEAN, CLIP_STD, model.config.vision_config.image_size
+        )
+        return cls(model, tokenizer, list(labels or imagenet_labels()), template, mean, std).eval()
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.model.get_image_features(pixel_values=self.preprocess(images)).pooler_output
+        return F.normalize(features, dim=-1)
+
+    def similarities(self, images: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity ``B×C`` of each image to each label prompt (ATM's CLIP score)."""
+        return self.image_features(images) @ self.text_features.T
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.logit_scale.exp() * self.similarities(images)

@@ -1,0 +1,64 @@
+"""Judges found by name, as garak finds its plug-ins.
+
+- ``emoji/surrogate``: SAGE's ensemble (ResNet, ViT, ConvNeXt, edge), the attack loss;
+- ``emoji/verifier``: a held-out architecture and data mix, never in a loss;
+- ``emoji/<member>``: one bundled emoji judge (``emoji/resnet``, ``emoji/edge``, ...);
+- ``clip:<id or folder>``: CLIP zero-shot over ImageNet-1k names (or ``labels``);
+- anything else: a transformers image-classification model id or folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from fissure.errors import FissureError
+from fissure.judges.base import Judge
+from fissure.judges.emoji import EmojiJudge
+from fissure.judges.ensemble import Ensemble
+from fissure.judges.pretrained import ClipJudge, TransformersJudge
+from fissure.zoo import WEIGHTS_DIR
+
+JUDGES_DIR = WEIGHTS_DIR / "judges"
+SURROGATE_MEMBERS = ("resnet", "vit", "convnext", "edge")
+VERIFIER = "verifier"
+EMOJI_JUDGES = (*SURROGATE_MEMBERS, VERIFIER)
+
+
+def bundled_judge_names() -> list[str]:
+    """Every emoji judge name :func:`load_judge` accepts."""
+    return ["emoji/surrogate", *(f"emoji/{name}" for name in EMOJI_JUDGES)]
+
+
+def _load_emoji_member(name: str) -> EmojiJudge:
+    if name not in EMOJI_JUDGES:
+        raise FissureError(
+            f"unknown emoji judge {name!r}; known: {', '.join(bundled_judge_names())}"
+        )
+    folder = JUDGES_DIR / name
+    if not folder.is_dir():
+        raise FissureError(
+            f"the emoji judge {name} is not in this install; train it with `fissure zoo train-judges`"
+        )
+    return EmojiJudge.from_pretrained(folder)
+
+
+def load_judge(
+    name: str, device: str | torch.device = "cpu", labels: Sequence[str] | None = None
+) -> Judge:
+    """A judge ready to score images: eval mode, frozen weights, on ``device``."""
+    if not name or not name.strip():
+        raise FissureError("empty judge name; try emoji/surrogate, emoji/verifier or a hub id")
+    if name == "emoji/surrogate":
+        judge: Judge = Ensemble(
+            [_load_emoji_member(m) for m in SURROGATE_MEMBERS], names=SURROGATE_MEMBERS
+        )
+    elif name.startswith("emoji/"):
+        judge = _load_emoji_member(name.removeprefix("emoji/"))
+    elif name.startswith("clip:"):
+        judge = ClipJudge.from_pretrained(name.removeprefix("clip:"), labels=labels)
+    else:
+        judge = TransformersJudge.from_pretrained(name)
+    judge.requires_grad_(False)
+    return judge.eval().to(device)

@@ -1,0 +1,135 @@
+"""Judges: preprocessing, saving, pretrained loaders and registry, with tiny real models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import CLIPConfig, CLIPModel, ResNetConfig, ResNetForImageClassification
+
+from fissure.errors import FissureError
+from fissure.judges import (
+    ClipJudge,
+    EmojiJudge,
+    Ensemble,
+    TransformersJudge,
+    imagenet_labels,
+    load_judge,
+)
+from fissure.zoo.tiny import build_byte_tokenizer
+
+LABELS = ["dog", "cat", "red apple", "bicycle"]
+TINY_RESNET = dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
+
+
+def tiny_emoji_judge(architecture: str = "resnet", seed: int = 0) -> EmojiJudge:
+    torch.manual_seed(seed)
+    configs = {
+        "resnet": TINY_RESNET,
+        "convnet": {"channels": [8, 16]},
+        "edge": {"channels": [8, 16]},
+    }
+    return EmojiJudge(LABELS, architecture, configs[architecture], input_size=32).eval()
+
+
+@pytest.mark.parametrize("architecture", ["resnet", "convnet", "edge"])
+def test_any_image_size_gives_probabilities(architecture):
+    judge = tiny_emoji_judge(architecture)
+    for size in (32, 64, 100):
+        probabilities = judge(torch.rand(2, 3, size, size))
+        assert probabilities.shape == (2, len(LABELS))
+        assert torch.allclose(probabilities.sum(-1), torch.ones(2), atol=1e-5)
+
+
+def test_wrong_image_shape_is_a_clear_error():
+    with pytest.raises(FissureError, match="B×3×H×W"):
+        tiny_emoji_judge()(torch.rand(3, 32, 32))
+
+
+def test_save_and_load_round_trip_in_half_precision(tmp_path):
+    judge = tiny_emoji_judge()
+    judge.save_pretrained(tmp_path)
+    loaded = EmojiJudge.from_pretrained(tmp_path)
+    images = torch.rand(4, 3, 32, 32)
+    assert loaded.labels == LABELS
+    assert torch.allclose(judge(images), loaded(images), atol=2e-3)
+
+
+def test_corrupt_weights_are_a_clear_error(tmp_path):
+    tiny_emoji_judge().save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(FissureError, match="could not read the weights"):
+        EmojiJudge.from_pretrained(tmp_path)
+
+
+def test_unknown_class_names_the_close_ones():
+    with pytest.raises(FissureError, match="did you mean red apple"):
+        tiny_emoji_judge().label_index("apple")
+
+
+def test_ensemble_averages_members():
+    members = [tiny_emoji_judge("resnet", 0), tiny_emoji_judge("edge", 1)]
+    ensemble = Ensemble(members, names=["resnet", "edge"])
+    images = torch.rand(3, 3, 32, 32)
+    stacked = ensemble.member_probabilities(images)
+    assert stacked.shape == (2, 3, len(LABELS))
+    assert torch.allclose(ensemble(images), stacked.mean(0))
+
+
+def test_transformers_classifier_from_a_folder(tmp_path):
+    config = ResNetConfig(
+        num_labels=3, id2label={0: "tench", 1: "goldfish", 2: "shark"}, **TINY_RESNET
+    )
+    ResNetForImageClassification(config).save_pretrained(tmp_path)
+    judge = load_judge(str(tmp_path))
+    assert isinstance(judge, TransformersJudge)
+    assert judge.labels == ["tench", "goldfish", "shark"]
+    assert judge(torch.rand(2, 3, 64, 64)).shape == (2, 3)
+    assert not any(p.requires_grad for p in judge.parameters())
+
+
+def test_clip_zero_shot_from_a_folder(tmp_path):
+    tokenizer = build_byte_tokenizer()
+    text = dict(
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=len(tokenizer),
+    )
+    vision = dict(
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        image_size=32,
+        patch_size=8,
+    )
+    CLIPModel(
+        CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
+    ).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    judge = load_judge(f"clip:{tmp_path}", labels=LABELS)
+    assert isinstance(judge, ClipJudge)
+    similarities = judge.similarities(torch.rand(2, 3, 64, 64))
+    assert similarities.shape == (2, len(LABELS))
+    assert similarities.abs().max() <= 1 + 1e-5
+    assert len(load_judge(f"clip:{tmp_path}").labels) == 1000
+
+
+def test_imagenet_labels():
+    labels = imagenet_labels()
+    assert len(labels) == 1000 and labels[1] == "goldfish"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("emoji/nope", "unknown emoji judge"),
+        ("", "empty judge name"),
+        ("/no/such/classifier", "could not load"),
+    ],
+)
+def test_bad_judge_names(name, message, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FissureError, match=message):
+        load_judge(name)
