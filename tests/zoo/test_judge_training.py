@@ -1,0 +1,98 @@
+"""The judge recipe: scene banks, augmentation, and training that resumes after a kill."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from fissure.world import class_names
+from fissure.zoo.augment import StyleAugment, gaussian_blur
+from fissure.zoo.judge_evaluation import judge_accuracy
+from fissure.zoo.judge_training import RECIPES, JudgeRecipe, _batch, train_judge
+from fissure.zoo.scene_bank import BankSpec, SceneBank
+
+SPEC = BankSpec(first_seed=123, count=20)
+TINY = JudgeRecipe(
+    "tiny", "convnet", {"channels": [8, 16]}, steps=3, seed=5, batch_size=8, warmup_steps=1
+)
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory) -> SceneBank:
+    return SceneBank.cached(SPEC, tmp_path_factory.mktemp("banks"), progress=False)
+
+
+def test_bank_holds_the_scenes_of_its_spec(bank, tmp_path):
+    assert bank.images.shape == (20, 3, 64, 64) and bank.images.dtype == torch.uint8
+    assert bank.targets.shape == (20, len(class_names()))
+    assert torch.equal(bank.targets.sum(1).long(), bank.object_counts)
+    assert set(bank.emoji_sets) == {"noto", "twemoji", "openmoji"}
+    again = SceneBank.build(SPEC, progress=False)
+    assert torch.equal(again.images, bank.images)
+    assert len(bank.where(emoji_set="noto", n_objects=1)) > 0
+
+
+def test_augmentation_is_seeded_and_keeps_the_range():
+    images = torch.rand(16, 3, 64, 64)
+    first = StyleAugment()(images, torch.Generator().manual_seed(0))
+    second = StyleAugment()(images, torch.Generator().manual_seed(0))
+    assert torch.equal(first, second)
+    assert first.min() >= 0 and first.max() <= 1
+    assert not torch.equal(first, images)
+
+
+def test_blur_keeps_constant_images_and_smooths_noise():
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert torch.allclose(gaussian_blur(flat, torch.ones(2, 1, 1, 1)), flat, atol=1e-6)
+    noise = torch.rand(2, 3, 16, 16)
+    assert gaussian_blur(noise, torch.ones(2, 1, 1, 1)).std() < noise.std()
+
+
+def test_a_batch_depends_only_on_seed_and_step(bank):
+    weights = torch.ones(len(bank))
+    first, _ = _batch(TINY, bank, weights, step=7)
+    second, _ = _batch(TINY, bank, weights, step=7)
+    assert torch.equal(first, second)
+    assert not torch.equal(first, _batch(TINY, bank, weights, step=8)[0])
+
+
+def test_training_resumes_after_a_kill(bank, tmp_path):
+    """A run stopped after 3 steps and resumed to 5 ends where an unbroken 5-step run ends."""
+    cpu = torch.device("cpu")
+    long_recipe = dataclasses.replace(TINY, steps=5)
+    unbroken = train_judge(long_recipe, bank, tmp_path / "unbroken", cpu, progress=False)
+
+    train_judge(TINY, bank, tmp_path / "killed", cpu, progress=False, checkpoint_seconds=0)
+    (
+        tmp_path / "killed" / "tiny" / "final" / "judge.json"
+    ).unlink()  # as if killed after the checkpoint
+    resumed = train_judge(long_recipe, bank, tmp_path / "killed", cpu, progress=False)
+
+    state = torch.load(tmp_path / "killed" / "tiny" / "checkpoint.pt")
+    assert state["step"] == 5
+    assert resumed.metadata["recipe"]["steps"] == 5
+    for name, value in unbroken.network.state_dict().items():
+        assert torch.allclose(
+            value.float(), resumed.network.state_dict()[name].float(), atol=1e-2
+        ), name
+
+
+def test_accuracy_counts_exact_top_k_matches(bank):
+    pairs = bank.where(n_objects=2)
+
+    def oracle(images: torch.Tensor) -> torch.Tensor:  # knows the answers, in bank order
+        return pairs.targets[: len(images)]
+
+    def wrong_once(images: torch.Tensor) -> torch.Tensor:
+        scores = pairs.targets[: len(images)].clone()
+        scores[0] = scores[0].roll(1)
+        return scores
+
+    assert judge_accuracy(oracle, pairs) == 1.0
+    assert judge_accuracy(wrong_once, pairs) == pytest.approx(1 - 1 / len(pairs))
+
+
+def test_every_bundled_judge_has_a_recipe():
+    assert set(RECIPES) == {"resnet", "vit", "convnext", "edge", "verifier"}
