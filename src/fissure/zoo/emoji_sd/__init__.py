@@ -1,0 +1,1 @@
+"""emoji-sd: the bundled Stable Diffusion, trained in gated stages on the emoji world."""
