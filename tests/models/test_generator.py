@@ -318,5 +318,24 @@ def test_bad_sampling_input_is_refused(tiny):
         generator.sample(latents[:, :3], "a cat", steps=2)
     with pytest.raises(FissureError, match="3 prompts for 2 latents"):
         generator.sample(latents, ["a", "b", "c"], steps=2)
+    with pytest.raises(FissureError, match="attention steps"):
+        generator.sample(
+            latents, "a cat", steps=2, capture=CaptureSpec(attention=True, attention_steps=(2,))
+        )
     with pytest.raises(FissureError, match="x0"):
         CaptureSpec(x0="pixels")
+    with pytest.raises(FissureError, match="one negative prompt per prompt"):
+        generator.encode(PROMPTS, negative_prompts=["blurry"])
+
+
+def test_bfloat16_matches_stock_and_differentiates(tiny):
+    pipeline = tiny("sd2", torch.bfloat16)
+    generator = Generator(pipeline)
+    latents = generator.initial_latents(SEEDS, height=32, width=32)
+    result = generator.sample(latents, PROMPTS, steps=2)
+    expected = stock_images(pipeline, PROMPTS, SEEDS, steps=2, height=32)
+    assert result.images.dtype == torch.bfloat16
+    assert torch.equal(result.images, expected)
+    latents.requires_grad_()
+    generator.sample(latents, PROMPTS, steps=2, gradient="exact").images.float().mean().backward()
+    assert latents.grad.dtype == torch.bfloat16 and torch.isfinite(latents.grad).all()

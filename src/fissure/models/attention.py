@@ -28,18 +28,20 @@ from fissure.errors import FissureError
 
 
 class CrossAttentionRecorder:
-    """Running mean of cross-attention maps (B×tokens×h×w), over heads, layers and recorded steps.
+    """Running mean of cross-attention maps (B×tokens×h×w), over heads, layers and chosen steps.
 
     ``rows`` picks the conditional half of a guided UNet batch (the prompts, not the
-    negative prompts); ``recording`` is switched per denoising step by the sampler.
-    Each layer's map is resized to the latent's ``size`` (bilinear, which keeps the
-    sum over tokens at one) so layers of every resolution average together.
+    negative prompts). The sampler sets ``step`` before each UNet call; only the
+    ``steps`` asked for are recorded. Each layer's map is resized to the latent's
+    ``size`` (bilinear, which keeps the sum over tokens at one) so that layers of
+    every resolution average together.
     """
 
-    def __init__(self, size: tuple[int, int], rows: slice) -> None:
+    def __init__(self, size: tuple[int, int], rows: slice, steps: set[int]) -> None:
         self.size = size
         self.rows = rows
-        self.recording = True
+        self.steps = steps
+        self.step = 0
         self._total: torch.Tensor | None = None
         self._count = 0
 
@@ -85,7 +87,7 @@ class _RecordingProcessor:
         attention_mask: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> torch.Tensor:
-        if self.recorder.recording and encoder_hidden_states is not None:
+        if self.recorder.step in self.recorder.steps and encoder_hidden_states is not None:
             self.recorder.add(attn, hidden_states, encoder_hidden_states)
         return self.processor(
             attn,

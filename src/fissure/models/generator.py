@@ -17,9 +17,9 @@ modes trade exactness for cost:
     variable"): the first T−k steps run without gradient to x_k, which is
     replaced by ``x_k.detach() + (x_T − x_T.detach())``: the value of x_k with an
     identity Jacobian to the initial latent x_T. The last k steps and the decoder
-    are differentiated exactly, so ∂L/∂x_T is approximated by ∂L/∂x_k. SAGE's code
-    was not public when this was written; this is the paper's description, with
-    k (steps on the gradient path) left as a parameter.
+    are differentiated exactly, so ∂L/∂x_T is approximated by ∂L/∂x_k. SAGE's
+    repository held no code to compare with when this was written, so this follows
+    the paper's description, with k (steps on the gradient path) a parameter.
 ``last-k``
     The same truncation without the shortcut (k = 1 is ATM's): the initial
     latent gets no gradient, prompt and token embeddings get the last k steps'.
@@ -355,31 +355,27 @@ class Generator:
         capture = capture or CaptureSpec()
         embeddings = prompt if isinstance(prompt, PromptEmbeddings) else self.encode(prompt)
         context = self._guidance_context(embeddings, len(latents), guided=guidance > 1)
+
         scheduler = type(self.scheduler).from_config(self.scheduler.config)
         scheduler.set_timesteps(steps, device=self.device)
         timesteps = scheduler.timesteps
         first_gradient_step = self._first_gradient_step(latents, gradient, k, steps, len(timesteps))
-
         initial = latents.to(device=self.device, dtype=self.dtype) * scheduler.init_noise_sigma
-        recorder, attention_steps = None, set()
-        if capture.attention:
-            rows = slice(len(latents), None) if guidance > 1 else slice(None)
-            recorder = CrossAttentionRecorder(tuple(latents.shape[-2:]), rows)
-            attention_steps = self._steps(capture.attention_steps, len(timesteps))
+
+        recorder = self._attention_recorder(capture, initial, guidance > 1, len(timesteps))
         recording = (
             record_cross_attention(self.unet, recorder, capture.attention_layers)
             if recorder is not None
             else nullcontext()
         )
-        x0_predictions = []
-        latents = initial
+        latents, x0_predictions = initial, []
         with recording:
             for index, t in enumerate(timesteps):
                 on_gradient_path = index >= first_gradient_step
                 if index == first_gradient_step and gradient == "residual":
                     latents = latents.detach() + (initial - initial.detach())
                 if recorder is not None:
-                    recorder.recording = index in attention_steps
+                    recorder.step = index
                 with nullcontext() if on_gradient_path else torch.no_grad():
                     next_latents, noise_pred = self._denoising_step(
                         scheduler, latents, t, context, guidance, checkpointed=on_gradient_path
@@ -470,12 +466,20 @@ class Generator:
         return {"none": loop_length, "exact": 0}.get(gradient, loop_length - k)
 
     @staticmethod
-    def _steps(chosen: tuple[int, ...] | None, loop_length: int) -> set[int]:
+    def _attention_recorder(
+        capture: CaptureSpec, latents: torch.Tensor, guided: bool, loop_length: int
+    ) -> CrossAttentionRecorder | None:
+        """A recorder for the prompts' rows of the UNet batch at the chosen steps, if asked for."""
+        if not capture.attention:
+            return None
+        chosen = capture.attention_steps
         if chosen is None:
-            return set(range(loop_length))
-        if any(not -loop_length <= step < loop_length for step in chosen):
+            chosen = range(loop_length)
+        elif any(not -loop_length <= step < loop_length for step in chosen):
             raise FissureError(f"attention steps {list(chosen)} outside 0..{loop_length - 1}")
-        return {step % loop_length for step in chosen}
+        rows = slice(len(latents), None) if guided else slice(None)
+        steps = {step % loop_length for step in chosen}
+        return CrossAttentionRecorder(tuple(latents.shape[-2:]), rows, steps)
 
     @torch.no_grad()
     def _stack_x0(self, predictions: list[torch.Tensor], kind: str | None) -> torch.Tensor | None:
