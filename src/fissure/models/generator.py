@@ -122,7 +122,7 @@ class GeneratorOutput:
     """Images and what it took to make them.
 
     ``images`` (B×3×H×W in [0, 1]) carry gradients as the mode allows;
-    ``x0_predictions`` (B×steps×C×h×w, or B×steps×3×H×W for images) and
+    ``x0_predictions`` (B×S×C×h×w, or B×S×3×H×W for images; S = len(timesteps)) and
     ``attention`` (B×tokens×h×w) are detached. ``unet_evals`` counts UNet calls
     (each on the whole batch, both guidance halves); a backward pass costs about
     three more per step in ``gradient_steps`` (recompute, then backpropagate).
