@@ -9,22 +9,20 @@ run sees the same data as an uninterrupted one.
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from fissure.judges.emoji import EmojiJudge
 from fissure.judges.registry import EMOJI_JUDGES, JUDGES_DIR
 from fissure.world import class_names
 from fissure.zoo.augment import StyleAugment
 from fissure.zoo.scene_bank import BankSpec, SceneBank
+from fissure.zoo.training_loop import Schedule, step_generator, train
 
 #: Scenes the surrogate members learn from, and a disjoint seed range for the verifier.
 TRAIN_BANKS = {
@@ -117,19 +115,11 @@ RECIPES: dict[str, JudgeRecipe] = {
 assert set(RECIPES) == set(EMOJI_JUDGES)
 
 
-def _learning_rate(recipe: JudgeRecipe, step: int) -> float:
-    """Linear warm-up, then cosine decay to a twentieth."""
-    if step < recipe.warmup_steps:
-        return recipe.learning_rate * (step + 1) / recipe.warmup_steps
-    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-    return recipe.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 def _batch(
     recipe: JudgeRecipe, bank: SceneBank, weights: torch.Tensor, step: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The augmented images and normalised targets of one step: a function of (seed, step)."""
-    generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
+    generator = step_generator(recipe.seed, step)
     indices = torch.multinomial(weights, recipe.batch_size, replacement=True, generator=generator)
     images = recipe.augment(bank.images[indices].float() / 255, generator)
     targets = bank.targets[indices]
@@ -156,52 +146,24 @@ def train_judge(
     optimizer = torch.optim.AdamW(
         judge.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
     )
-    checkpoint = folder / "checkpoint.pt"
-    step, seconds = 0, 0.0
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device)
-        judge.network.load_state_dict(state["network"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, seconds = state["step"], state["seconds"]
     weights = torch.tensor([recipe.set_weights.get(s, 0.0) for s in bank.emoji_sets])
-    judge.train()
-    last_save = time.monotonic()
-    bar = tqdm(
-        total=recipe.steps,
-        initial=step,
-        desc=f"judge {recipe.name}",
-        disable=not progress,
-        mininterval=5,
-    )
-    while step < recipe.steps:
-        started = time.monotonic()
+
+    def step_loss(step: int) -> torch.Tensor:
         images, targets = _batch(recipe, bank, weights, step)
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(recipe, step)
-        loss = (
-            -(targets.to(device) * F.log_softmax(judge.logits(images.to(device)), dim=-1))
-            .sum(1)
-            .mean()
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        seconds += time.monotonic() - started
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        if time.monotonic() - last_save > checkpoint_seconds or step == recipe.steps:
-            folder.mkdir(parents=True, exist_ok=True)
-            state = {
-                "network": judge.network.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": step,
-                "seconds": seconds,
-            }
-            torch.save(state, checkpoint.with_suffix(".tmp"))
-            checkpoint.with_suffix(".tmp").replace(checkpoint)
-            last_save = time.monotonic()
-    bar.close()
+        log_probabilities = F.log_softmax(judge.logits(images.to(device)), dim=-1)
+        return -(targets.to(device) * log_probabilities).sum(1).mean()
+
+    schedule = Schedule(recipe.learning_rate, recipe.steps, recipe.warmup_steps)
+    _, seconds = train(
+        {"network": judge.network},
+        optimizer,
+        step_loss,
+        schedule,
+        folder,
+        f"judge {recipe.name}",
+        progress,
+        checkpoint_seconds,
+    )
     judge.eval()
     judge.metadata = {
         "recipe": {key: value for key, value in asdict(recipe).items() if key != "augment"},

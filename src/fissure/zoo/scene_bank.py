@@ -30,6 +30,8 @@ class BankSpec:
     count: int
     object_counts: tuple[int, ...] = (1, 1, 2, 2, 3)
     emoji_sets: tuple[str, ...] = ("noto", "twemoji", "openmoji")
+    format_version: int = 2
+    """Bumped whenever what a bank stores changes, so stale caches are not reused."""
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -37,10 +39,12 @@ class BankSpec:
 
 @dataclass
 class SceneBank:
-    """``images`` N×3×64×64 uint8, ``targets`` N×C multi-hot, per-scene set and object count."""
+    """``images`` N×3×64×64 uint8, ``targets`` N×C multi-hot, and per scene its caption,
+    emoji set and number of distinct classes."""
 
     images: torch.Tensor
     targets: torch.Tensor
+    captions: list[str]
     emoji_sets: list[str]
     object_counts: torch.Tensor
 
@@ -52,6 +56,7 @@ class SceneBank:
         return SceneBank(
             self.images[indices],
             self.targets[indices],
+            [self.captions[i] for i in indices.tolist()],
             [self.emoji_sets[i] for i in indices.tolist()],
             self.object_counts[indices],
         )
@@ -70,7 +75,7 @@ class SceneBank:
         column = {name: i for i, name in enumerate(names)}
         images = np.empty((spec.count, 64, 64, 3), dtype=np.uint8)
         targets = torch.zeros(spec.count, len(names))
-        sets, counts = [], []
+        captions, sets, counts = [], [], []
         for i in tqdm(
             range(spec.count), desc="rendering scenes", disable=not progress, mininterval=2
         ):
@@ -79,11 +84,13 @@ class SceneBank:
             scene = sample_scene(spec.first_seed + i, n_objects=n_objects, emoji_set=emoji_set)
             images[i] = np.asarray(scene.image)
             targets[i, [column[label] for label in scene.labels]] = 1
+            captions.append(scene.caption)
             sets.append(emoji_set)
             counts.append(len(scene.labels))
         return cls(
             torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
             targets,
+            captions,
             sets,
             torch.tensor(counts),
         )

@@ -31,7 +31,9 @@ def caption_corpus(count: int, first_seed: int = 0) -> Iterable[str]:
         yield sample_scene(seed).caption
 
 
-def train_tokenizer(corpus: Iterable[str], vocab_size: int = 6000, max_length: int = 77) -> CLIPTokenizer:
+def train_tokenizer(
+    corpus: Iterable[str], vocab_size: int = 6000, max_length: int = 77
+) -> CLIPTokenizer:
     """Learn BPE merges on ``corpus`` and wrap them in a ``CLIPTokenizer``."""
     template = CLIPTokenizer()._tokenizer  # CLIP's normaliser and pre-tokeniser
     backend = Tokenizer(models.BPE(unk_token="<|endoftext|>", end_of_word_suffix="</w>"))
