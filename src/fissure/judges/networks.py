@@ -4,10 +4,17 @@ Three families from transformers (ResNet, ViT, ConvNeXt) form SAGE's surrogate
 ensemble; a plain BN CNN, a family no member uses, is the verifier; and an
 edge classifier sees only a differentiable Sobel edge map, as in SAGE, so that
 colour and texture perturbations alone cannot fool it.
+
+Every network ends in the same :class:`SpatialHead`: class scores at each
+location of the last feature map, pooled by a soft maximum. An object then
+scores wherever it is, whatever else is in the scene, so recognising one
+object transfers to scenes of two or three (a global average before the
+classifier instead mixes the objects' features, and pairs lag far behind).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -15,23 +22,44 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import (
     ConvNextConfig,
-    ConvNextForImageClassification,
+    ConvNextModel,
     ResNetConfig,
-    ResNetForImageClassification,
+    ResNetModel,
     ViTConfig,
-    ViTForImageClassification,
+    ViTModel,
 )
 
 
-class TransformersClassifier(nn.Module):
-    """A transformers image classifier seen as ``pixels -> logits``."""
+class SpatialHead(nn.Module):
+    """Per-location class scores (1×1 conv) pooled by log-mean-exp with sharpness ``r``."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, channels: int, num_labels: int, sharpness: float = 4.0) -> None:
         super().__init__()
-        self.model = model
+        self.norm = nn.GroupNorm(1, channels)
+        self.classifier = nn.Conv2d(channels, num_labels, 1)
+        self.sharpness = sharpness
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        scores = self.classifier(self.norm(features)).flatten(2)  # B×C×HW
+        pooled = torch.logsumexp(self.sharpness * scores, dim=-1) - math.log(scores.shape[-1])
+        return pooled / self.sharpness
+
+
+class TransformersBackbone(nn.Module):
+    """A transformers vision backbone (ResNet, ConvNeXt or ViT) with a :class:`SpatialHead`."""
+
+    def __init__(self, backbone: nn.Module, channels: int, num_labels: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = SpatialHead(channels, num_labels)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixels).logits
+        features = self.backbone(pixel_values=pixels).last_hidden_state
+        if features.ndim == 3:  # ViT tokens: drop [CLS], fold patches back into a grid
+            patches = features[:, 1:]
+            side = math.isqrt(patches.shape[1])
+            features = patches.transpose(1, 2).reshape(len(patches), -1, side, side)
+        return self.head(features)
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -88,15 +116,16 @@ class EdgeClassifier(nn.Module):
 def build_network(architecture: str, num_labels: int, config: dict[str, Any]) -> nn.Module:
     """A fresh network of a named architecture mapping preprocessed pixels to logits."""
     if architecture == "resnet":
-        model = ResNetForImageClassification(ResNetConfig(num_labels=num_labels, **config))
-        return TransformersClassifier(model)
-    if architecture == "vit":
-        return TransformersClassifier(
-            ViTForImageClassification(ViTConfig(num_labels=num_labels, **config))
-        )
+        resnet = ResNetConfig(**config)
+        return TransformersBackbone(ResNetModel(resnet), resnet.hidden_sizes[-1], num_labels)
     if architecture == "convnext":
-        model = ConvNextForImageClassification(ConvNextConfig(num_labels=num_labels, **config))
-        return TransformersClassifier(model)
+        convnext = ConvNextConfig(**config)
+        return TransformersBackbone(ConvNextModel(convnext), convnext.hidden_sizes[-1], num_labels)
+    if architecture == "vit":
+        vit = ViTConfig(**config)
+        return TransformersBackbone(
+            ViTModel(vit, add_pooling_layer=False), vit.hidden_size, num_labels
+        )
     if architecture == "convnet":
         return ConvNet(num_labels, channels=tuple(config.get("channels", (32, 64, 128, 192))))
     if architecture == "edge":

@@ -61,8 +61,8 @@ RECIPES: dict[str, JudgeRecipe] = {
             "resnet",
             dict(
                 embedding_size=32,
-                hidden_sizes=[32, 64, 128, 192],
-                depths=[1, 1, 1, 1],
+                hidden_sizes=[48, 96, 192],
+                depths=[1, 1, 1],
                 layer_type="basic",
                 downsample_in_first_stage=False,
             ),
@@ -87,7 +87,7 @@ RECIPES: dict[str, JudgeRecipe] = {
         JudgeRecipe(
             "convnext",
             "convnext",
-            dict(patch_size=4, hidden_sizes=[32, 64, 128, 192], depths=[1, 1, 2, 1]),
+            dict(patch_size=4, hidden_sizes=[48, 96, 192], depths=[1, 2, 1]),
             steps=2500,
             seed=13,
         ),
