@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from fissure.judges.emoji import EmojiJudge
 from fissure.world import class_names
 from fissure.zoo.augment import StyleAugment, gaussian_blur
 from fissure.zoo.judge_evaluation import judge_accuracy
@@ -96,3 +97,13 @@ def test_accuracy_counts_exact_top_k_matches(bank):
 
 def test_every_bundled_judge_has_a_recipe():
     assert set(RECIPES) == {"resnet", "vit", "convnext", "edge", "verifier"}
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_builds_a_judge_of_the_world(name):
+    recipe = RECIPES[name]
+    judge = EmojiJudge(
+        class_names(), recipe.architecture, recipe.network_config, mean=recipe.mean, std=recipe.std
+    )
+    probabilities = judge.eval()(torch.rand(2, 3, 64, 64))
+    assert probabilities.shape == (2, len(class_names()))

@@ -75,20 +75,24 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class ConvNet(nn.Module):
-    """A VGG-like stack of BN conv blocks with global pooling."""
+    """A VGG-like network: a stem to a quarter of the resolution, then BN conv blocks each halving it."""
 
     def __init__(
-        self, num_labels: int, in_channels: int = 3, channels: tuple[int, ...] = (32, 64, 128, 192)
+        self, num_labels: int, in_channels: int = 3, channels: tuple[int, ...] = (32, 96, 192)
     ) -> None:
         super().__init__()
-        widths = (in_channels, *channels)
-        self.features = nn.Sequential(
-            *(_conv_block(a, b) for a, b in zip(widths, widths[1:], strict=False))
+        stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels[0], 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(channels[0]),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
         )
-        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(channels[-1], num_labels))
+        blocks = (_conv_block(a, b) for a, b in zip(channels, channels[1:], strict=False))
+        self.features = nn.Sequential(stem, *blocks)
+        self.head = SpatialHead(channels[-1], num_labels)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(pixels).mean(dim=(2, 3)))
+        return self.head(self.features(pixels))
 
 
 def sobel_edges(images: torch.Tensor) -> torch.Tensor:
@@ -105,7 +109,7 @@ def sobel_edges(images: torch.Tensor) -> torch.Tensor:
 class EdgeClassifier(nn.Module):
     """Classifies from the edge map alone (SAGE's shape-biased ensemble member)."""
 
-    def __init__(self, num_labels: int, channels: tuple[int, ...] = (32, 64, 128, 160)) -> None:
+    def __init__(self, num_labels: int, channels: tuple[int, ...] = (32, 96, 160)) -> None:
         super().__init__()
         self.net = ConvNet(num_labels, in_channels=1, channels=channels)
 
@@ -127,9 +131,7 @@ def build_network(architecture: str, num_labels: int, config: dict[str, Any]) ->
             ViTModel(vit, add_pooling_layer=False), vit.hidden_size, num_labels
         )
     if architecture == "convnet":
-        return ConvNet(num_labels, channels=tuple(config.get("channels", (32, 64, 128, 192))))
+        return ConvNet(num_labels, channels=tuple(config.get("channels", (32, 96, 192))))
     if architecture == "edge":
-        return EdgeClassifier(
-            num_labels, channels=tuple(config.get("channels", (32, 64, 128, 160)))
-        )
+        return EdgeClassifier(num_labels, channels=tuple(config.get("channels", (32, 96, 160))))
     raise ValueError(f"unknown judge architecture {architecture!r}")

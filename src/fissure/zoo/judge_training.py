@@ -26,8 +26,8 @@ from fissure.zoo.training_loop import Schedule, step_generator, train
 
 #: Scenes the surrogate members learn from, and a disjoint seed range for the verifier.
 TRAIN_BANKS = {
-    "surrogate": BankSpec(first_seed=0, count=40_000),
-    "verifier": BankSpec(first_seed=5_000_000, count=30_000),
+    "surrogate": BankSpec(first_seed=0, count=40_000, object_counts=(1, 2, 2, 3, 3)),
+    "verifier": BankSpec(first_seed=5_000_000, count=30_000, object_counts=(1, 2, 2, 3, 3)),
 }
 
 
@@ -51,6 +51,9 @@ class JudgeRecipe:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     augment: StyleAugment = StyleAugment()
+    presence_weight: float = 0.1
+    """Weight of per-class presence (sigmoid BCE) beside the softmax over the objects' shares:
+    the softmax learns fast, the presence term keeps a second object above the distractors."""
 
 
 RECIPES: dict[str, JudgeRecipe] = {
@@ -87,14 +90,14 @@ RECIPES: dict[str, JudgeRecipe] = {
         JudgeRecipe(
             "convnext",
             "convnext",
-            dict(patch_size=4, hidden_sizes=[48, 96, 192], depths=[1, 2, 1]),
+            dict(patch_size=4, num_stages=3, hidden_sizes=[48, 96, 192], depths=[1, 2, 1]),
             steps=2500,
             seed=13,
         ),
         JudgeRecipe(
             "edge",
             "edge",
-            dict(channels=[24, 48, 96, 160]),
+            dict(channels=[32, 96, 160]),
             steps=2500,
             seed=14,
             mean=(0.0, 0.0, 0.0),
@@ -103,7 +106,7 @@ RECIPES: dict[str, JudgeRecipe] = {
         JudgeRecipe(
             "verifier",
             "convnet",
-            dict(channels=[32, 64, 128, 192]),
+            dict(channels=[32, 96, 192]),
             steps=2500,
             seed=15,
             bank="verifier",
@@ -118,12 +121,10 @@ assert set(RECIPES) == set(EMOJI_JUDGES)
 def _batch(
     recipe: JudgeRecipe, bank: SceneBank, weights: torch.Tensor, step: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The augmented images and normalised targets of one step: a function of (seed, step)."""
+    """The augmented images and multi-hot targets of one step: a function of (seed, step)."""
     generator = step_generator(recipe.seed, step)
     indices = torch.multinomial(weights, recipe.batch_size, replacement=True, generator=generator)
-    images = recipe.augment(bank.images[indices].float() / 255, generator)
-    targets = bank.targets[indices]
-    return images, targets / targets.sum(1, keepdim=True)
+    return recipe.augment(bank.images[indices].float() / 255, generator), bank.targets[indices]
 
 
 def train_judge(
@@ -150,8 +151,14 @@ def train_judge(
 
     def step_loss(step: int) -> torch.Tensor:
         images, targets = _batch(recipe, bank, weights, step)
-        log_probabilities = F.log_softmax(judge.logits(images.to(device)), dim=-1)
-        return -(targets.to(device) * log_probabilities).sum(1).mean()
+        logits, targets = judge.logits(images.to(device)), targets.to(device)
+        shares = (
+            -(targets / targets.sum(1, keepdim=True) * F.log_softmax(logits, dim=-1)).sum(1).mean()
+        )
+        presence = (
+            F.binary_cross_entropy_with_logits(logits, (targets > 0).float()) * logits.shape[1]
+        )
+        return shares + recipe.presence_weight * presence
 
     schedule = Schedule(recipe.learning_rate, recipe.steps, recipe.warmup_steps)
     _, seconds = train(
