@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from fissure.commands import judges as judges_cli
+from fissure.commands import zoo_emoji_sd
 from fissure.commands.world import world_app
 from fissure.console import quiet_libraries, user_errors
 
@@ -29,6 +30,8 @@ app.add_typer(world_app, name="world")
 app.command("judge")(judges_cli.judge)
 zoo_app.command("train-judges")(judges_cli.train_judges)
 zoo_app.command("evaluate-judges")(judges_cli.evaluate_judges)
+zoo_app.command("train")(zoo_emoji_sd.train)
+zoo_app.command("evaluate")(zoo_emoji_sd.evaluate)
 
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="emoji-sd (bundled), a diffusers folder, or a hub id.")

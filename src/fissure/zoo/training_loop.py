@@ -9,6 +9,7 @@ a resumed run see exactly the data an unbroken one would.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "log.jsonl"
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,17 @@ def train(
     description: str,
     progress: bool = True,
     checkpoint_seconds: float = 120.0,
+    max_grad_norm: float | None = None,
+    after_step: Callable[[int], None] | None = None,
+    log_every: int = 0,
 ) -> tuple[int, float]:
     """Run ``step_loss`` from the last checkpoint in ``folder`` to ``schedule.steps``.
 
+    ``max_grad_norm`` clips the gradient norm of every parameter the optimiser
+    holds. ``after_step(step)`` runs after each optimiser step, before the step
+    count advances (an exponential moving average updates here; put the averaged
+    module in ``modules`` so checkpoints keep it). With ``log_every``, the mean
+    loss of every ``log_every`` steps is appended to ``folder/log.jsonl``.
     Returns the step reached and the seconds of training spent over all runs.
     """
     checkpoint = folder / CHECKPOINT_NAME
@@ -65,11 +75,13 @@ def train(
         state = torch.load(checkpoint, map_location="cpu")
         for name, module in modules.items():
             module.load_state_dict(state["modules"][name])
-        optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:  # a resume point carries weights only: fresh moments
+            optimizer.load_state_dict(state["optimizer"])
         step, seconds = state["step"], state["seconds"]
     for module in modules.values():
         module.train()
     last_save = time.monotonic()
+    window: list[float] = []
     bar = tqdm(
         total=schedule.steps, initial=step, desc=description, disable=not progress, mininterval=5
     )
@@ -80,11 +92,30 @@ def train(
         loss = step_loss(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(
+                [p for group in optimizer.param_groups for p in group["params"]], max_grad_norm
+            )
         optimizer.step()
+        if after_step is not None:
+            after_step(step)
         step += 1
         seconds += time.monotonic() - started
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        if log_every:
+            window.append(loss.item())
+            if step % log_every == 0:
+                folder.mkdir(parents=True, exist_ok=True)
+                record = {
+                    "step": step,
+                    "loss": sum(window) / len(window),
+                    "lr": schedule(step - 1),
+                    "seconds": round(seconds, 1),
+                }
+                with open(folder / LOG_NAME, "a") as log:
+                    log.write(json.dumps(record) + "\n")
+                window.clear()
         if time.monotonic() - last_save > checkpoint_seconds or step == schedule.steps:
             folder.mkdir(parents=True, exist_ok=True)
             state = {

@@ -1,0 +1,197 @@
+"""`fissure zoo train emoji-sd` and `fissure zoo evaluate emoji-sd`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fissure.console import quiet_libraries, user_errors
+
+TRAINABLE = ("emoji-sd",)
+
+ModelName = Annotated[str, typer.Argument(help="The bundled model: emoji-sd.")]
+VerifierOption = Annotated[
+    str,
+    typer.Option(
+        help="The held-out judge: emoji/verifier, or a folder holding a saved emoji judge."
+    ),
+]
+ThreadsOption = Annotated[
+    int | None, typer.Option(help="CPU threads for torch (default: torch's choice).")
+]
+
+
+def _check_name(name: str) -> None:
+    from fissure.errors import FissureError
+
+    if name not in TRAINABLE:
+        raise FissureError(f"cannot train or evaluate {name!r}: the recipe here is for emoji-sd")
+
+
+def _verifier_loader(spec: str):
+    """A loader, so the verifier is read only when a gate needs it."""
+
+    def load():
+        from fissure.judges import EmojiJudge, load_judge
+
+        if Path(spec).is_dir():
+            return EmojiJudge.from_pretrained(spec).requires_grad_(False)
+        return load_judge(spec)
+
+    return load
+
+
+def _parse_steps(values: list[str] | None) -> dict[str, int]:
+    from fissure.errors import FissureError
+    from fissure.zoo.emoji_sd.recipe import STAGES
+
+    steps = {}
+    for value in values or []:
+        stage, _, count = value.partition("=")
+        if stage not in STAGES or not count.isdigit() or int(count) < 1:
+            raise FissureError(
+                f"bad --steps {value!r}: use STAGE=N with STAGE one of {', '.join(STAGES)}"
+            )
+        steps[stage] = int(count)
+    return steps
+
+
+@user_errors
+def train(
+    name: ModelName,
+    out: Annotated[
+        Path, typer.Option(help="Work folder: scene banks, checkpoints, the trained pipeline.")
+    ] = Path("runs/emoji-sd"),
+    resume_point: Annotated[
+        Path,
+        typer.Option(
+            help="Resume-point folder: continued from when present; --snapshot writes it."
+        ),
+    ] = Path("training/emoji-sd"),
+    snapshot: Annotated[
+        bool,
+        typer.Option(
+            help="Only write the resume point of --out (safe while training runs), then exit."
+        ),
+    ] = False,
+    steps: Annotated[
+        list[str] | None,
+        typer.Option(help="Train a stage longer: STAGE=N, e.g. --steps unet=30000 (repeatable)."),
+    ] = None,
+    install: Annotated[
+        bool, typer.Option(help="Copy the finished model into the package (weights/emoji-sd).")
+    ] = True,
+    force: Annotated[bool, typer.Option(help="Go on past a stage whose gate fails.")] = False,
+    device: Annotated[
+        str | None, typer.Option(help="cpu or cuda; default: cuda when present.")
+    ] = None,
+    verifier: VerifierOption = "emoji/verifier",
+    threads: ThreadsOption = None,
+    checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints.")] = 3.0,
+    tiny: Annotated[bool, typer.Option(hidden=True, help="Toy sizes, for tests.")] = False,
+) -> None:
+    """Train emoji-sd stage by stage (seeded, resumable, gated), or snapshot a resume point."""
+    _check_name(name)
+    import torch
+
+    from fissure.models.loading import resolve_device
+    from fissure.zoo import WEIGHTS_DIR
+    from fissure.zoo.emoji_sd.config import default_config, tiny_config, with_steps
+    from fissure.zoo.emoji_sd.recipe import train_emoji_sd, write_resume_point
+
+    if snapshot:
+        manifest = write_resume_point(out, resume_point)
+        for stage, entry in manifest["stages"].items():
+            state = "finished" if entry["finished"] else "in training"
+            typer.echo(f"{stage}: step {entry['step']}/{entry['steps']} ({state})")
+        typer.echo(f"wrote the resume point of {out} to {resume_point}")
+        return
+    stage_steps = _parse_steps(steps)
+    if threads:
+        torch.set_num_threads(threads)
+    quiet_libraries()
+    config = with_steps(tiny_config() if tiny else default_config(), **stage_steps)
+    folder = train_emoji_sd(
+        out,
+        config,
+        device=resolve_device(device) if device else None,
+        resume_point=resume_point,
+        install=WEIGHTS_DIR / name if install else None,
+        verifier=_verifier_loader(verifier),
+        force=force,
+        checkpoint_seconds=60 * checkpoint_minutes,
+        log=typer.echo,
+    )
+    typer.echo(f"emoji-sd is trained: {folder}")
+
+
+@user_errors
+def evaluate(
+    name: ModelName,
+    model: Annotated[
+        Path | None, typer.Option(help="A pipeline folder (default: the bundled emoji-sd).")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Folder for the contact sheet and evaluation.json.")
+    ] = Path("runs/emoji-sd-evaluation"),
+    seeds: Annotated[int, typer.Option(help="Seeds per class prompt.")] = 20,
+    pairs: Annotated[int, typer.Option(help="Random two-class prompts.")] = 200,
+    steps: Annotated[int, typer.Option(help="DDIM steps.")] = 25,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
+    batch_size: Annotated[int, typer.Option(help="Images per pipeline call.")] = 16,
+    verifier: VerifierOption = "emoji/verifier",
+    threads: ThreadsOption = None,
+) -> None:
+    """Measure emoji-sd with the held-out verifier and its CLIP; print the bars."""
+    _check_name(name)
+    import json
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from fissure.judges import ClipJudge
+    from fissure.models import load_pipeline
+    from fissure.models.loading import resolve_model_source
+    from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
+    from fissure.zoo.emoji_sd.gates import clip_judge
+
+    if threads:
+        torch.set_num_threads(threads)
+    quiet_libraries()
+    source = str(model) if model is not None else name
+    pipeline = load_pipeline(source)
+    clip_folder = Path(resolve_model_source(source)) / "clip"
+    clip: ClipJudge | None = None
+    if (clip_folder / "config.json").is_file():
+        from transformers import CLIPModel
+
+        clip = clip_judge(CLIPModel.from_pretrained(clip_folder).float(), pipeline.tokenizer)
+    judge = _verifier_loader(verifier)()
+    out.mkdir(parents=True, exist_ok=True)
+    evaluation = evaluate_pipeline(
+        pipeline,
+        judge,
+        clip,
+        seeds=seeds,
+        pairs=pairs,
+        steps=steps,
+        guidance=guidance,
+        batch_size=batch_size,
+        sheet=out / "contact_sheet.png",
+    )
+    (out / "evaluation.json").write_text(json.dumps(evaluation.to_dict(), indent=2))
+    table = Table(title=f"{source}: {steps} DDIM steps, guidance {guidance}")
+    for column in ("measure", "score", "bar", "met"):
+        table.add_column(column, justify="right" if column != "measure" else "left")
+    for measure, (score, bar, met) in evaluation.checks().items():
+        shown = "–" if score is None else f"{score:.1%}"
+        table.add_row(measure, shown, f"{bar:.0%}", "yes" if met else "[red]no[/red]")
+    Console().print(table)
+    typer.echo(f"weakest classes: {', '.join(evaluation.worst_classes)}")
+    typer.echo(
+        f"{'all bars met' if evaluation.passed() else 'some bars not met'}; "
+        f"contact sheet and evaluation.json in {out} ({evaluation.seconds:.0f} s)"
+    )

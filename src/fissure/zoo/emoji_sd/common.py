@@ -1,0 +1,99 @@
+"""Small pieces every emoji-sd stage uses: optimiser groups, EMA, stage records."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+STAGE_RECORD = "stage.json"
+LOG_EVERY = 50  # steps per line of a stage's log.jsonl
+
+
+def optimizer_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on matrices and kernels, none on biases, norms and scales."""
+    decay, no_decay = [], []
+    for parameter in module.parameters():
+        if parameter.requires_grad:
+            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class ExponentialAverage(nn.Module):
+    """A frozen copy of ``model`` whose weights trail it by an exponential moving average.
+
+    The decay warms up as ``min(decay, (1 + step) / (10 + step))`` so early averages
+    do not hold on to the random initialisation. It is an ``nn.Module`` so the
+    training loop checkpoints it with the model.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.decay = decay
+        self.average = copy.deepcopy(model).requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for averaged, current in zip(self.average.parameters(), model.parameters(), strict=True):
+            averaged.lerp_(current.detach(), 1 - decay)
+        for averaged, current in zip(self.average.buffers(), model.buffers(), strict=True):
+            averaged.copy_(current)
+
+    def train(self, mode: bool = True) -> ExponentialAverage:
+        super().train(mode)
+        self.average.eval()  # the average is never trained directly
+        return self
+
+
+def machine_description() -> str:
+    """Where a stage ran, for the model card: device, CPU count and torch threads."""
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    else:
+        device = f"CPU ({platform.processor() or platform.machine()})"
+    return (
+        f"{device}, {os.cpu_count()} cores visible, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, Python {sys.version.split()[0]}"
+    )
+
+
+@dataclass
+class StageRecord:
+    """What a finished stage reports: its gate and how it was trained."""
+
+    stage: str
+    steps: int
+    seconds: float
+    gate: dict[str, float] = field(default_factory=dict)
+    passed: bool = False
+    machine: str = ""
+    command: str = ""
+    fingerprint: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / STAGE_RECORD).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> StageRecord | None:
+        path = folder / STAGE_RECORD
+        if not path.is_file():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in module.parameters())

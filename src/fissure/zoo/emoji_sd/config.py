@@ -1,0 +1,214 @@
+"""Everything that decides emoji-sd's weights: one frozen dataclass per stage.
+
+:func:`default_config` is the recipe that ships; :func:`tiny_config` has the
+same structure at toy sizes so tests run every stage end to end in seconds.
+A stage's :meth:`fingerprint` covers its own settings and those of the stages it
+builds on, so a resume point made by another recipe is refused, not silently mixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from fissure.zoo.scene_bank import BankSpec
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The training scenes (Noto only: the generator's emoji set) and the tokenizer (stage 0)."""
+
+    first_seed: int = 20_000_000  # far from the judges' (0…, 5,000,000…) and evaluation seeds
+    count: int = 60_000
+    object_counts: tuple[int, ...] = (1, 1, 2, 2, 3)
+    tokenizer_captions: int = 50_000
+    vocab_size: int = 6000
+    max_length: int = 32  # captions are ≤ 30 tokens; 77 would triple text and attention cost
+
+    def bank_spec(self) -> BankSpec:
+        return BankSpec(self.first_seed, self.count, self.object_counts, emoji_sets=("noto",))
+
+
+@dataclass(frozen=True)
+class ClipStage:
+    """Stage 1: a CLIP text tower (the pipeline's text encoder) and vision tower, contrastive."""
+
+    text_hidden: int = 256
+    text_layers: int = 4
+    text_heads: int = 4
+    vision_hidden: int = 192
+    vision_layers: int = 4
+    vision_heads: int = 4
+    patch_size: int = 8
+    projection_dim: int = 128
+    batch_size: int = 128
+    steps: int = 3000
+    learning_rate: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.1
+    max_grad_norm: float = 1.0
+    class_prompt_share: float = 0.2
+    """Share of single-object scenes whose caption is replaced by "a photo of a <term>"."""
+    seed: int = 1
+    gate_scenes: int = 3000
+    gate_top1: float = 0.70
+
+
+@dataclass(frozen=True)
+class VaeStage:
+    """Stage 2: an AutoencoderKL 64×64×3 ↔ 16×16×``latent_channels``."""
+
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    layers_per_block: int = 1
+    latent_channels: int = 4
+    norm_num_groups: int = 32
+    batch_size: int = 32
+    steps: int = 6000
+    learning_rate: float = 1e-3
+    warmup_steps: int = 200
+    max_grad_norm: float = 1.0
+    l1_weight: float = 1.0
+    mse_weight: float = 1.0
+    perceptual_weight: float = 0.1
+    """Weight of the feature loss in the frozen CLIP vision tower of stage 1 (0: off)."""
+    kl_weight: float = 1e-6
+    seed: int = 2
+    gate_scenes: int = 500
+    gate_retention: float = 0.97
+
+
+@dataclass(frozen=True)
+class UnetStage:
+    """Stage 3: a UNet2DConditionModel on the frozen text encoder's last hidden states."""
+
+    block_out_channels: tuple[int, ...] = (32, 64, 128)
+    layers_per_block: int = 2
+    attention_heads: int = 4
+    norm_num_groups: int = 32
+    batch_size: int = 64
+    steps: int = 20_000
+    learning_rate: float = 1e-3
+    warmup_steps: int = 500
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    caption_dropout: float = 0.1
+    min_snr_gamma: float | None = 5.0
+    """min-SNR-γ loss weighting (arXiv 2303.09556); None: plain ε-MSE."""
+    repa_weight: float = 0.5
+    """REPA (arXiv 2410.06940): weight of aligning the mid block to CLIP vision patches (0: off)."""
+    repa_hidden: int = 256
+    ema_decay: float = 0.999
+    seed: int = 3
+    num_train_timesteps: int = 1000
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    gate_seeds: int = 4
+    gate_pairs: int = 100
+    gate_steps: int = 25
+    gate_guidance: float = 7.5
+
+
+@dataclass(frozen=True)
+class EmojiSdConfig:
+    """The whole recipe; stages are trained in this order, each gated before the next."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    clip: ClipStage = field(default_factory=ClipStage)
+    vae: VaeStage = field(default_factory=VaeStage)
+    unet: UnetStage = field(default_factory=UnetStage)
+    name: str = "emoji-sd"
+
+    def fingerprint(self, stage: str) -> str:
+        """A hash of ``stage``'s settings and every earlier stage's (their weights feed it)."""
+        order = ["data", "clip", "vae", "unet"]
+        parts = {name: asdict(getattr(self, name)) for name in order[: order.index(stage) + 1]}
+        # Gates and step counts decide what is trained, not what a weight means: a
+        # resume point stays usable when a stage is given more steps.
+        for settings in parts.values():
+            for key in [k for k in settings if k.startswith("gate_") or k == "steps"]:
+                del settings[key]
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> EmojiSdConfig:
+        def build(kind, settings):
+            return kind(
+                **{
+                    key: tuple(value) if isinstance(value, list) else value
+                    for key, value in settings.items()
+                }
+            )
+
+        return cls(
+            data=build(DataConfig, values["data"]),
+            clip=build(ClipStage, values["clip"]),
+            vae=build(VaeStage, values["vae"]),
+            unet=build(UnetStage, values["unet"]),
+            name=values.get("name", "emoji-sd"),
+        )
+
+
+def default_config() -> EmojiSdConfig:
+    """The recipe of the bundled model."""
+    return EmojiSdConfig()
+
+
+def tiny_config() -> EmojiSdConfig:
+    """The same recipe at toy sizes: every stage runs a few steps in seconds (tests)."""
+    return EmojiSdConfig(
+        data=DataConfig(
+            first_seed=777_000, count=40, tokenizer_captions=200, vocab_size=600, max_length=16
+        ),
+        clip=ClipStage(
+            text_hidden=32,
+            text_layers=1,
+            text_heads=2,
+            vision_hidden=32,
+            vision_layers=1,
+            vision_heads=2,
+            patch_size=16,
+            projection_dim=16,
+            batch_size=8,
+            steps=3,
+            warmup_steps=1,
+            gate_scenes=40,
+        ),
+        vae=VaeStage(
+            block_out_channels=(8, 8, 16),
+            norm_num_groups=8,
+            batch_size=4,
+            steps=3,
+            warmup_steps=1,
+            gate_scenes=8,
+        ),
+        unet=UnetStage(
+            block_out_channels=(16, 16, 32),
+            layers_per_block=1,
+            attention_heads=2,
+            norm_num_groups=8,
+            batch_size=4,
+            steps=4,
+            warmup_steps=1,
+            repa_hidden=16,
+            gate_seeds=1,
+            gate_pairs=2,
+            gate_steps=2,
+        ),
+        name="emoji-sd-tiny",
+    )
+
+
+def with_steps(config: EmojiSdConfig, **steps: int) -> EmojiSdConfig:
+    """A copy of ``config`` with other step counts, e.g. ``with_steps(c, clip=500)``."""
+    return dataclasses.replace(
+        config,
+        **{
+            stage: dataclasses.replace(getattr(config, stage), steps=count)
+            for stage, count in steps.items()
+        },
+    )

@@ -1,0 +1,207 @@
+"""How good emoji-sd is, measured by judges on noise seeds no training step used.
+
+- single objects: "a photo of a <class>" for every class × ``seeds`` seeds; the
+  verifier's top-1 (average over classes, and the share of classes ≥ 50%);
+- pairs: "a <A> and a <B>" over random class pairs; both in the verifier's top 2;
+- CLIP retrieval: text→image top-1 over galleries of one generated image per class.
+
+Bars (25 DDIM steps, guidance 7.5): average top-1 ≥ 85%, ≥ 50% for ≥ 95% of
+classes, pairs ≥ 60%, CLIP retrieval ≥ 70%.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+from tqdm.auto import tqdm
+
+from fissure.judges.base import Judge
+from fissure.judges.pretrained import ClipJudge
+from fissure.world import class_names
+from fissure.zoo.emoji_sd.gates import retrieval
+
+#: Noise seeds of evaluations; training draws its noise from other generators.
+EVALUATION_SEED = 3_000_000_000
+PAIR_SEED = 2024
+
+BARS = {
+    "single_top1": 0.85,
+    "classes_at_50": 0.95,
+    "pairs_top2": 0.60,
+    "clip_text_to_image_top1": 0.70,
+}
+
+
+@dataclass
+class Evaluation:
+    """Scores of one evaluation, with the settings that made them."""
+
+    single_top1: float
+    classes_at_50: float
+    pairs_top2: float
+    clip_text_to_image_top1: float | None
+    clip_image_to_text_top1: float | None
+    per_class: dict[str, float]
+    seeds: int
+    pairs: int
+    steps: int
+    guidance: float
+    seconds: float
+    worst_classes: list[str] = field(default_factory=list)
+
+    def checks(self) -> dict[str, tuple[float | None, float, bool]]:
+        """Each bar: (score, bar, met)."""
+        return {
+            name: (
+                getattr(self, name),
+                bar,
+                getattr(self, name) is not None and getattr(self, name) >= bar,
+            )
+            for name, bar in BARS.items()
+        }
+
+    def passed(self) -> bool:
+        return all(met for _, _, met in self.checks().values())
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pair_prompts(count: int, seed: int = PAIR_SEED) -> list[tuple[str, str]]:
+    """``count`` random pairs of distinct classes, the same every time."""
+    names = class_names()
+    chooser = random.Random(seed)
+    return [tuple(chooser.sample(names, 2)) for _ in range(count)]  # type: ignore[misc]
+
+
+def article(noun: str) -> str:
+    return "an" if noun[0] in "aeiou" else "a"
+
+
+@torch.no_grad()
+def generate(
+    pipeline: StableDiffusionPipeline,
+    prompts: list[str],
+    seeds: list[int],
+    steps: int,
+    guidance: float,
+    batch_size: int = 16,
+    progress: bool = True,
+    description: str = "generating",
+) -> torch.Tensor:
+    """Images ``N×3×64×64`` in ``[0, 1]``, one CPU generator per image."""
+    out = []
+    for start in tqdm(
+        range(0, len(prompts), batch_size), desc=description, disable=not progress, mininterval=5
+    ):
+        chunk = prompts[start : start + batch_size]
+        generators = [torch.Generator().manual_seed(s) for s in seeds[start : start + batch_size]]
+        result = pipeline(
+            chunk,
+            generator=generators,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            output_type="pt",
+        )
+        out.append(result.images.float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def evaluate_pipeline(
+    pipeline: StableDiffusionPipeline,
+    verifier: Judge,
+    clip: ClipJudge | None,
+    seeds: int = 20,
+    pairs: int = 200,
+    steps: int = 25,
+    guidance: float = 7.5,
+    batch_size: int = 16,
+    progress: bool = True,
+    sheet: Path | None = None,
+) -> Evaluation:
+    """Generate the evaluation prompts and score them; optionally write a contact sheet."""
+    started = time.monotonic()
+    names = class_names()
+    singles = [(c, s) for s in range(seeds) for c in range(len(names))]
+    single_prompts = [f"a photo of a {names[c]}" for c, _ in singles]
+    single_seeds = [EVALUATION_SEED + s for _, s in singles]
+    images = generate(
+        pipeline, single_prompts, single_seeds, steps, guidance, batch_size, progress, "singles"
+    )
+    labels = torch.tensor([c for c, _ in singles])
+    predicted = torch.cat(
+        [verifier(images[i : i + 256]).argmax(1) for i in range(0, len(images), 256)]
+    )
+    correct = (predicted == labels).float()
+    per_class = {names[c]: float(correct[labels == c].mean()) for c in range(len(names))}
+
+    pair_list = pair_prompts(pairs)
+    pair_texts = [f"{article(a)} {a} and {article(b)} {b}" for a, b in pair_list]
+    pair_seeds = [EVALUATION_SEED + 1_000_000 + i for i in range(pairs)]
+    pair_images = generate(
+        pipeline, pair_texts, pair_seeds, steps, guidance, batch_size, progress, "pairs"
+    )
+    pair_hits = 0
+    for start in range(0, len(pair_images), 256):
+        top = verifier(pair_images[start : start + 256]).topk(2, dim=1).indices
+        for row, (a, b) in zip(top.tolist(), pair_list[start : start + 256], strict=True):
+            pair_hits += {names[i] for i in row} == {a, b}
+
+    clip_scores = (
+        retrieval(
+            torch.cat([clip.similarities(images[i : i + 256]) for i in range(0, len(images), 256)]),
+            labels,
+        )
+        if clip is not None
+        else None
+    )
+    evaluation = Evaluation(
+        single_top1=sum(per_class.values()) / len(per_class),
+        classes_at_50=sum(score >= 0.5 for score in per_class.values()) / len(per_class),
+        pairs_top2=pair_hits / max(1, pairs),
+        clip_text_to_image_top1=clip_scores["text_to_image_top1"] if clip_scores else None,
+        clip_image_to_text_top1=clip_scores["image_to_text_top1"] if clip_scores else None,
+        per_class=per_class,
+        seeds=seeds,
+        pairs=pairs,
+        steps=steps,
+        guidance=guidance,
+        seconds=round(time.monotonic() - started, 1),
+        worst_classes=sorted(per_class, key=per_class.get)[:10],
+    )
+    if sheet is not None:
+        write_sheet(
+            sheet,
+            images[: len(names)],
+            [f"{p} → {names[int(k)]}" for p, k in zip(single_prompts, predicted, strict=False)],
+            pair_images[:32],
+            pair_texts[:32],
+        )
+    return evaluation
+
+
+def write_sheet(
+    path: Path,
+    singles: torch.Tensor,
+    single_captions: list[str],
+    pairs: torch.Tensor,
+    pair_captions: list[str],
+) -> None:
+    """One PNG: a sample of every class (prompt → verifier's top-1), then pair samples."""
+    from fissure.report.sheets import contact_sheet
+
+    def to_pil(image: torch.Tensor) -> Image.Image:
+        array = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        return Image.fromarray(array)
+
+    tiles = [to_pil(image) for image in torch.cat([singles, pairs])]
+    captions = single_captions[: len(singles)] + pair_captions[: len(pairs)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    contact_sheet(tiles, captions, columns=12, cell_size=96).save(path)

@@ -1,0 +1,110 @@
+"""The model card (README.md) written beside the shipped weights.
+
+It is generated from what the recipe recorded (configs, stage records with
+gates, commands, times and machines; the evaluation when there is one), plus
+the calibration notes kept in the resume-point folder, so it cannot drift from
+the weights it describes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fissure.zoo.emoji_sd.common import StageRecord
+from fissure.zoo.emoji_sd.config import EmojiSdConfig
+from fissure.zoo.emoji_sd.evaluate import Evaluation
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def _gate_line(record: StageRecord) -> str:
+    shown = ", ".join(
+        f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in record.gate.items()
+    )
+    return f"{'passed' if record.passed else 'NOT passed'} ({shown})"
+
+
+def model_card(
+    config: EmojiSdConfig,
+    records: dict[str, StageRecord],
+    sizes: dict[str, int],
+    scaling_factor: float,
+    evaluation: Evaluation | None = None,
+    calibration: str | None = None,
+) -> str:
+    lines = [
+        f"# {config.name}",
+        "",
+        "A small latent diffusion model in the diffusers Stable Diffusion layout, trained by",
+        "fissure's own recipe (`fissure zoo train emoji-sd`) on the procedurally generated",
+        "emoji world. Load it without fissure:",
+        "",
+        "```python",
+        "from diffusers import StableDiffusionPipeline",
+        "pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, safety_checker=None)",
+        'image = pipe("a photo of a dog", num_inference_steps=25, guidance_scale=7.5).images[0]',
+        "```",
+        "",
+        "`clip/` holds the CLIP pair (text tower = the pipeline's text encoder) as a",
+        "`CLIPModel` for CLIP scores and zero-shot judging (`load_judge('clip:<folder>/clip')`).",
+        "Weights are stored in float16 and load in float32.",
+        "",
+        "## Data",
+        "",
+        f"{config.data.count:,} Noto emoji scenes (64×64, seeds {config.data.first_seed:,}…, "
+        f"object counts cycling {list(config.data.object_counts)}) with their captions. The "
+        f"tokenizer's BPE ({config.data.vocab_size} merges target, model_max_length "
+        f"{config.data.max_length}) is learned from {config.data.tokenizer_captions:,} captions "
+        "and the class prompts. Gates and evaluations use seeds no stage trains on.",
+        "",
+        "## Components",
+        "",
+        "| component | parameters |",
+        "|---|---|",
+        *(f"| {name} | {count / 1e6:.2f} M |" for name, count in sizes.items()),
+        "",
+        f"VAE latents are 16×16×{config.vae.latent_channels}, scaling factor "
+        f"{scaling_factor:.4f} (1 / std of posterior samples). Scheduler: DDIM on SD's "
+        "scaled-linear β schedule (0.00085–0.012, 1000 steps), ε-prediction.",
+        "",
+        "## Stages, gates, time and machine",
+        "",
+    ]
+    for name, record in records.items():
+        lines += [
+            f"### {name}",
+            "",
+            f"- steps: {record.steps}, training time {_hours(record.seconds)}",
+            f"- gate: {_gate_line(record)}",
+            f"- machine: {record.machine}",
+            f"- command: `{record.command}`",
+        ]
+        lines += [f"- {key}: {value}" for key, value in record.notes.items()]
+        lines.append("")
+    lines += ["## Recipe", "", "```json", json.dumps(config.to_dict(), indent=2), "```", ""]
+    if evaluation is not None:
+        lines += [
+            "## Measured quality",
+            "",
+            f"{evaluation.steps} DDIM steps, guidance {evaluation.guidance}, "
+            f"{evaluation.seeds} seeds per class, {evaluation.pairs} pairs, judged by the "
+            "held-out verifier (`emoji/verifier`) and this model's CLIP.",
+            "",
+            "| measure | score | bar | met |",
+            "|---|---|---|---|",
+        ]
+        for name, (score, bar, met) in evaluation.checks().items():
+            shown = "–" if score is None else f"{score:.1%}"
+            lines.append(f"| {name} | {shown} | {bar:.0%} | {'yes' if met else 'no'} |")
+        lines += ["", f"Weakest classes: {', '.join(evaluation.worst_classes)}", ""]
+    if calibration:
+        lines += ["## Calibration runs", "", calibration.strip(), ""]
+    return "\n".join(lines)
+
+
+def write_model_card(folder: Path, text: str) -> None:
+    (Path(folder) / "README.md").write_text(text)

@@ -1,0 +1,519 @@
+"""The emoji-sd recipe: stages in order, each gated, resumable across machines.
+
+``fissure zoo train emoji-sd --out DIR`` runs :func:`train_emoji_sd`:
+
+0. tokenizer (BPE on captions), 1. CLIP pair, 2. VAE, 3. UNet — each trained
+   by :func:`fissure.zoo.training_loop.train` (checkpoints every few minutes in
+   ``DIR/<stage>/``), then gated; a finished stage is skipped on the next run but
+   its gate is measured again. A failed gate stops the run (``force`` goes on).
+4. The pipeline is assembled (EMA UNet, DDIM), saved in diffusers layout with
+   its CLIP pair and model card, and installed into the package.
+
+A **resume point** (:func:`write_resume_point`) is the state of every stage in
+float16 without optimiser moments: small enough to commit (``training/emoji-sd``),
+and :func:`train_emoji_sd` continues from it on a new machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from transformers import CLIPModel, CLIPTokenizer
+
+from fissure.errors import FissureError
+from fissure.judges.base import Judge
+from fissure.zoo.emoji_sd.clip_stage import image_processor, text_encoder_from_clip, train_clip
+from fissure.zoo.emoji_sd.common import StageRecord, count_parameters, machine_description
+from fissure.zoo.emoji_sd.config import EmojiSdConfig, default_config
+from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
+from fissure.zoo.emoji_sd.gates import clip_gate, clip_judge, vae_gate
+from fissure.zoo.emoji_sd.model_card import model_card, write_model_card
+from fissure.zoo.emoji_sd.tokenizer import caption_corpus, train_tokenizer
+from fissure.zoo.emoji_sd.unet_stage import (
+    cached_encodings,
+    encode_bank,
+    sampling_scheduler,
+    train_unet,
+)
+from fissure.zoo.emoji_sd.vae_stage import latent_scaling_factor, train_vae
+from fissure.zoo.scene_bank import SceneBank
+from fissure.zoo.training_loop import CHECKPOINT_NAME
+
+STAGES = ("clip", "vae", "unet")
+RESUME_MANIFEST = "resume.json"
+CALIBRATION_NOTES = "CALIBRATION.md"
+COMMAND = "fissure zoo train emoji-sd"
+
+
+@dataclass
+class TrainedParts:
+    """What the stages made, ready to assemble."""
+
+    tokenizer: CLIPTokenizer
+    clip: CLIPModel
+    vae: AutoencoderKL
+    unet: UNet2DConditionModel
+    records: dict[str, StageRecord]
+
+
+class Recipe:
+    """One run of the recipe over a work folder; see the module docstring."""
+
+    def __init__(
+        self,
+        out: str | Path,
+        config: EmojiSdConfig | None = None,
+        device: torch.device | None = None,
+        verifier: Judge | Callable[[], Judge] | None = None,
+        force: bool = False,
+        progress: bool = True,
+        checkpoint_seconds: float = 180.0,
+        log: Callable[[str], None] = print,
+        command: str = COMMAND,
+    ) -> None:
+        self.out = Path(out)
+        self.config = config or default_config()
+        self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._verifier = verifier
+        self.force = force
+        self.progress = progress
+        self.checkpoint_seconds = checkpoint_seconds
+        self.log = log
+        self.command = command
+
+    # -- shared inputs -------------------------------------------------------------
+
+    def verifier(self) -> Judge:
+        """The held-out judge of the gates: given, or ``emoji/verifier`` (loaded on first use)."""
+        if self._verifier is None:
+            from fissure.judges import load_judge
+
+            self._verifier = load_judge("emoji/verifier")
+        elif not isinstance(self._verifier, Judge):
+            self._verifier = self._verifier()
+        return self._verifier
+
+    def check_work_folder(self) -> None:
+        """Refuse a work folder made by a recipe whose weights mean something else."""
+        path = self.out / "config.json"
+        if path.is_file():
+            previous = EmojiSdConfig.from_dict(json.loads(path.read_text()))
+            for stage in STAGES:
+                if previous.fingerprint(stage) != self.config.fingerprint(stage):
+                    raise FissureError(
+                        f"{self.out} holds a run of another recipe (stage {stage} differs); "
+                        "use a new --out folder"
+                    )
+        self.out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.config.to_dict(), indent=2))
+
+    def tokenizer(self) -> CLIPTokenizer:
+        folder = self.out / "tokenizer"
+        if not (folder / "tokenizer_config.json").is_file():
+            data = self.config.data
+            self.log(f"stage 0: tokenizer (BPE on {data.tokenizer_captions:,} captions)")
+            tokenizer = train_tokenizer(
+                caption_corpus(data.tokenizer_captions), data.vocab_size, data.max_length
+            )
+            tokenizer.save_pretrained(folder)
+        return CLIPTokenizer.from_pretrained(folder)
+
+    def bank(self) -> SceneBank:
+        return SceneBank.cached(self.config.data.bank_spec(), self.out / "banks", self.progress)
+
+    def _gate(self, stage: str, index: int, scores: dict, passed: bool, headline: str) -> None:
+        details = ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()
+        )
+        verdict = "passed" if passed else "NOT passed"
+        self.log(f"gate {index} {stage}: {headline} — {verdict} ({details})")
+        if not passed and not self.force:
+            raise FissureError(
+                f"the {stage} gate is not passed; train the stage longer "
+                f"(--steps {stage}=N with N above {getattr(self.config, stage).steps}), "
+                "or pass --force to go on anyway"
+            )
+
+    def _record(self, stage: str, step: int, seconds: float, gate: dict, passed: bool, **notes):
+        previous = StageRecord.load(self.out / stage / "final")
+        record = StageRecord(
+            stage=stage,
+            steps=step,
+            seconds=round(seconds, 1),
+            gate=gate,
+            passed=passed,
+            machine=previous.machine if previous and previous.steps == step else "",
+            command=previous.command if previous and previous.steps == step else "",
+            fingerprint=self.config.fingerprint(stage),
+            notes=notes,
+        )
+        if not record.machine:
+            record.machine = machine_description()
+            record.command = self.command
+        return record
+
+    # -- stages --------------------------------------------------------------------
+
+    def clip_stage(
+        self, tokenizer: CLIPTokenizer, bank: SceneBank
+    ) -> tuple[CLIPModel, StageRecord]:
+        stage = self.config.clip
+        folder = self.out / "clip"
+        clip, step, seconds = train_clip(
+            stage, bank, tokenizer, folder, self.device, self.progress, self.checkpoint_seconds
+        )
+        scores, passed = clip_gate(
+            clip, tokenizer, stage.gate_scenes, stage.gate_top1, self.out / "gates"
+        )
+        record = self._record("clip", step, seconds, scores, passed)
+        clip.save_pretrained(folder / "final")
+        record.save(folder / "final")
+        self._gate(
+            "clip",
+            1,
+            scores,
+            passed,
+            f"text→image top-1 {scores['text_to_image_top1']:.1%} (bar {stage.gate_top1:.0%})",
+        )
+        return clip, record
+
+    def vae_stage(self, clip: CLIPModel, bank: SceneBank) -> tuple[AutoencoderKL, StageRecord]:
+        stage = self.config.vae
+        folder = self.out / "vae"
+        vae, step, seconds = train_vae(
+            stage,
+            bank,
+            vision_tower(clip),
+            folder,
+            self.device,
+            self.progress,
+            self.checkpoint_seconds,
+        )
+        scaling = latent_scaling_factor(vae, bank)
+        vae.register_to_config(scaling_factor=scaling)
+        scores, passed = vae_gate(
+            vae.cpu(), self.verifier(), stage.gate_scenes, stage.gate_retention, self.out / "gates"
+        )
+        vae.to(self.device)
+        record = self._record(
+            "vae", step, seconds, scores, passed, scaling_factor=round(scaling, 5)
+        )
+        vae.save_pretrained(folder / "final")
+        record.save(folder / "final")
+        self._gate(
+            "vae",
+            2,
+            scores,
+            passed,
+            f"verifier keeps {scores['single_retention']:.1%} (single) and "
+            f"{scores['pairs_retention']:.1%} (pairs) of its accuracy, PSNR "
+            f"{scores['single_psnr']:.1f}/{scores['pairs_psnr']:.1f} dB "
+            f"(bar {stage.gate_retention:.0%})",
+        )
+        return vae, record
+
+    def unet_stage(
+        self, tokenizer: CLIPTokenizer, clip: CLIPModel, vae: AutoencoderKL, bank: SceneBank
+    ) -> tuple[UNet2DConditionModel, StageRecord]:
+        stage = self.config.unet
+        folder = self.out / "unet"
+        text_encoder = text_encoder_from_clip(clip).to(self.device)
+        vision = vision_tower(clip) if stage.repa_weight > 0 else None
+        encodings = cached_encodings(
+            folder / f"encodings-{self.config.fingerprint('vae')}.pt",
+            lambda: encode_bank(bank, tokenizer, text_encoder, vae, vision, progress=self.progress),
+        )
+        ema, _, step, seconds = train_unet(
+            stage,
+            encodings,
+            vae.config.scaling_factor,
+            vae.config.latent_channels,
+            clip.config.text_config.hidden_size,
+            folder,
+            self.device,
+            self.progress,
+            self.checkpoint_seconds,
+        )
+        pipeline = assemble_pipeline(tokenizer, text_encoder, vae, ema, self.config)
+        self.log(
+            f"unet gate: generating {stage.gate_seeds} seeds × every class and "
+            f"{stage.gate_pairs} pairs ({stage.gate_steps} DDIM steps, guidance {stage.gate_guidance})"
+        )
+        evaluation = evaluate_pipeline(
+            pipeline.to(self.device),
+            self.verifier(),
+            clip_judge(clip.cpu(), tokenizer),
+            seeds=stage.gate_seeds,
+            pairs=stage.gate_pairs,
+            steps=stage.gate_steps,
+            guidance=stage.gate_guidance,
+            progress=self.progress,
+            sheet=folder / "final" / "gate_sheet.png",
+        )
+        scores = {name: score for name, (score, _, _) in evaluation.checks().items()}
+        passed = evaluation.passed()
+        record = self._record("unet", step, seconds, scores, passed)
+        ema.save_pretrained(folder / "final")
+        record.save(folder / "final")
+        self._gate(
+            "unet",
+            3,
+            scores,
+            passed,
+            f"verifier top-1 {evaluation.single_top1:.1%}, pairs {evaluation.pairs_top2:.1%}",
+        )
+        return ema, record
+
+    # -- the whole recipe ----------------------------------------------------------
+
+    def train(self) -> TrainedParts:
+        """Run (or resume, or re-gate) every stage; returns the trained parts."""
+        self.check_work_folder()
+        tokenizer = self.tokenizer()
+        bank = self.bank()
+        records: dict[str, StageRecord] = {}
+        clip, records["clip"] = self.clip_stage(tokenizer, bank)
+        vae, records["vae"] = self.vae_stage(clip, bank)
+        unet, records["unet"] = self.unet_stage(tokenizer, clip, vae, bank)
+        return TrainedParts(tokenizer, clip, vae, unet, records)
+
+
+def vision_tower(clip: CLIPModel):
+    """The CLIP vision tower as a frozen ``CLIPVisionModel`` (shares no parameters)."""
+    from transformers import CLIPVisionModel
+
+    vision = clip.vision_model  # transformers 5: CLIPModel holds a CLIPVisionModel
+    if isinstance(vision, CLIPVisionModel):
+        vision = copy.deepcopy(vision)
+    else:  # earlier layouts held the bare transformer
+        tower = CLIPVisionModel(clip.config.vision_config)
+        tower.vision_model.load_state_dict(vision.state_dict())
+        vision = tower.to(next(clip.parameters()).device)
+    return vision.eval().requires_grad_(False)
+
+
+def assemble_pipeline(
+    tokenizer: CLIPTokenizer,
+    text_encoder,
+    vae: AutoencoderKL,
+    unet: UNet2DConditionModel,
+    config: EmojiSdConfig,
+) -> StableDiffusionPipeline:
+    """The Stable Diffusion pipeline of the trained parts (no safety checker)."""
+    pipeline = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=sampling_scheduler(config.unet),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def save_model(
+    folder: Path,
+    parts: TrainedParts,
+    config: EmojiSdConfig,
+    calibration: str | None = None,
+) -> Path:
+    """Save the pipeline (float16 safetensors), ``clip/`` and the model card into ``folder``."""
+    folder = Path(folder)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    text_encoder = text_encoder_from_clip(parts.clip.cpu())
+    pipeline = assemble_pipeline(
+        parts.tokenizer, text_encoder, parts.vae.cpu(), parts.unet.cpu(), config
+    )
+    pipeline.save_pretrained(staging, safe_serialization=True)
+    clip_folder = staging / "clip"
+    parts.clip.cpu().save_pretrained(clip_folder, safe_serialization=True)
+    parts.tokenizer.save_pretrained(clip_folder)
+    image_processor().save_pretrained(clip_folder)
+    sizes = {
+        "text encoder (CLIPTextModel)": count_parameters(text_encoder),
+        "CLIP vision tower": count_parameters(parts.clip.vision_model),
+        "VAE (AutoencoderKL)": count_parameters(parts.vae),
+        "UNet (UNet2DConditionModel)": count_parameters(parts.unet),
+    }
+    card = model_card(
+        config, parts.records, sizes, parts.vae.config.scaling_factor, calibration=calibration
+    )
+    write_model_card(staging, card)
+    halve_weights(staging)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.replace(folder)
+    return folder
+
+
+def halve_weights(folder: Path) -> None:
+    """Store every safetensors file under ``folder`` in float16, configs unchanged.
+
+    The configs still say float32, so stock ``from_pretrained`` (transformers'
+    ``dtype="auto"`` reads the config) builds float32 models and upcasts on load:
+    half the bytes on disk, full precision in use.
+    """
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        with safe_open(path, "pt") as handle:
+            metadata = handle.metadata()
+        tensors = {
+            name: (value.half() if value.is_floating_point() else value).contiguous()
+            for name, value in load_file(path).items()
+        }
+        save_file(tensors, path, metadata=metadata)
+
+
+# -- resume points -------------------------------------------------------------------
+
+
+def write_resume_point(out: str | Path, target: str | Path) -> dict:
+    """Copy the state of every stage in ``out`` to ``target`` (float16 weights, no optimiser).
+
+    Safe while a training process writes ``out``: checkpoints are replaced atomically.
+    Returns the manifest written.
+    """
+    out, target = Path(out), Path(target)
+    config_path = out / "config.json"
+    if not config_path.is_file():
+        raise FissureError(f"{out} holds no emoji-sd training run (no config.json)")
+    config = EmojiSdConfig.from_dict(json.loads(config_path.read_text()))
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    if (out / "tokenizer" / "tokenizer_config.json").is_file():
+        shutil.copytree(out / "tokenizer", staging / "tokenizer")
+    manifest: dict = {
+        "config": config.to_dict(),
+        "stages": {},
+        "written": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    for stage in STAGES:
+        checkpoint = out / stage / CHECKPOINT_NAME
+        if not checkpoint.is_file():
+            continue
+        state = torch.load(checkpoint, map_location="cpu")
+        tensors = {
+            f"{module}/{key}": (value.half() if value.is_floating_point() else value).contiguous()
+            for module, module_state in state["modules"].items()
+            for key, value in module_state.items()
+        }
+        save_file(tensors, staging / f"{stage}.safetensors")
+        record = StageRecord.load(out / stage / "final")
+        finished = record is not None and record.steps == state["step"]
+        manifest["stages"][stage] = {
+            "step": state["step"],
+            "steps": getattr(config, stage).steps,
+            "seconds": round(state["seconds"], 1),
+            "finished": finished,
+            "fingerprint": config.fingerprint(stage),
+            "record": record.__dict__ if finished else None,
+        }
+    (staging / RESUME_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    notes = target / CALIBRATION_NOTES
+    if notes.is_file():
+        shutil.copy(notes, staging / CALIBRATION_NOTES)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.replace(target)
+    return manifest
+
+
+def restore_resume_point(source: str | Path, out: str | Path, config: EmojiSdConfig) -> list[str]:
+    """Seed ``out`` with the stages of the resume point ``source`` that are ahead of it.
+
+    A stage is restored as a checkpoint without optimiser state, so the training
+    loop continues from its step with fresh moments (and a finished stage is
+    re-assembled and re-gated without training). Returns the stages restored.
+    """
+    source, out = Path(source), Path(out)
+    manifest_path = source / RESUME_MANIFEST
+    if not manifest_path.is_file():
+        return []
+    manifest = json.loads(manifest_path.read_text())
+    restored = []
+    if (source / "tokenizer").is_dir() and not (
+        out / "tokenizer" / "tokenizer_config.json"
+    ).is_file():
+        shutil.copytree(source / "tokenizer", out / "tokenizer", dirs_exist_ok=True)
+    for stage, entry in manifest["stages"].items():
+        if entry["fingerprint"] != config.fingerprint(stage):
+            raise FissureError(
+                f"the resume point {source} was made by another recipe (stage {stage} differs); "
+                "move it away or give --resume-point another folder"
+            )
+        checkpoint = out / stage / CHECKPOINT_NAME
+        if (
+            checkpoint.is_file()
+            and torch.load(checkpoint, map_location="cpu")["step"] >= entry["step"]
+        ):
+            continue
+        modules: dict[str, dict[str, torch.Tensor]] = {}
+        for key, value in load_file(source / f"{stage}.safetensors").items():
+            module, name = key.split("/", 1)
+            modules.setdefault(module, {})[name] = (
+                value.float() if value.is_floating_point() else value
+            )
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        state = {"modules": modules, "step": entry["step"], "seconds": entry["seconds"]}
+        torch.save(state, checkpoint.with_suffix(".tmp"))
+        checkpoint.with_suffix(".tmp").replace(checkpoint)
+        if entry.get("record"):
+            StageRecord(**entry["record"]).save(out / stage / "final")
+        restored.append(stage)
+    return restored
+
+
+def train_emoji_sd(
+    out: str | Path,
+    config: EmojiSdConfig | None = None,
+    device: torch.device | None = None,
+    resume_point: str | Path | None = None,
+    install: str | Path | None = None,
+    verifier: Judge | Callable[[], Judge] | None = None,
+    force: bool = False,
+    progress: bool = True,
+    checkpoint_seconds: float = 180.0,
+    log: Callable[[str], None] = print,
+    command: str = COMMAND,
+) -> Path:
+    """Train every stage into ``out`` (resuming), save the model to ``out/pipeline``.
+
+    ``resume_point``: a folder written by :func:`write_resume_point` to continue
+    from; ``install``: a folder to copy the finished model to (the package's
+    ``weights/emoji-sd``). Returns the folder of the saved model.
+    """
+    config = config or default_config()
+    out = Path(out)
+    recipe = Recipe(
+        out, config, device, verifier, force, progress, checkpoint_seconds, log, command
+    )
+    recipe.check_work_folder()
+    calibration = None
+    if resume_point is not None:
+        restored = restore_resume_point(resume_point, out, config)
+        if restored:
+            log(f"resumed {', '.join(restored)} from {resume_point}")
+        notes = Path(resume_point) / CALIBRATION_NOTES
+        calibration = notes.read_text() if notes.is_file() else None
+    log(f"emoji-sd: training on {recipe.device}; work folder {out}")
+    parts = recipe.train()
+    folder = save_model(out / "pipeline", parts, config, calibration)
+    log(f"saved the pipeline to {folder}")
+    if install is not None:
+        install = Path(install)
+        shutil.rmtree(install, ignore_errors=True)
+        shutil.copytree(folder, install)
+        log(f"installed it in {install}")
+    return folder

@@ -1,0 +1,139 @@
+"""Stage 2: an AutoencoderKL from 64×64×3 to 16×16×4 latents, as Stable Diffusion's.
+
+The UNet can be no better than this decoder, so its loss asks for what the
+judges look at: L1 + MSE on pixels, a feature loss in the frozen CLIP vision
+tower of stage 1 (objects keep their identity, not only their colours), and a
+tiny KL weight that keeps the latent space smooth without blurring it. The
+scaling factor of the latents (1/std, as SD's 0.18215) is measured after training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL
+from transformers import CLIPVisionModel
+
+from fissure.zoo.emoji_sd.clip_stage import clip_pixels
+from fissure.zoo.emoji_sd.common import LOG_EVERY, optimizer_groups
+from fissure.zoo.emoji_sd.config import VaeStage
+from fissure.zoo.scene_bank import SceneBank
+from fissure.zoo.training_loop import Schedule, step_generator, train
+
+
+def build_vae(stage: VaeStage) -> AutoencoderKL:
+    blocks = len(stage.block_out_channels)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * blocks,
+        up_block_types=("UpDecoderBlock2D",) * blocks,
+        block_out_channels=stage.block_out_channels,
+        layers_per_block=stage.layers_per_block,
+        latent_channels=stage.latent_channels,
+        norm_num_groups=stage.norm_num_groups,
+        sample_size=64,
+    )
+
+
+class FeatureLoss(torch.nn.Module):
+    """Distance of unit-normalised token features, layer by layer, in a frozen vision tower."""
+
+    def __init__(self, vision: CLIPVisionModel) -> None:
+        super().__init__()
+        self.vision = vision.eval().requires_grad_(False)
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Hidden states after each layer of ``images`` in ``[0, 1]``."""
+        output = self.vision(pixel_values=clip_pixels(images), output_hidden_states=True)
+        return [F.normalize(state, dim=-1) for state in output.hidden_states[1:]]
+
+    def forward(self, reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            targets = self.features(original)
+        return torch.stack(
+            [
+                (a - b).square().sum(-1).mean()
+                for a, b in zip(self.features(reconstructed), targets, strict=True)
+            ]
+        ).mean()
+
+
+def vae_loss(
+    stage: VaeStage,
+    vae: AutoencoderKL,
+    images: torch.Tensor,
+    generator: torch.Generator,
+    feature_loss: FeatureLoss | None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss on ``uint8`` images, and its parts for logging."""
+    pixels = images.float() / 127.5 - 1
+    posterior = vae.encode(pixels).latent_dist
+    noise = torch.randn(posterior.mean.shape, generator=generator).to(pixels.device)
+    decoded = vae.decode(posterior.mean + posterior.std * noise).sample
+    l1 = (decoded - pixels).abs().mean()
+    mse = (decoded - pixels).square().mean()
+    kl = posterior.kl().mean() / pixels[0].numel()
+    loss = stage.l1_weight * l1 + stage.mse_weight * mse + stage.kl_weight * kl
+    parts = {"l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
+    if feature_loss is not None and stage.perceptual_weight > 0:
+        perceptual = feature_loss((decoded.clamp(-1, 1) + 1) / 2, (pixels + 1) / 2)
+        loss = loss + stage.perceptual_weight * perceptual
+        parts["perceptual"] = perceptual.item()
+    return loss, parts
+
+
+def train_vae(
+    stage: VaeStage,
+    bank: SceneBank,
+    vision: CLIPVisionModel | None,
+    folder: Path,
+    device: torch.device,
+    progress: bool = True,
+    checkpoint_seconds: float = 120.0,
+) -> tuple[AutoencoderKL, int, float]:
+    """Train (or resume) the autoencoder; returns it in eval mode, the step and seconds."""
+    torch.manual_seed(stage.seed)
+    vae = build_vae(stage).to(device)
+    optimizer = torch.optim.AdamW(
+        optimizer_groups(vae, 0.0), lr=stage.learning_rate, betas=(0.9, 0.99)
+    )
+    feature_loss = (
+        FeatureLoss(vision).to(device) if vision is not None and stage.perceptual_weight else None
+    )
+
+    def step_loss(step: int) -> torch.Tensor:
+        generator = step_generator(stage.seed, step)
+        indices = torch.randint(len(bank), (stage.batch_size,), generator=generator)
+        loss, _ = vae_loss(stage, vae, bank.images[indices].to(device), generator, feature_loss)
+        return loss
+
+    step, seconds = train(
+        {"vae": vae},
+        optimizer,
+        step_loss,
+        Schedule(stage.learning_rate, stage.steps, stage.warmup_steps),
+        folder,
+        "emoji-sd 2/3 VAE",
+        progress,
+        checkpoint_seconds,
+        max_grad_norm=stage.max_grad_norm,
+        log_every=LOG_EVERY,
+    )
+    return vae.eval(), step, seconds
+
+
+@torch.no_grad()
+def latent_scaling_factor(vae: AutoencoderKL, bank: SceneBank, count: int = 2048) -> float:
+    """1 / std of posterior samples over the first ``count`` scenes: unit-variance latents."""
+    device = next(vae.parameters()).device
+    generator = torch.Generator().manual_seed(0)
+    samples = []
+    for start in range(0, min(count, len(bank)), 256):
+        pixels = bank.images[start : start + 256].to(device).float() / 127.5 - 1
+        posterior = vae.encode(pixels).latent_dist
+        noise = torch.randn(posterior.mean.shape, generator=generator).to(device)
+        samples.append((posterior.mean + posterior.std * noise).cpu())
+    return float(1 / torch.cat(samples).std())

@@ -1,0 +1,82 @@
+"""`fissure zoo train emoji-sd` and `fissure zoo evaluate emoji-sd` through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from fissure.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_other_model_names_are_refused_with_one_line():
+    for command in ("train", "evaluate"):
+        result = invoke("zoo", command, "stable-diffusion-v1-5")
+        assert result.exit_code == 2
+        assert "emoji-sd" in result.output and "Traceback" not in result.output
+
+
+def test_bad_steps_are_refused(tmp_path):
+    result = invoke("zoo", "train", "emoji-sd", "--out", tmp_path, "--steps", "unet=lots")
+    assert result.exit_code == 2 and "STAGE=N" in result.output
+
+
+def test_snapshot_of_a_running_or_finished_training(trained, tmp_path):
+    point = tmp_path / "training" / "emoji-sd"
+    result = invoke(
+        "zoo", "train", "emoji-sd", "--out", trained["out"], "--snapshot", "--resume-point", point
+    )
+    assert result.exit_code == 0, result.output
+    assert "unet: step 4/4 (finished)" in result.output
+    assert json.loads((point / "resume.json").read_text())["stages"]["unet"]["step"] == 4
+    missing = invoke("zoo", "train", "emoji-sd", "--out", tmp_path / "nothing", "--snapshot")
+    assert missing.exit_code == 2 and "no emoji-sd training run" in missing.output
+
+
+def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
+    out = tmp_path / "run"
+    result = invoke(
+        "zoo",
+        "train",
+        "emoji-sd",
+        "--tiny",
+        "--out",
+        out,
+        "--no-install",
+        "--force",
+        "--verifier",
+        verifier_dir,
+        "--resume-point",
+        tmp_path / "none",
+    )
+    assert result.exit_code == 0, result.output
+    assert "gate 1 clip" in result.output and "emoji-sd is trained" in result.output
+    evaluation = tmp_path / "evaluation"
+    result = invoke(
+        "zoo",
+        "evaluate",
+        "emoji-sd",
+        "--model",
+        out / "pipeline",
+        "--out",
+        evaluation,
+        "--seeds",
+        1,
+        "--pairs",
+        2,
+        "--steps",
+        2,
+        "--verifier",
+        verifier_dir,
+    )
+    assert result.exit_code == 0, result.output
+    assert "single_top1" in result.output
+    assert (evaluation / "contact_sheet.png").is_file()
+    scores = json.loads((evaluation / "evaluation.json").read_text())
+    assert scores["seeds"] == 1 and scores["clip_text_to_image_top1"] is not None

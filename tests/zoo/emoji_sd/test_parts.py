@@ -1,0 +1,81 @@
+"""Pieces of the recipe checked against what they must compute."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from fissure.zoo.emoji_sd.common import ExponentialAverage
+from fissure.zoo.emoji_sd.config import EmojiSdConfig, default_config, tiny_config, with_steps
+from fissure.zoo.emoji_sd.evaluate import Evaluation, pair_prompts
+from fissure.zoo.emoji_sd.gates import psnr, retrieval
+from fissure.zoo.emoji_sd.unet_stage import min_snr_weights, training_scheduler
+
+
+def test_retrieval_of_a_perfect_and_a_confused_similarity():
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    perfect = torch.nn.functional.one_hot(labels, 3).float()
+    scores = retrieval(perfect, labels)
+    assert scores["text_to_image_top1"] == scores["image_to_text_top1"] == 1.0
+    assert scores["rounds"] == 2 and scores["classes"] == 3
+    confused = perfect[:, [1, 0, 2]]  # classes 0 and 1 swapped
+    scores = retrieval(confused, labels)
+    assert scores["text_to_image_top1"] == pytest.approx(1 / 3)
+    assert scores["image_to_text_top1"] == pytest.approx(1 / 3)
+
+
+def test_psnr_of_a_known_error():
+    a = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
+    b = torch.full_like(a, 255)
+    assert psnr(a, b) == pytest.approx(0.0, abs=1e-4)
+    assert psnr(a, a) > 90
+
+
+def test_min_snr_weights_cap_the_signal_to_noise_ratio():
+    scheduler = training_scheduler(default_config().unet)
+    timesteps = torch.tensor([0, 100, 500, 999])
+    weights = min_snr_weights(scheduler.alphas_cumprod, timesteps, 5.0)
+    alpha = scheduler.alphas_cumprod[timesteps]
+    snr = alpha / (1 - alpha)
+    assert torch.allclose(weights, torch.minimum(snr, torch.tensor(5.0)) / snr)
+    assert weights[0] < 0.01 and weights[-1] == 1.0  # low noise down-weighted, high noise kept
+    assert torch.equal(min_snr_weights(scheduler.alphas_cumprod, timesteps, None), torch.ones(4))
+
+
+def test_exponential_average_follows_the_model_with_warm_up():
+    model = nn.Linear(2, 1)
+    average = ExponentialAverage(model, decay=0.9)
+    before = average.average.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update(model, step=0)  # warm-up decay min(0.9, 1/10) = 0.1
+    assert torch.allclose(average.average.weight, 0.1 * before + 0.9 * model.weight)
+    assert not any(p.requires_grad for p in average.average.parameters())
+
+
+def test_fingerprints_ignore_steps_and_gates_but_not_architecture():
+    config = tiny_config()
+    assert with_steps(config, clip=99, unet=7).fingerprint("unet") == config.fingerprint("unet")
+    gated = dataclasses.replace(config, vae=dataclasses.replace(config.vae, gate_retention=0.5))
+    assert gated.fingerprint("vae") == config.fingerprint("vae")
+    wider = dataclasses.replace(config, vae=dataclasses.replace(config.vae, latent_channels=8))
+    assert wider.fingerprint("vae") != config.fingerprint("vae")
+    assert wider.fingerprint("unet") != config.fingerprint("unet")  # later stages depend on it
+    assert wider.fingerprint("clip") == config.fingerprint("clip")
+    assert EmojiSdConfig.from_dict(config.to_dict()) == config
+
+
+def test_pairs_are_fixed_and_distinct():
+    pairs = pair_prompts(50)
+    assert pairs == pair_prompts(50)
+    assert all(a != b for a, b in pairs)
+
+
+def test_evaluation_bars():
+    evaluation = Evaluation(0.9, 0.96, 0.61, 0.71, 0.7, {}, 20, 200, 25, 7.5, 1.0)
+    assert evaluation.passed()
+    assert not dataclasses.replace(evaluation, pairs_top2=0.5).passed()
+    assert not dataclasses.replace(evaluation, clip_text_to_image_top1=None).passed()

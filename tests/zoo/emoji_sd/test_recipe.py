@@ -1,0 +1,212 @@
+"""The emoji-sd recipe at toy sizes: stages, gates, resume points, stock loading."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from fissure.errors import FissureError
+from fissure.zoo.emoji_sd.common import StageRecord
+from fissure.zoo.emoji_sd.config import tiny_config, with_steps
+from fissure.zoo.emoji_sd.recipe import (
+    STAGES,
+    restore_resume_point,
+    train_emoji_sd,
+    write_resume_point,
+)
+from fissure.zoo.emoji_sd.unet_stage import Encodings, train_unet
+from fissure.zoo.training_loop import CHECKPOINT_NAME
+
+from .conftest import make_verifier
+
+
+def test_every_stage_trains_and_is_gated(trained):
+    out, log = trained["out"], trained["log"]
+    config = tiny_config()
+    for index, stage in enumerate(STAGES, start=1):
+        record = StageRecord.load(out / stage / "final")
+        assert record is not None and record.steps == getattr(config, stage).steps
+        assert record.gate and record.machine and record.fingerprint == config.fingerprint(stage)
+        assert any(line.startswith(f"gate {index} {stage}:") for line in log)
+    assert set(StageRecord.load(out / "vae" / "final").gate) >= {
+        "single_retention",
+        "pairs_retention",
+        "single_psnr",
+    }
+    assert StageRecord.load(out / "vae" / "final").notes["scaling_factor"] > 0
+    assert (out / "unet" / "final" / "gate_sheet.png").is_file()
+    card = (trained["pipeline"] / "README.md").read_text()
+    assert "## Stages, gates, time and machine" in card and "scaling factor" in card
+
+
+def test_stock_diffusers_loads_and_runs_it_without_fissure(trained):
+    """A subprocess that never imports fissure loads the saved folder in float32 and samples."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import torch
+        from diffusers import StableDiffusionPipeline
+        from transformers import CLIPModel
+        pipe = StableDiffusionPipeline.from_pretrained({str(trained["pipeline"])!r}, local_files_only=True)
+        assert pipe.unet.dtype == pipe.text_encoder.dtype == pipe.vae.dtype == torch.float32
+        out = pipe(["a photo of a dog", ""], num_inference_steps=2, guidance_scale=7.5,
+                   generator=torch.Generator().manual_seed(0), output_type="np").images
+        assert out.shape == (2, 64, 64, 3), out.shape
+        clip = CLIPModel.from_pretrained({str(trained["pipeline"] / "clip")!r})
+        assert clip.dtype == torch.float32
+        assert "fissure" not in sys.modules
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ok" in result.stdout
+
+
+def test_weights_ship_in_half_precision(trained):
+    from safetensors.torch import load_file
+
+    for path in trained["pipeline"].rglob("*.safetensors"):
+        assert all(
+            value.dtype == torch.float16
+            for value in load_file(path).values()
+            if value.is_floating_point()
+        ), path
+
+
+def test_a_second_run_skips_training_and_rechecks_gates(trained):
+    out = trained["out"]
+    before = {s: (out / s / CHECKPOINT_NAME).stat().st_mtime_ns for s in STAGES}
+    lines: list[str] = []
+    train_emoji_sd(
+        out, tiny_config(), verifier=make_verifier(), force=True, progress=False, log=lines.append
+    )
+    assert before == {s: (out / s / CHECKPOINT_NAME).stat().st_mtime_ns for s in STAGES}
+    assert sum(line.startswith("gate ") for line in lines) == 3
+
+
+def test_a_failed_gate_stops_the_run_unless_forced(trained):
+    with pytest.raises(FissureError, match="clip gate is not passed"):
+        train_emoji_sd(
+            trained["out"], tiny_config(), verifier=make_verifier(), progress=False, log=print
+        )
+
+
+def test_resume_point_round_trips_on_a_new_machine(trained, tmp_path):
+    point = tmp_path / "training" / "emoji-sd"
+    manifest = write_resume_point(trained["out"], point)
+    assert set(manifest["stages"]) == set(STAGES)
+    assert all(entry["finished"] for entry in manifest["stages"].values())
+    assert (point / "tokenizer").is_dir()
+
+    fresh = tmp_path / "fresh"
+    assert restore_resume_point(point, fresh, tiny_config()) == list(STAGES)
+    original = torch.load(trained["out"] / "unet" / CHECKPOINT_NAME)
+    restored = torch.load(fresh / "unet" / CHECKPOINT_NAME)
+    assert "optimizer" not in restored and restored["step"] == original["step"]
+    for name, value in original["modules"]["ema"].items():
+        assert torch.allclose(value, restored["modules"]["ema"][name], atol=1e-2, rtol=1e-3)
+
+    # Training from the resume point trains nothing more and rebuilds the same model.
+    folder = train_emoji_sd(
+        tmp_path / "again",
+        tiny_config(),
+        resume_point=point,
+        verifier=make_verifier(),
+        force=True,
+        progress=False,
+        log=lambda line: None,
+    )
+    from safetensors.torch import load_file
+
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    shipped, rebuilt = load_file(trained["pipeline"] / weights), load_file(folder / weights)
+    assert all(torch.equal(value, rebuilt[name]) for name, value in shipped.items())
+
+
+def test_an_unfinished_stage_continues_from_the_resume_point(tmp_path):
+    config = with_steps(tiny_config(), unet=6)
+    clip_only = dataclasses.replace(config, clip=dataclasses.replace(config.clip, steps=2))
+    out = tmp_path / "stopped"
+    with pytest.raises(FissureError):  # the clip gate stops it after 2 steps
+        train_emoji_sd(out, clip_only, verifier=make_verifier(), progress=False, log=print)
+    point = tmp_path / "point"
+    manifest = write_resume_point(out, point)
+    assert manifest["stages"]["clip"]["step"] == 2 and "vae" not in manifest["stages"]
+    lines: list[str] = []
+    train_emoji_sd(
+        tmp_path / "next",
+        config,
+        resume_point=point,
+        verifier=make_verifier(),
+        force=True,
+        progress=False,
+        log=lines.append,
+    )
+    assert any("resumed clip" in line for line in lines)
+    assert StageRecord.load(tmp_path / "next" / "clip" / "final").steps == config.clip.steps
+
+
+def test_a_resume_point_of_another_recipe_is_refused(trained, tmp_path):
+    point = tmp_path / "point"
+    write_resume_point(trained["out"], point)
+    other = tiny_config()
+    other = dataclasses.replace(other, unet=dataclasses.replace(other.unet, layers_per_block=2))
+    with pytest.raises(FissureError, match="another recipe"):
+        restore_resume_point(point, tmp_path / "fresh", other)
+
+
+def _fake_encodings(count: int = 12) -> Encodings:
+    generator = torch.Generator().manual_seed(0)
+    return Encodings(
+        text=torch.randn(count, 16, 32, generator=generator).half(),
+        empty=torch.randn(16, 32, generator=generator).half(),
+        latent_mean=torch.randn(count, 4, 16, 16, generator=generator).half(),
+        latent_std=torch.full((count, 4, 16, 16), 0.1).half(),
+        repa=torch.randn(count, 16, 32, generator=generator).half(),
+    )
+
+
+def test_killed_unet_training_resumes_to_the_unbroken_weights(tmp_path, monkeypatch):
+    """Killed after 2 of 4 steps and resumed = 4 unbroken steps (UNet, REPA head and EMA)."""
+    from fissure.zoo.emoji_sd import unet_stage
+
+    stage = tiny_config().unet
+    encodings = _fake_encodings()
+    cpu = torch.device("cpu")
+    unbroken, raw, step, _ = train_unet(
+        stage, encodings, 0.5, 4, 32, tmp_path / "unbroken", cpu, progress=False
+    )
+    assert step == stage.steps
+
+    real_loss, calls = unet_stage.unet_loss, []
+
+    def killed_at_step_two(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(unet_stage, "unet_loss", killed_at_step_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_unet(stage, encodings, 0.5, 4, 32, tmp_path / "killed", cpu, False, 0)
+    assert torch.load(tmp_path / "killed" / CHECKPOINT_NAME)["step"] == 2
+    monkeypatch.setattr(unet_stage, "unet_loss", real_loss)
+    resumed, resumed_raw, _, _ = train_unet(
+        stage, encodings, 0.5, 4, 32, tmp_path / "killed", cpu, progress=False
+    )
+    for expected, got in ((unbroken, resumed), (raw, resumed_raw)):
+        for (name, a), b in zip(
+            expected.state_dict().items(), got.state_dict().values(), strict=True
+        ):
+            assert torch.equal(a, b), name
+    assert not torch.equal(
+        next(iter(unbroken.state_dict().values())), next(iter(raw.state_dict().values()))
+    )
