@@ -83,7 +83,7 @@ RECIPES: dict[str, JudgeRecipe] = {
                 num_attention_heads=4,
                 intermediate_size=256,
             ),
-            steps=5000,
+            steps=3500,
             seed=12,
             learning_rate=1e-3,
         ),

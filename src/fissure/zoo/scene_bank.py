@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -103,6 +104,7 @@ class SceneBank:
             return cls(**torch.load(path))
         bank = cls.build(spec, progress)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(asdict(bank), path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")  # two runs may build the same bank
+        torch.save(asdict(bank), partial)
+        partial.replace(path)
         return bank
