@@ -96,7 +96,7 @@ def generate(
     description: str = "generating",
 ) -> torch.Tensor:
     """Images ``N×3×64×64`` in ``[0, 1]``, one CPU generator per image."""
-    out = []
+    out = [torch.empty(0, 3, 64, 64)]
     for start in tqdm(
         range(0, len(prompts), batch_size), desc=description, disable=not progress, mininterval=5
     ):

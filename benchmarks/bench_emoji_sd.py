@@ -1,0 +1,118 @@
+"""Measure how fast emoji-sd samples: 16 images × 25 DDIM steps with guidance 7.5.
+
+    python benchmarks/bench_emoji_sd.py [--threads 2] [--model PATH] [--repeats 3]
+
+The bar (issue 11): under 5 s on two CPU cores. Timing depends on the
+architecture, not the weights, so until the trained model is installed the
+benchmark builds the recipe's architecture with random weights and says so.
+Writes its section of BENCHMARKS.md between ``<!-- emoji-sd:start -->`` and
+``<!-- emoji-sd:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+START, END = "<!-- emoji-sd:start -->", "<!-- emoji-sd:end -->"
+BAR_SECONDS = 5.0
+
+
+def random_pipeline():
+    """The default recipe's pipeline with random weights (same cost as the trained one)."""
+    from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip
+    from fissure.zoo.emoji_sd.config import default_config
+    from fissure.zoo.emoji_sd.recipe import assemble_pipeline
+    from fissure.zoo.emoji_sd.tokenizer import caption_corpus, train_tokenizer
+    from fissure.zoo.emoji_sd.unet_stage import build_unet
+    from fissure.zoo.emoji_sd.vae_stage import build_vae
+
+    config = default_config()
+    tokenizer = train_tokenizer(
+        caption_corpus(5000), config.data.vocab_size, config.data.max_length
+    )
+    clip = build_clip(config.clip, tokenizer)
+    vae = build_vae(config.vae)
+    unet = build_unet(config.unet, config.vae.latent_channels, config.clip.text_hidden)
+    return assemble_pipeline(tokenizer, text_encoder_from_clip(clip), vae, unet.eval(), config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default=None, help="A pipeline folder (default: emoji-sd).")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="Print only.")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from fissure.models import load_pipeline
+    from fissure.zoo import bundled_model_available
+    from fissure.zoo.emoji_sd.common import count_parameters
+
+    if args.model or bundled_model_available("emoji-sd"):
+        source = args.model or "emoji-sd"
+        pipeline = load_pipeline(source)
+        weights = f"trained weights ({source})"
+    else:
+        pipeline = random_pipeline()
+        weights = "random weights in the recipe's architecture (emoji-sd is not trained yet)"
+    prompts = [f"a photo of a dog {i}" for i in range(16)]
+
+    def sample() -> float:
+        generators = [torch.Generator().manual_seed(i) for i in range(16)]
+        started = time.perf_counter()
+        pipeline(prompts, num_inference_steps=25, guidance_scale=7.5, generator=generators)
+        return time.perf_counter() - started
+
+    sample()  # warm-up
+    times = [sample() for _ in range(args.repeats)]
+    median = statistics.median(times)
+    verdict = "meets" if median < BAR_SECONDS else "MISSES"
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
+        f"{args.threads} torch threads, torch {torch.__version__}"
+    )
+    text = "\n".join(
+        [
+            START,
+            "## emoji-sd sampling",
+            "",
+            f"`python benchmarks/bench_emoji_sd.py --threads {args.threads}` — {weights}; "
+            f"machine: {machine}.",
+            "",
+            f"| what | seconds (median of {args.repeats}) |",
+            "|---|---|",
+            f"| 16 images × 25 DDIM steps, guidance 7.5 (64×64) | {median:.2f} |",
+            "",
+            f"UNet {count_parameters(pipeline.unet) / 1e6:.2f} M parameters, text encoder "
+            f"{count_parameters(pipeline.text_encoder) / 1e6:.2f} M, VAE "
+            f"{count_parameters(pipeline.vae) / 1e6:.2f} M. {verdict.capitalize()} the bar of "
+            f"{BAR_SECONDS:.0f} s on two cores; all runs: "
+            + ", ".join(f"{t:.2f}" for t in times)
+            + " s.",
+            END,
+        ]
+    )
+    print(text)
+    if not args.no_write:
+        old = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+        pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+        new = (
+            pattern.sub(lambda _: text, old)
+            if pattern.search(old)
+            else old.rstrip() + "\n\n" + text + "\n"
+        )
+        BENCHMARKS.write_text(new)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""Short calibration runs: what each choice of the recipe buys, measured, not assumed.
+
+Each run trains one variant of a stage for a fixed number of steps on top of the
+earlier stages of a real work folder (``fissure zoo train emoji-sd --out WORK``),
+then measures it on held-out scenes:
+
+- ``clip``: the gate of the latest CLIP checkpoint (to follow a running stage);
+- ``vae``: L1+MSE alone vs. with the CLIP feature loss (and any other variants):
+  PSNR, and how much of a judge's accuracy survives reconstruction;
+- ``unet``: plain ε-MSE vs. min-SNR vs. min-SNR + REPA (and no warm-up): held-out
+  ε-MSE at fixed timesteps and noise, for the raw and the EMA weights, and
+  judge accuracy of samples of every class prompt.
+
+Run ``python -m fissure.zoo.emoji_sd.calibration clip|vae|unet --work WORK --out DIR``;
+results go to ``DIR/<kind>.json`` and a Markdown table to ``DIR/<kind>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+from transformers import CLIPModel, CLIPTokenizer
+
+from fissure.judges.base import Judge
+from fissure.world import class_names
+from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip
+from fissure.zoo.emoji_sd.config import EmojiSdConfig, UnetStage, VaeStage
+from fissure.zoo.emoji_sd.evaluate import EVALUATION_SEED, generate
+from fissure.zoo.emoji_sd.gates import clip_gate, clip_judge, gate_bank, psnr, reconstruct
+from fissure.zoo.emoji_sd.recipe import assemble_pipeline, vision_tower
+from fissure.zoo.emoji_sd.unet_stage import (
+    Encodings,
+    cached_encodings,
+    encode_bank,
+    train_unet,
+    training_scheduler,
+)
+from fissure.zoo.emoji_sd.vae_stage import build_vae, latent_scaling_factor, train_vae
+from fissure.zoo.judge_evaluation import judge_accuracy
+from fissure.zoo.scene_bank import SceneBank
+from fissure.zoo.training_loop import CHECKPOINT_NAME
+
+
+def load_work(work: Path) -> tuple[EmojiSdConfig, CLIPTokenizer, SceneBank]:
+    config = EmojiSdConfig.from_dict(json.loads((work / "config.json").read_text()))
+    tokenizer = CLIPTokenizer.from_pretrained(work / "tokenizer")
+    bank = SceneBank.cached(config.data.bank_spec(), work / "banks", progress=False)
+    return config, tokenizer, bank
+
+
+def load_clip(work: Path, config: EmojiSdConfig, tokenizer: CLIPTokenizer) -> tuple[CLIPModel, int]:
+    """The work folder's CLIP: its latest checkpoint (finished or not) and step."""
+    state = torch.load(work / "clip" / CHECKPOINT_NAME, map_location="cpu")
+    clip = build_clip(config.clip, tokenizer)
+    clip.load_state_dict(state["modules"]["clip"])
+    return clip.eval(), state["step"]
+
+
+def available_judges(clip: CLIPModel, tokenizer: CLIPTokenizer) -> dict[str, Judge]:
+    """Our CLIP zero-shot always; the held-out verifier when it is installed."""
+    judges: dict[str, Judge] = {"clip": clip_judge(clip, tokenizer)}
+    try:
+        from fissure.judges import load_judge
+
+        judges["verifier"] = load_judge("emoji/verifier")
+    except Exception:  # not trained yet on this machine
+        pass
+    return judges
+
+
+def calibrate_vae(
+    work: Path, out: Path, variants: dict[str, VaeStage], scenes: int = 300
+) -> dict[str, dict]:
+    config, tokenizer, bank = load_work(work)
+    clip, clip_step = load_clip(work, config, tokenizer)
+    judges = available_judges(clip, tokenizer)
+    banks = {
+        "single": gate_bank(scenes, 1, work / "gates"),
+        "pairs": gate_bank(scenes, 2, work / "gates"),
+    }
+    results = {}
+    for name, stage in variants.items():
+        folder = out / "vae" / name
+        started = time.monotonic()
+        vae, step, seconds = train_vae(stage, bank, vision_tower(clip), folder, torch.device("cpu"))
+        scores: dict[str, float] = {"steps": step, "train_seconds": round(seconds, 1)}
+        for bank_name, held_out in banks.items():
+            rebuilt = dataclasses.replace(held_out, images=reconstruct(vae, held_out.images))
+            scores[f"{bank_name}_psnr"] = psnr(held_out.images, rebuilt.images)
+            for judge_name, judge in judges.items():
+                original = judge_accuracy(judge, held_out)
+                scores[f"{bank_name}_{judge_name}_original"] = original
+                scores[f"{bank_name}_{judge_name}_retention"] = (
+                    judge_accuracy(judge, rebuilt) / original if original else 0.0
+                )
+        scores["scaling_factor"] = latent_scaling_factor(vae, bank)
+        scores["wall_seconds"] = round(time.monotonic() - started, 1)
+        results[name] = scores
+        print(name, json.dumps(scores), flush=True)
+    results["_context"] = {"clip_step": clip_step, "scenes": scenes}
+    return results
+
+
+@torch.no_grad()
+def heldout_mse(
+    unet,
+    encodings: Encodings,
+    scaling_factor: float,
+    stage: UnetStage,
+    timesteps=(50, 200, 400, 600, 800, 950),
+) -> dict[str, float]:
+    """Unweighted ε-MSE on held-out scenes at fixed timesteps and noise."""
+    scheduler = training_scheduler(stage)
+    generator = torch.Generator().manual_seed(0)
+    latents = encodings.latent_mean.float() * scaling_factor
+    text = encodings.text.float()
+    scores = {}
+    for t in timesteps:
+        noise = torch.randn(latents.shape, generator=generator)
+        steps = torch.full((len(latents),), t)
+        noisy = scheduler.add_noise(latents, noise, steps)
+        errors = []
+        for start in range(0, len(latents), 64):
+            prediction = unet(
+                noisy[start : start + 64], steps[start : start + 64], text[start : start + 64]
+            ).sample
+            errors.append((prediction - noise[start : start + 64]).square().mean((1, 2, 3)))
+        scores[f"mse_t{t}"] = float(torch.cat(errors).mean())
+    scores["mse_mean"] = sum(scores.values()) / len(scores)
+    return scores
+
+
+@torch.no_grad()
+def sample_accuracy(
+    pipeline, judges: dict[str, Judge], seeds: int = 1, steps: int = 25
+) -> dict[str, float]:
+    """Top-1 of each judge on "a photo of a <class>" samples (every class × ``seeds``)."""
+    names = class_names()
+    prompts = [f"a photo of a {name}" for _ in range(seeds) for name in names]
+    seed_list = [EVALUATION_SEED + s for s in range(seeds) for _ in names]
+    labels = torch.tensor([c for _ in range(seeds) for c in range(len(names))])
+    images = generate(pipeline, prompts, seed_list, steps, 7.5, 16, progress=False)
+    return {
+        f"samples_{name}_top1": float((judge(images).argmax(1) == labels).float().mean())
+        for name, judge in judges.items()
+    }
+
+
+def calibrate_unet(
+    work: Path, out: Path, vae_folder: Path, variants: dict[str, UnetStage], scenes: int = 15_000
+) -> dict[str, dict]:
+    config, tokenizer, bank = load_work(work)
+    clip, clip_step = load_clip(work, config, tokenizer)
+    judges = available_judges(clip, tokenizer)
+    vae = build_vae(config.vae)
+    vae.load_state_dict(
+        torch.load(vae_folder / CHECKPOINT_NAME, map_location="cpu")["modules"]["vae"]
+    )
+    vae.eval()
+    scaling = latent_scaling_factor(vae, bank)
+    text_encoder = text_encoder_from_clip(clip)
+    vision = vision_tower(clip)
+    subset = bank.subset(torch.arange(len(bank)) < scenes)
+    encodings = cached_encodings(
+        out / "unet" / f"encodings-{scenes}.pt",
+        lambda: encode_bank(subset, tokenizer, text_encoder, vae, vision),
+    )
+    held_out = gate_bank(128, 1, work / "gates")
+    held_pairs = gate_bank(128, 2, work / "gates")
+    validation = cached_encodings(
+        out / "unet" / "encodings-validation.pt",
+        lambda: encode_bank(
+            SceneBank(
+                torch.cat([held_out.images, held_pairs.images]),
+                torch.cat([held_out.targets, held_pairs.targets]),
+                held_out.captions + held_pairs.captions,
+                held_out.emoji_sets + held_pairs.emoji_sets,
+                torch.cat([held_out.object_counts, held_pairs.object_counts]),
+            ),
+            tokenizer,
+            text_encoder,
+            vae,
+            None,
+            progress=False,
+        ),
+    )
+    results = {}
+    for name, stage in variants.items():
+        folder = out / "unet" / name
+        started = time.monotonic()
+        ema, raw, step, seconds = train_unet(
+            stage,
+            encodings if stage.repa_weight else dataclasses.replace(encodings, repa=None),
+            scaling,
+            config.vae.latent_channels,
+            config.clip.text_hidden,
+            folder,
+            torch.device("cpu"),
+        )
+        scores: dict[str, float] = {"steps": step, "train_seconds": round(seconds, 1)}
+        for weights_name, unet in (("raw", raw), ("ema", ema)):
+            for key, value in heldout_mse(unet, validation, scaling, stage).items():
+                scores[f"{weights_name}_{key}"] = value
+            pipeline = assemble_pipeline(tokenizer, text_encoder, vae, unet, config)
+            for key, value in sample_accuracy(pipeline, judges).items():
+                scores[f"{weights_name}_{key}"] = value
+        scores["wall_seconds"] = round(time.monotonic() - started, 1)
+        results[name] = scores
+        print(name, json.dumps(scores), flush=True)
+    results["_context"] = {"clip_step": clip_step, "scenes": scenes, "scaling_factor": scaling}
+    return results
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    variants = [name for name in results if not name.startswith("_")]
+    keys = [key for key in results[variants[0]]]
+    lines = ["| measure | " + " | ".join(variants) + " |", "|---" * (len(variants) + 1) + "|"]
+    for key in keys:
+        cells = []
+        for variant in variants:
+            value = results[variant].get(key)
+            cells.append(f"{value:.4g}" if isinstance(value, float) else str(value))
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["clip", "vae", "unet"])
+    parser.add_argument("--work", type=Path, default=Path("runs/emoji-sd"))
+    parser.add_argument("--out", type=Path, default=Path("runs/emoji-sd-calibration"))
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--vae", type=Path, help="unet: the calibration VAE folder to build on")
+    parser.add_argument("--only", nargs="*", help="run only these variants")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = EmojiSdConfig.from_dict(json.loads((args.work / "config.json").read_text()))
+    if args.kind == "clip":  # the gate of the work folder's latest CLIP checkpoint
+        _, tokenizer, _ = load_work(args.work)
+        clip, step = load_clip(args.work, config, tokenizer)
+        scores, passed = clip_gate(
+            clip, tokenizer, config.clip.gate_scenes, config.clip.gate_top1, args.work / "gates"
+        )
+        print(json.dumps({"step": step, **scores, "passed": passed}))
+        return
+    if args.kind == "vae":
+        base = dataclasses.replace(config.vae, steps=args.steps, warmup_steps=50)
+        variants = {
+            "l1+mse": dataclasses.replace(base, perceptual_weight=0.0),
+            "l1+mse+clip-features": base,
+        }
+    else:
+        base = dataclasses.replace(config.unet, steps=args.steps, warmup_steps=50)
+        variants = {
+            "plain": dataclasses.replace(base, min_snr_gamma=None, repa_weight=0.0),
+            "min-snr": dataclasses.replace(base, repa_weight=0.0),
+            "min-snr+repa": base,
+            "min-snr+repa,no-warmup": dataclasses.replace(base, warmup_steps=1),
+        }
+    if args.only:
+        variants = {name: variants[name] for name in args.only}
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.kind == "vae":
+        results = calibrate_vae(args.work, args.out, variants)
+    else:
+        results = calibrate_unet(args.work, args.out, args.vae, variants)
+    path = args.out / f"{args.kind}.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    previous.update(results)
+    path.write_text(json.dumps(previous, indent=2))
+    (args.out / f"{args.kind}.md").write_text(markdown_table(previous) + "\n")
+    print(markdown_table(previous))
+
+
+if __name__ == "__main__":
+    main()
