@@ -43,6 +43,20 @@ def _verifier_loader(spec: str):
     return load
 
 
+def _command_line() -> str:
+    """This command as typed (with the thread settings that shape its speed)."""
+    import os
+    import shlex
+    import sys
+
+    threads = " ".join(
+        f"{name}={os.environ[name]}" for name in ("OMP_NUM_THREADS",) if name in os.environ
+    )
+    words = ["fissure", *sys.argv[1:]] if sys.argv and "fissure" in sys.argv[0] else None
+    typed = shlex.join(words) if words else "fissure zoo train emoji-sd"
+    return f"{threads} {typed}".strip()
+
+
 def _parse_steps(values: list[str] | None) -> dict[str, int]:
     from fissure.errors import FissureError
     from fissure.zoo.emoji_sd.recipe import STAGES
@@ -123,6 +137,7 @@ def train(
         force=force,
         checkpoint_seconds=60 * checkpoint_minutes,
         log=typer.echo,
+        command=_command_line(),
     )
     typer.echo(f"emoji-sd is trained: {folder}")
 

@@ -32,6 +32,7 @@ def test_every_stage_trains_and_is_gated(trained):
         record = StageRecord.load(out / stage / "final")
         assert record is not None and record.steps == getattr(config, stage).steps
         assert record.gate and record.machine and record.fingerprint == config.fingerprint(stage)
+        assert [session["from_step"] for session in record.sessions] == [0]
         assert any(line.startswith(f"gate {index} {stage}:") for line in log)
     assert set(StageRecord.load(out / "vae" / "final").gate) >= {
         "single_retention",
@@ -42,6 +43,7 @@ def test_every_stage_trains_and_is_gated(trained):
     assert (out / "unet" / "final" / "gate_sheet.png").is_file()
     card = (trained["pipeline"] / "README.md").read_text()
     assert "## Stages, gates, time and machine" in card and "scaling factor" in card
+    assert "- session: steps 0→4" in card
 
 
 def test_stock_diffusers_loads_and_runs_it_without_fissure(trained):
@@ -151,7 +153,9 @@ def test_an_unfinished_stage_continues_from_the_resume_point(tmp_path):
         log=lines.append,
     )
     assert any("resumed clip" in line for line in lines)
-    assert StageRecord.load(tmp_path / "next" / "clip" / "final").steps == config.clip.steps
+    record = StageRecord.load(tmp_path / "next" / "clip" / "final")
+    assert record.steps == config.clip.steps
+    assert [session["from_step"] for session in record.sessions] == [0, 2]
 
 
 def test_a_resume_point_of_another_recipe_is_refused(trained, tmp_path):

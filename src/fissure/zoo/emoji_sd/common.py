@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 STAGE_RECORD = "stage.json"
+SESSIONS = "sessions.jsonl"
 LOG_EVERY = 50  # steps per line of a stage's log.jsonl
 
 
@@ -82,6 +84,7 @@ class StageRecord:
     command: str = ""
     fingerprint: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -93,6 +96,35 @@ class StageRecord:
         if not path.is_file():
             return None
         return cls(**json.loads(path.read_text()))
+
+
+def checkpoint_step(folder: Path) -> int:
+    """The step of the training checkpoint in ``folder`` (0 when there is none)."""
+    from fissure.zoo.training_loop import CHECKPOINT_NAME
+
+    path = folder / CHECKPOINT_NAME
+    return int(torch.load(path, map_location="cpu")["step"]) if path.is_file() else 0
+
+
+def log_session(folder: Path, from_step: int, steps: int, command: str) -> None:
+    """Append who trains a stage from which step, where and how (stages span sessions)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "from_step": from_step,
+        "to_step": steps,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine_description(),
+        "command": command,
+    }
+    with open(folder / SESSIONS, "a") as log:
+        log.write(json.dumps(entry) + "\n")
+
+
+def read_sessions(folder: Path) -> list[dict[str, Any]]:
+    path = folder / SESSIONS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -80,9 +80,14 @@ def model_card(
             "",
             f"- steps: {record.steps}, training time {_hours(record.seconds)}",
             f"- gate: {_gate_line(record)}",
-            f"- machine: {record.machine}",
-            f"- command: `{record.command}`",
         ]
+        for session in record.sessions or [{"machine": record.machine, "command": record.command}]:
+            where = (
+                f"steps {session['from_step']}→{session['to_step']}, started {session['started']}, "
+                if "from_step" in session
+                else ""
+            )
+            lines.append(f"- session: {where}on {session['machine']}: `{session['command']}`")
         lines += [f"- {key}: {value}" for key, value in record.notes.items()]
         lines.append("")
     lines += ["## Recipe", "", "```json", json.dumps(config.to_dict(), indent=2), "```", ""]

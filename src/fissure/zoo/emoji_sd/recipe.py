@@ -33,7 +33,15 @@ from transformers import CLIPModel, CLIPTokenizer
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.zoo.emoji_sd.clip_stage import image_processor, text_encoder_from_clip, train_clip
-from fissure.zoo.emoji_sd.common import StageRecord, count_parameters, machine_description
+from fissure.zoo.emoji_sd.common import (
+    SESSIONS,
+    StageRecord,
+    checkpoint_step,
+    count_parameters,
+    log_session,
+    machine_description,
+    read_sessions,
+)
 from fissure.zoo.emoji_sd.config import EmojiSdConfig, default_config
 from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
 from fissure.zoo.emoji_sd.gates import clip_gate, clip_judge, vae_gate
@@ -144,23 +152,28 @@ class Recipe:
                 "or pass --force to go on anyway"
             )
 
+    def _begin(self, stage: str) -> None:
+        """Note in the stage's session log that this run trains it further, if it does."""
+        steps = getattr(self.config, stage).steps
+        step = checkpoint_step(self.out / stage)
+        if step < steps:
+            log_session(self.out / stage, step, steps, self.command)
+
     def _record(self, stage: str, step: int, seconds: float, gate: dict, passed: bool, **notes):
-        previous = StageRecord.load(self.out / stage / "final")
-        record = StageRecord(
+        sessions = read_sessions(self.out / stage)
+        last = sessions[-1] if sessions else {}
+        return StageRecord(
             stage=stage,
             steps=step,
             seconds=round(seconds, 1),
             gate=gate,
             passed=passed,
-            machine=previous.machine if previous and previous.steps == step else "",
-            command=previous.command if previous and previous.steps == step else "",
+            machine=last.get("machine", machine_description()),
+            command=last.get("command", self.command),
             fingerprint=self.config.fingerprint(stage),
             notes=notes,
+            sessions=sessions,
         )
-        if not record.machine:
-            record.machine = machine_description()
-            record.command = self.command
-        return record
 
     # -- stages --------------------------------------------------------------------
 
@@ -169,6 +182,7 @@ class Recipe:
     ) -> tuple[CLIPModel, StageRecord]:
         stage = self.config.clip
         folder = self.out / "clip"
+        self._begin("clip")
         clip, step, seconds = train_clip(
             stage, bank, tokenizer, folder, self.device, self.progress, self.checkpoint_seconds
         )
@@ -190,6 +204,7 @@ class Recipe:
     def vae_stage(self, clip: CLIPModel, bank: SceneBank) -> tuple[AutoencoderKL, StageRecord]:
         stage = self.config.vae
         folder = self.out / "vae"
+        self._begin("vae")
         vae, step, seconds = train_vae(
             stage,
             bank,
@@ -233,6 +248,7 @@ class Recipe:
             folder / f"encodings-{self.config.fingerprint('vae')}.pt",
             lambda: encode_bank(bank, tokenizer, text_encoder, vae, vision, progress=self.progress),
         )
+        self._begin("unet")
         ema, _, step, seconds = train_unet(
             stage,
             encodings,
@@ -420,6 +436,7 @@ def write_resume_point(out: str | Path, target: str | Path) -> dict:
             "finished": finished,
             "fingerprint": config.fingerprint(stage),
             "record": record.__dict__ if finished else None,
+            "sessions": read_sessions(out / stage),
         }
     (staging / RESUME_MANIFEST).write_text(json.dumps(manifest, indent=2))
     notes = target / CALIBRATION_NOTES
@@ -471,6 +488,10 @@ def restore_resume_point(source: str | Path, out: str | Path, config: EmojiSdCon
         checkpoint.with_suffix(".tmp").replace(checkpoint)
         if entry.get("record"):
             StageRecord(**entry["record"]).save(out / stage / "final")
+        if entry.get("sessions") and not (out / stage / SESSIONS).is_file():
+            (out / stage / SESSIONS).write_text(
+                "".join(json.dumps(session) + "\n" for session in entry["sessions"])
+            )
         restored.append(stage)
     return restored
 
