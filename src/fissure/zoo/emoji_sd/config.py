@@ -44,7 +44,7 @@ class ClipStage:
     patch_size: int = 8
     projection_dim: int = 128
     batch_size: int = 128
-    steps: int = 3000
+    steps: int = 2000
     learning_rate: float = 1e-3
     warmup_steps: int = 200
     weight_decay: float = 0.1
