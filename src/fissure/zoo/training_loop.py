@@ -69,6 +69,10 @@ def train(
     loss of every ``log_every`` steps is appended to ``folder/log.jsonl``.
     Returns the step reached and the seconds of training spent over all runs.
     """
+    # Adam moments of parameters that get no gradient (unused embedding rows) decay
+    # geometrically into subnormal floats after a few hundred steps, and CPU
+    # arithmetic on subnormals is 10-100× slower: flush them to zero.
+    torch.set_flush_denormal(True)
     checkpoint = folder / CHECKPOINT_NAME
     step, seconds = 0, 0.0
     if checkpoint.is_file():
