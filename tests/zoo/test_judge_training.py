@@ -96,7 +96,7 @@ def test_accuracy_counts_exact_top_k_matches(bank):
 
 
 def test_every_bundled_judge_has_a_recipe():
-    assert set(RECIPES) == {"resnet", "vit", "convnext", "edge", "verifier"}
+    assert set(RECIPES) == {"resnet", "vit", "regnet", "edge", "verifier"}
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))

@@ -1,6 +1,6 @@
 """Classifier networks for emoji judges, built from small configs.
 
-Three families from transformers (ResNet, ViT, ConvNeXt) form SAGE's surrogate
+Three families from transformers (ResNet, ViT, RegNet) form SAGE's surrogate
 ensemble; a plain BN CNN, a family no member uses, is the verifier; and an
 edge classifier sees only a differentiable Sobel edge map, as in SAGE, so that
 colour and texture perturbations alone cannot fool it.
@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import (
-    ConvNextConfig,
-    ConvNextModel,
+    RegNetConfig,
+    RegNetModel,
     ResNetConfig,
     ResNetModel,
     ViTConfig,
@@ -46,7 +46,7 @@ class SpatialHead(nn.Module):
 
 
 class TransformersBackbone(nn.Module):
-    """A transformers vision backbone (ResNet, ConvNeXt or ViT) with a :class:`SpatialHead`."""
+    """A transformers vision backbone (ResNet, RegNet or ViT) with a :class:`SpatialHead`."""
 
     def __init__(self, backbone: nn.Module, channels: int, num_labels: int) -> None:
         super().__init__()
@@ -122,9 +122,9 @@ def build_network(architecture: str, num_labels: int, config: dict[str, Any]) ->
     if architecture == "resnet":
         resnet = ResNetConfig(**config)
         return TransformersBackbone(ResNetModel(resnet), resnet.hidden_sizes[-1], num_labels)
-    if architecture == "convnext":
-        convnext = ConvNextConfig(**config)
-        return TransformersBackbone(ConvNextModel(convnext), convnext.hidden_sizes[-1], num_labels)
+    if architecture == "regnet":
+        regnet = RegNetConfig(**config)
+        return TransformersBackbone(RegNetModel(regnet), regnet.hidden_sizes[-1], num_labels)
     if architecture == "vit":
         vit = ViTConfig(**config)
         return TransformersBackbone(

@@ -1,6 +1,6 @@
 """Judges found by name, as garak finds its plug-ins.
 
-- ``emoji/surrogate``: SAGE's ensemble (ResNet, ViT, ConvNeXt, edge), the attack loss;
+- ``emoji/surrogate``: SAGE's ensemble (ResNet, ViT, RegNet, edge), the attack loss;
 - ``emoji/verifier``: a held-out architecture and data mix, never in a loss;
 - ``emoji/<member>``: one bundled emoji judge (``emoji/resnet``, ``emoji/edge``, ...);
 - ``clip:<id or folder>``: CLIP zero-shot over ImageNet-1k names (or ``labels``);
@@ -21,7 +21,7 @@ from fissure.judges.pretrained import ClipJudge, TransformersJudge
 from fissure.zoo import WEIGHTS_DIR
 
 JUDGES_DIR = WEIGHTS_DIR / "judges"
-SURROGATE_MEMBERS = ("resnet", "vit", "convnext", "edge")
+SURROGATE_MEMBERS = ("resnet", "vit", "regnet", "edge")
 VERIFIER = "verifier"
 EMOJI_JUDGES = (*SURROGATE_MEMBERS, VERIFIER)
 

@@ -88,9 +88,15 @@ RECIPES: dict[str, JudgeRecipe] = {
             learning_rate=1e-3,
         ),
         JudgeRecipe(
-            "convnext",
-            "convnext",
-            dict(patch_size=4, num_stages=3, hidden_sizes=[48, 96, 192], depths=[1, 2, 1]),
+            "regnet",
+            "regnet",
+            dict(
+                embedding_size=32,
+                hidden_sizes=[64, 128, 256],
+                depths=[1, 2, 2],
+                groups_width=16,
+                layer_type="y",
+            ),
             steps=4000,
             seed=13,
         ),
