@@ -104,16 +104,27 @@ def train(
     verifier: VerifierOption = "emoji/verifier",
     threads: ThreadsOption = None,
     checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints.")] = 3.0,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="Checkpoint and stop (exit code 3) after this many minutes; run again to go on."
+        ),
+    ] = None,
     tiny: Annotated[bool, typer.Option(hidden=True, help="Toy sizes, for tests.")] = False,
 ) -> None:
-    """Train emoji-sd stage by stage (seeded, resumable, gated), or snapshot a resume point."""
+    """Train emoji-sd stage by stage (seeded, resumable, gated), or snapshot a resume point.
+
+    Exit codes: 0 trained, 2 an error or a failed gate, 3 paused by --max-minutes.
+    """
     _check_name(name)
+    import time
+
     import torch
 
     from fissure.models.loading import resolve_device
     from fissure.zoo import WEIGHTS_DIR
     from fissure.zoo.emoji_sd.config import default_config, tiny_config, with_steps
-    from fissure.zoo.emoji_sd.recipe import train_emoji_sd, write_resume_point
+    from fissure.zoo.emoji_sd.recipe import TrainingPaused, train_emoji_sd, write_resume_point
 
     if snapshot:
         manifest = write_resume_point(out, resume_point)
@@ -127,18 +138,24 @@ def train(
         torch.set_num_threads(threads)
     quiet_libraries()
     config = with_steps(tiny_config() if tiny else default_config(), **stage_steps)
-    folder = train_emoji_sd(
-        out,
-        config,
-        device=resolve_device(device) if device else None,
-        resume_point=resume_point,
-        install=WEIGHTS_DIR / name if install else None,
-        verifier=_verifier_loader(verifier),
-        force=force,
-        checkpoint_seconds=60 * checkpoint_minutes,
-        log=typer.echo,
-        command=_command_line(),
-    )
+    deadline = time.monotonic() + 60 * max_minutes if max_minutes else None
+    try:
+        folder = train_emoji_sd(
+            out,
+            config,
+            device=resolve_device(device) if device else None,
+            resume_point=resume_point,
+            install=WEIGHTS_DIR / name if install else None,
+            verifier=_verifier_loader(verifier),
+            force=force,
+            checkpoint_seconds=60 * checkpoint_minutes,
+            log=typer.echo,
+            command=_command_line(),
+            deadline=deadline,
+        )
+    except TrainingPaused as paused:
+        typer.echo(f"{paused}; the checkpoint is saved: run the same command to continue")
+        raise typer.Exit(code=3) from None
     typer.echo(f"emoji-sd is trained: {folder}")
 
 

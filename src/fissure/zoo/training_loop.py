@@ -59,6 +59,7 @@ def train(
     max_grad_norm: float | None = None,
     after_step: Callable[[int], None] | None = None,
     log_every: int = 0,
+    deadline: float | None = None,
 ) -> tuple[int, float]:
     """Run ``step_loss`` from the last checkpoint in ``folder`` to ``schedule.steps``.
 
@@ -67,7 +68,9 @@ def train(
     count advances (an exponential moving average updates here; put the averaged
     module in ``modules`` so checkpoints keep it). With ``log_every``, the mean
     loss of every ``log_every`` steps is appended to ``folder/log.jsonl``.
-    Returns the step reached and the seconds of training spent over all runs.
+    With ``deadline`` (a ``time.monotonic()`` value), the loop checkpoints and
+    returns early once it has passed. Returns the step reached and the seconds
+    of training spent over all runs.
     """
     # Adam moments of parameters that get no gradient (unused embedding rows) decay
     # geometrically into subnormal floats after a few hundred steps, and CPU
@@ -120,7 +123,12 @@ def train(
                 with open(folder / LOG_NAME, "a") as log:
                     log.write(json.dumps(record) + "\n")
                 window.clear()
-        if time.monotonic() - last_save > checkpoint_seconds or step == schedule.steps:
+        out_of_time = deadline is not None and time.monotonic() > deadline
+        if (
+            time.monotonic() - last_save > checkpoint_seconds
+            or step == schedule.steps
+            or out_of_time
+        ):
             folder.mkdir(parents=True, exist_ok=True)
             state = {
                 "modules": {name: module.state_dict() for name, module in modules.items()},
@@ -131,6 +139,8 @@ def train(
             torch.save(state, checkpoint.with_suffix(".tmp"))
             checkpoint.with_suffix(".tmp").replace(checkpoint)
             last_save = time.monotonic()
+        if out_of_time:
+            break
     bar.close()
     for module in modules.values():
         module.eval()

@@ -80,3 +80,23 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     assert (evaluation / "contact_sheet.png").is_file()
     scores = json.loads((evaluation / "evaluation.json").read_text())
     assert scores["seeds"] == 1 and scores["clip_text_to_image_top1"] is not None
+
+
+def test_max_minutes_pauses_with_exit_code_3(tmp_path, verifier_dir):
+    result = invoke(
+        "zoo",
+        "train",
+        "emoji-sd",
+        "--tiny",
+        "--out",
+        tmp_path,
+        "--no-install",
+        "--verifier",
+        verifier_dir,
+        "--resume-point",
+        tmp_path / "none",
+        "--max-minutes",
+        1e-6,
+    )
+    assert result.exit_code == 3, result.output
+    assert "paused clip at step 1/3" in result.output

@@ -151,6 +151,7 @@ def test_an_unfinished_stage_continues_from_the_resume_point(tmp_path):
         force=True,
         progress=False,
         log=lines.append,
+        command="fissure zoo train emoji-sd --out next",  # another session
     )
     assert any("resumed clip" in line for line in lines)
     record = StageRecord.load(tmp_path / "next" / "clip" / "final")
@@ -214,3 +215,35 @@ def test_killed_unet_training_resumes_to_the_unbroken_weights(tmp_path, monkeypa
     assert not torch.equal(
         next(iter(unbroken.state_dict().values())), next(iter(raw.state_dict().values()))
     )
+
+
+def test_a_work_folder_refuses_another_recipe_for_begun_stages_only(tmp_path):
+    from fissure.zoo.emoji_sd.recipe import Recipe
+
+    config = tiny_config()
+    Recipe(tmp_path, config).check_work_folder()
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / CHECKPOINT_NAME).write_bytes(b"")
+    other_vae = dataclasses.replace(config, vae=dataclasses.replace(config.vae, kl_weight=0.0))
+    Recipe(tmp_path, other_vae).check_work_folder()  # the VAE has not begun: fine
+    other_clip = dataclasses.replace(config, clip=dataclasses.replace(config.clip, text_layers=2))
+    with pytest.raises(FissureError, match="another recipe"):
+        Recipe(tmp_path, other_clip).check_work_folder()
+
+
+def test_a_time_budget_pauses_with_a_checkpoint_and_the_next_run_goes_on(tmp_path):
+    import time
+
+    from fissure.zoo.emoji_sd.recipe import TrainingPaused
+
+    with pytest.raises(TrainingPaused) as paused:
+        train_emoji_sd(
+            tmp_path, tiny_config(), progress=False, log=print, deadline=time.monotonic()
+        )
+    assert (paused.value.stage, paused.value.step) == ("clip", 1)
+    assert torch.load(tmp_path / "clip" / CHECKPOINT_NAME)["step"] == 1
+    train_emoji_sd(
+        tmp_path, tiny_config(), verifier=make_verifier(), force=True, progress=False, log=print
+    )
+    record = StageRecord.load(tmp_path / "clip" / "final")
+    assert record.steps == tiny_config().clip.steps and len(record.sessions) == 1

@@ -157,6 +157,7 @@ def train_clip(
     device: torch.device,
     progress: bool = True,
     checkpoint_seconds: float = 120.0,
+    deadline: float | None = None,
 ) -> tuple[CLIPModel, int, float]:
     """Train (or resume) the CLIP pair; returns it in eval mode, the step and seconds."""
     torch.manual_seed(stage.seed)
@@ -181,5 +182,6 @@ def train_clip(
         checkpoint_seconds,
         max_grad_norm=stage.max_grad_norm,
         log_every=LOG_EVERY,
+        deadline=deadline,
     )
     return clip.eval(), step, seconds

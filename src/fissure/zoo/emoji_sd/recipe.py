@@ -63,6 +63,14 @@ CALIBRATION_NOTES = "CALIBRATION.md"
 COMMAND = "fissure zoo train emoji-sd"
 
 
+class TrainingPaused(Exception):
+    """The time budget (``deadline``) ran out mid-stage; the checkpoint is saved."""
+
+    def __init__(self, stage: str, step: int, steps: int) -> None:
+        super().__init__(f"paused {stage} at step {step}/{steps}")
+        self.stage, self.step, self.steps = stage, step, steps
+
+
 @dataclass
 class TrainedParts:
     """What the stages made, ready to assemble."""
@@ -88,8 +96,10 @@ class Recipe:
         checkpoint_seconds: float = 180.0,
         log: Callable[[str], None] = print,
         command: str = COMMAND,
+        deadline: float | None = None,
     ) -> None:
         self.out = Path(out)
+        self.deadline = deadline
         self.config = config or default_config()
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self._verifier = verifier
@@ -112,12 +122,13 @@ class Recipe:
         return self._verifier
 
     def check_work_folder(self) -> None:
-        """Refuse a work folder made by a recipe whose weights mean something else."""
+        """Refuse a work folder whose trained stages another recipe made (later ones may change)."""
         path = self.out / "config.json"
         if path.is_file():
             previous = EmojiSdConfig.from_dict(json.loads(path.read_text()))
             for stage in STAGES:
-                if previous.fingerprint(stage) != self.config.fingerprint(stage):
+                begun = (self.out / stage / CHECKPOINT_NAME).is_file()
+                if begun and previous.fingerprint(stage) != self.config.fingerprint(stage):
                     raise FissureError(
                         f"{self.out} holds a run of another recipe (stage {stage} differs); "
                         "use a new --out folder"
@@ -156,8 +167,15 @@ class Recipe:
         """Note in the stage's session log that this run trains it further, if it does."""
         steps = getattr(self.config, stage).steps
         step = checkpoint_step(self.out / stage)
-        if step < steps:
+        last = (read_sessions(self.out / stage) or [{}])[-1]
+        same = last.get("command") == self.command and last.get("machine") == machine_description()
+        if step < steps and not same:  # a restart of the same run is no new session
             log_session(self.out / stage, step, steps, self.command)
+
+    def _check_finished(self, stage: str, step: int) -> None:
+        steps = getattr(self.config, stage).steps
+        if step < steps:
+            raise TrainingPaused(stage, step, steps)
 
     def _record(self, stage: str, step: int, seconds: float, gate: dict, passed: bool, **notes):
         sessions = read_sessions(self.out / stage)
@@ -184,8 +202,16 @@ class Recipe:
         folder = self.out / "clip"
         self._begin("clip")
         clip, step, seconds = train_clip(
-            stage, bank, tokenizer, folder, self.device, self.progress, self.checkpoint_seconds
+            stage,
+            bank,
+            tokenizer,
+            folder,
+            self.device,
+            self.progress,
+            self.checkpoint_seconds,
+            self.deadline,
         )
+        self._check_finished("clip", step)
         scores, passed = clip_gate(
             clip, tokenizer, stage.gate_scenes, stage.gate_top1, self.out / "gates"
         )
@@ -213,7 +239,9 @@ class Recipe:
             self.device,
             self.progress,
             self.checkpoint_seconds,
+            self.deadline,
         )
+        self._check_finished("vae", step)
         scaling = latent_scaling_factor(vae, bank)
         vae.register_to_config(scaling_factor=scaling)
         scores, passed = vae_gate(
@@ -259,7 +287,9 @@ class Recipe:
             self.device,
             self.progress,
             self.checkpoint_seconds,
+            self.deadline,
         )
+        self._check_finished("unet", step)
         pipeline = assemble_pipeline(tokenizer, text_encoder, vae, ema, self.config)
         self.log(
             f"unet gate: generating {stage.gate_seeds} seeds × every class and "
@@ -508,17 +538,19 @@ def train_emoji_sd(
     checkpoint_seconds: float = 180.0,
     log: Callable[[str], None] = print,
     command: str = COMMAND,
+    deadline: float | None = None,
 ) -> Path:
     """Train every stage into ``out`` (resuming), save the model to ``out/pipeline``.
 
     ``resume_point``: a folder written by :func:`write_resume_point` to continue
     from; ``install``: a folder to copy the finished model to (the package's
-    ``weights/emoji-sd``). Returns the folder of the saved model.
+    ``weights/emoji-sd``); ``deadline`` (``time.monotonic()``): checkpoint and
+    raise :class:`TrainingPaused` once passed. Returns the folder of the saved model.
     """
     config = config or default_config()
     out = Path(out)
     recipe = Recipe(
-        out, config, device, verifier, force, progress, checkpoint_seconds, log, command
+        out, config, device, verifier, force, progress, checkpoint_seconds, log, command, deadline
     )
     recipe.check_work_folder()
     calibration = None

@@ -279,6 +279,7 @@ def train_unet(
     device: torch.device,
     progress: bool = True,
     checkpoint_seconds: float = 120.0,
+    deadline: float | None = None,
 ) -> tuple[UNet2DConditionModel, UNet2DConditionModel, int, float]:
     """Train (or resume) the UNet; returns its EMA and raw weights, the step and seconds."""
     torch.manual_seed(stage.seed)
@@ -314,6 +315,7 @@ def train_unet(
             checkpoint_seconds,
             max_grad_norm=stage.max_grad_norm,
             log_every=LOG_EVERY,
+            deadline=deadline,
             after_step=lambda step: ema.update(unet, step),
         )
     finally:

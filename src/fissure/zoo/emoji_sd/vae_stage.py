@@ -93,6 +93,7 @@ def train_vae(
     device: torch.device,
     progress: bool = True,
     checkpoint_seconds: float = 120.0,
+    deadline: float | None = None,
 ) -> tuple[AutoencoderKL, int, float]:
     """Train (or resume) the autoencoder; returns it in eval mode, the step and seconds."""
     torch.manual_seed(stage.seed)
@@ -121,6 +122,7 @@ def train_vae(
         checkpoint_seconds,
         max_grad_norm=stage.max_grad_norm,
         log_every=LOG_EVERY,
+        deadline=deadline,
     )
     return vae.eval(), step, seconds
 
