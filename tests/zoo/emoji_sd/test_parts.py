@@ -79,3 +79,25 @@ def test_evaluation_bars():
     assert evaluation.passed()
     assert not dataclasses.replace(evaluation, pairs_top2=0.5).passed()
     assert not dataclasses.replace(evaluation, clip_text_to_image_top1=None).passed()
+
+
+def test_judge_consistency_is_zero_on_identical_images_and_has_gradients():
+    from fissure.zoo.emoji_sd.vae_stage import JudgeConsistency
+
+    from .conftest import make_verifier
+
+    loss = JudgeConsistency(make_verifier())
+    images = torch.rand(4, 3, 64, 64)
+    assert loss(images, images).abs() < 1e-6
+    changed = images.flip(-2).requires_grad_(True)
+    value = loss(changed, images)
+    value.backward()
+    assert value > 0 and changed.grad is not None and changed.grad.abs().sum() > 0
+
+
+def test_the_verifier_never_enters_a_training_loss(tmp_path):
+    from fissure.errors import FissureError
+    from fissure.zoo.emoji_sd.recipe import Recipe
+
+    with pytest.raises(FissureError, match="must never enter a loss"):
+        Recipe(tmp_path, tiny_config()).surrogate_judge("emoji/verifier")

@@ -87,7 +87,14 @@ def calibrate_vae(
     for name, stage in variants.items():
         folder = out / "vae" / name
         started = time.monotonic()
-        vae, step, seconds = train_vae(stage, bank, vision_tower(clip), folder, torch.device("cpu"))
+        judge = None
+        if stage.judge_weight:
+            from fissure.judges import load_judge
+
+            judge = load_judge(stage.judge)
+        vae, step, seconds = train_vae(
+            stage, bank, vision_tower(clip), folder, torch.device("cpu"), judge=judge
+        )
         scores: dict[str, float] = {"steps": step, "train_seconds": round(seconds, 1)}
         for bank_name, held_out in banks.items():
             rebuilt = dataclasses.replace(held_out, images=reconstruct(vae, held_out.images))
@@ -254,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         variants = {
             "l1+mse": dataclasses.replace(base, perceptual_weight=0.0),
             "l1+mse+clip-features": base,
+            "l1+mse+resnet-kl": dataclasses.replace(base, perceptual_weight=0.0, judge_weight=0.1),
         }
     else:
         base = dataclasses.replace(config.unet, steps=args.steps, warmup_steps=50)

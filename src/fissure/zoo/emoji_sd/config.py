@@ -74,6 +74,10 @@ class VaeStage:
     perceptual_weight: float = 0.1
     """Weight of the feature loss in the frozen CLIP vision tower of stage 1 (0: off)."""
     kl_weight: float = 1e-6
+    judge_weight: float = 0.0
+    """Weight of KL(judge(original) ‖ judge(reconstruction)) under a frozen surrogate judge."""
+    judge: str = "emoji/resnet"
+    """That judge: a surrogate member, never the verifier that gates this stage."""
     seed: int = 2
     gate_scenes: int = 500
     gate_retention: float = 0.97

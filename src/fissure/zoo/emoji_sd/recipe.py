@@ -121,6 +121,14 @@ class Recipe:
             self._verifier = self._verifier()
         return self._verifier
 
+    def surrogate_judge(self, name: str) -> Judge:
+        """A frozen judge for a training loss: refused if it is the gates' verifier."""
+        from fissure.judges import load_judge
+
+        if name == "emoji/verifier":
+            raise FissureError("the verifier gates the stages and must never enter a loss")
+        return load_judge(name, device=self.device)
+
     def check_work_folder(self) -> None:
         """Refuse a work folder whose trained stages another recipe made (later ones may change)."""
         path = self.out / "config.json"
@@ -240,6 +248,7 @@ class Recipe:
             self.progress,
             self.checkpoint_seconds,
             self.deadline,
+            self.surrogate_judge(stage.judge) if stage.judge_weight else None,
         )
         self._check_finished("vae", step)
         scaling = latent_scaling_factor(vae, bank)

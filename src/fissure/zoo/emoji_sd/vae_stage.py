@@ -2,8 +2,8 @@
 
 The UNet can be no better than this decoder, so its loss asks for what the
 judges look at: L1 + MSE on pixels, a feature loss in the frozen CLIP vision
-tower of stage 1 (objects keep their identity, not only their colours), and a
-tiny KL weight that keeps the latent space smooth without blurring it. The
+tower of stage 1 (objects keep their identity, not only their colours),
+optionally the consistency of a frozen surrogate judge, and a tiny KL weight that keeps the latent space smooth without blurring it. The
 scaling factor of the latents (1/std, as SD's 0.18215) is measured after training.
 """
 
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from transformers import CLIPVisionModel
 
+from fissure.judges.base import Judge
 from fissure.zoo.emoji_sd.clip_stage import clip_pixels
 from fissure.zoo.emoji_sd.common import LOG_EVERY, optimizer_groups
 from fissure.zoo.emoji_sd.config import VaeStage
@@ -61,12 +62,32 @@ class FeatureLoss(torch.nn.Module):
         ).mean()
 
 
+class JudgeConsistency(torch.nn.Module):
+    """KL divergence of a frozen judge's class probabilities from original to reconstruction.
+
+    It asks the decoder for exactly what the gate measures (the objects stay
+    recognisable), with a surrogate judge of another architecture and training
+    data than the verifier that gates the stage.
+    """
+
+    def __init__(self, judge: Judge) -> None:
+        super().__init__()
+        self.judge = judge.eval().requires_grad_(False)
+
+    def forward(self, reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self.judge.logits(original).log_softmax(-1)
+        predicted = self.judge.logits(reconstructed).log_softmax(-1)
+        return F.kl_div(predicted, target, log_target=True, reduction="batchmean")
+
+
 def vae_loss(
     stage: VaeStage,
     vae: AutoencoderKL,
     images: torch.Tensor,
     generator: torch.Generator,
     feature_loss: FeatureLoss | None,
+    judge_loss: JudgeConsistency | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss on ``uint8`` images, and its parts for logging."""
     pixels = images.float() / 127.5 - 1
@@ -82,6 +103,10 @@ def vae_loss(
         perceptual = feature_loss((decoded.clamp(-1, 1) + 1) / 2, (pixels + 1) / 2)
         loss = loss + stage.perceptual_weight * perceptual
         parts["perceptual"] = perceptual.item()
+    if judge_loss is not None and stage.judge_weight > 0:
+        consistency = judge_loss((decoded.clamp(-1, 1) + 1) / 2, (pixels + 1) / 2)
+        loss = loss + stage.judge_weight * consistency
+        parts["judge_kl"] = consistency.item()
     return loss, parts
 
 
@@ -94,6 +119,7 @@ def train_vae(
     progress: bool = True,
     checkpoint_seconds: float = 120.0,
     deadline: float | None = None,
+    judge: Judge | None = None,
 ) -> tuple[AutoencoderKL, int, float]:
     """Train (or resume) the autoencoder; returns it in eval mode, the step and seconds."""
     torch.manual_seed(stage.seed)
@@ -104,11 +130,15 @@ def train_vae(
     feature_loss = (
         FeatureLoss(vision).to(device) if vision is not None and stage.perceptual_weight else None
     )
+    judge_loss = (
+        JudgeConsistency(judge).to(device) if judge is not None and stage.judge_weight else None
+    )
 
     def step_loss(step: int) -> torch.Tensor:
         generator = step_generator(stage.seed, step)
         indices = torch.randint(len(bank), (stage.batch_size,), generator=generator)
-        loss, _ = vae_loss(stage, vae, bank.images[indices].to(device), generator, feature_loss)
+        images = bank.images[indices].to(device)
+        loss, _ = vae_loss(stage, vae, images, generator, feature_loss, judge_loss)
         return loss
 
     step, seconds = train(
