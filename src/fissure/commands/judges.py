@@ -118,7 +118,7 @@ def evaluate_judges(
             failures += failed
             cells.append(f"[red]{score:.1%}[/red]" if failed else f"{score:.1%}")
         table.add_row(name, *cells)
-    Console().print(table)
+    Console(width=160).print(table)
     typer.echo(
         "all bars met" if failures == 0 else f"{failures} scores below their bar (shown in red)"
     )
