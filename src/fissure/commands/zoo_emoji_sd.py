@@ -175,6 +175,9 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(help="Images per pipeline call.")] = 16,
     verifier: VerifierOption = "emoji/verifier",
     threads: ThreadsOption = None,
+    update_card: Annotated[
+        bool, typer.Option(help="Write the scores into the model's README.md (model card).")
+    ] = True,
 ) -> None:
     """Measure emoji-sd with the held-out verifier and its CLIP; print the bars."""
     _check_name(name)
@@ -189,6 +192,7 @@ def evaluate(
     from fissure.models.loading import resolve_model_source
     from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
     from fissure.zoo.emoji_sd.gates import clip_judge
+    from fissure.zoo.emoji_sd.model_card import update_quality
 
     if threads:
         torch.set_num_threads(threads)
@@ -215,6 +219,8 @@ def evaluate(
         sheet=out / "contact_sheet.png",
     )
     (out / "evaluation.json").write_text(json.dumps(evaluation.to_dict(), indent=2))
+    if update_card and update_quality(Path(resolve_model_source(source)), evaluation):
+        typer.echo("updated the model card's quality section")
     table = Table(title=f"{source}: {steps} DDIM steps, guidance {guidance}")
     for column in ("measure", "score", "bar", "met"):
         table.add_column(column, justify="right" if column != "measure" else "left")

@@ -80,6 +80,8 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     assert (evaluation / "contact_sheet.png").is_file()
     scores = json.loads((evaluation / "evaluation.json").read_text())
     assert scores["seeds"] == 1 and scores["clip_text_to_image_top1"] is not None
+    card = (out / "pipeline" / "README.md").read_text()
+    assert "| single_top1 |" in card and "Not measured yet" not in card
 
 
 def test_max_minutes_pauses_with_exit_code_3(tmp_path, verifier_dir):

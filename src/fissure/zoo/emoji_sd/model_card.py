@@ -57,8 +57,8 @@ def model_card(
         "",
         f"{config.data.count:,} Noto emoji scenes (64×64, seeds {config.data.first_seed:,}…, "
         f"object counts cycling {list(config.data.object_counts)}) with their captions. The "
-        f"tokenizer's BPE ({config.data.vocab_size} merges target, model_max_length "
-        f"{config.data.max_length}) is learned from {config.data.tokenizer_captions:,} captions "
+        f"tokenizer's BPE (vocabulary of about {config.data.vocab_size} tokens, "
+        f"model_max_length {config.data.max_length}) is learned from {config.data.tokenizer_captions:,} captions "
         "and the class prompts. Gates and evaluations use seeds no stage trains on.",
         "",
         "## Components",
@@ -91,24 +91,51 @@ def model_card(
         lines += [f"- {key}: {value}" for key, value in record.notes.items()]
         lines.append("")
     lines += ["## Recipe", "", "```json", json.dumps(config.to_dict(), indent=2), "```", ""]
-    if evaluation is not None:
-        lines += [
-            "## Measured quality",
-            "",
-            f"{evaluation.steps} DDIM steps, guidance {evaluation.guidance}, "
-            f"{evaluation.seeds} seeds per class, {evaluation.pairs} pairs, judged by the "
-            "held-out verifier (`emoji/verifier`) and this model's CLIP.",
-            "",
-            "| measure | score | bar | met |",
-            "|---|---|---|---|",
-        ]
-        for name, (score, bar, met) in evaluation.checks().items():
-            shown = "–" if score is None else f"{score:.1%}"
-            lines.append(f"| {name} | {shown} | {bar:.0%} | {'yes' if met else 'no'} |")
-        lines += ["", f"Weakest classes: {', '.join(evaluation.worst_classes)}", ""]
+    lines += [QUALITY_START, quality_section(evaluation), QUALITY_END, ""]
     if calibration:
         lines += ["## Calibration runs", "", calibration.strip(), ""]
     return "\n".join(lines)
+
+
+QUALITY_START, QUALITY_END = "<!-- quality:start -->", "<!-- quality:end -->"
+
+
+def quality_section(evaluation: Evaluation | None) -> str:
+    """The "Measured quality" section: the evaluation's bars, or how to measure them."""
+    if evaluation is None:
+        return "## Measured quality\n\nNot measured yet: run `fissure zoo evaluate emoji-sd`."
+    lines = [
+        "## Measured quality",
+        "",
+        f"`fissure zoo evaluate emoji-sd`: {evaluation.steps} DDIM steps, guidance "
+        f"{evaluation.guidance}, {evaluation.seeds} seeds per class, {evaluation.pairs} pairs, "
+        "judged by the held-out verifier (`emoji/verifier`) and this model's CLIP "
+        f"({evaluation.seconds:.0f} s).",
+        "",
+        "| measure | score | bar | met |",
+        "|---|---|---|---|",
+    ]
+    for name, (score, bar, met) in evaluation.checks().items():
+        shown = "–" if score is None else f"{score:.1%}"
+        lines.append(f"| {name} | {shown} | {bar:.0%} | {'yes' if met else 'no'} |")
+    lines += ["", f"Weakest classes: {', '.join(evaluation.worst_classes)}"]
+    return "\n".join(lines)
+
+
+def update_quality(folder: Path, evaluation: Evaluation) -> bool:
+    """Replace the quality section of the model card in ``folder``; False if it has none."""
+    path = Path(folder) / "README.md"
+    if not path.is_file():
+        return False
+    text = path.read_text()
+    if QUALITY_START not in text or QUALITY_END not in text:
+        return False
+    head, rest = text.split(QUALITY_START, 1)
+    _, tail = rest.split(QUALITY_END, 1)
+    path.write_text(
+        head + QUALITY_START + "\n" + quality_section(evaluation) + "\n" + QUALITY_END + tail
+    )
+    return True
 
 
 def write_model_card(folder: Path, text: str) -> None:
