@@ -9,7 +9,9 @@ then measures it on held-out scenes:
   PSNR, and how much of a judge's accuracy survives reconstruction;
 - ``unet``: plain ε-MSE vs. min-SNR vs. min-SNR + REPA (and no warm-up): held-out
   ε-MSE at fixed timesteps and noise, for the raw and the EMA weights, and
-  judge accuracy of samples of every class prompt.
+  judge accuracy of samples of every class prompt;
+- ``unet-probe``: of finished ``unet`` runs, how much the caption lowers the
+  held-out ε-MSE, and the verifier on one-step x0 predictions at t=600.
 
 Run ``python -m fissure.zoo.emoji_sd.calibration clip|vae|unet --work WORK --out DIR``;
 results go to ``DIR/<kind>.json`` and a Markdown table to ``DIR/<kind>.md``.
@@ -223,6 +225,96 @@ def calibrate_unet(
     return results
 
 
+@torch.no_grad()
+def conditioning_probe(
+    unet,
+    vae,
+    verifier: Judge | None,
+    validation: Encodings,
+    labels: torch.Tensor,
+    scaling: float,
+    stage: UnetStage,
+    timesteps=(400, 600, 800, 950),
+) -> dict[str, float]:
+    """How much the caption helps, long before samples show it.
+
+    ``gain_t*``: held-out ε-MSE with the empty caption minus with the true caption
+    (positive once the UNet uses the text). ``x0_verifier_t600_*``: the verifier's
+    top-1 on single-object scenes decoded from the one-step x0 prediction at t=600,
+    with and without the caption.
+    """
+    scheduler = training_scheduler(stage)
+    generator = torch.Generator().manual_seed(1)
+    latents = validation.latent_mean.float() * scaling
+    text = validation.text.float()
+    empty = validation.empty.float().expand_as(text)
+    scores: dict[str, float] = {}
+    for t in timesteps:
+        noise = torch.randn(latents.shape, generator=generator)
+        steps = torch.full((len(latents),), t)
+        noisy = scheduler.add_noise(latents, noise, steps)
+        errors = {}
+        for name, condition in (("cond", text), ("empty", empty)):
+            prediction = torch.cat(
+                [
+                    unet(noisy[i : i + 64], steps[i : i + 64], condition[i : i + 64]).sample
+                    for i in range(0, len(latents), 64)
+                ]
+            )
+            errors[name] = float((prediction - noise).square().mean())
+            if t == 600 and verifier is not None:
+                alpha = scheduler.alphas_cumprod[t]
+                x0 = (noisy - (1 - alpha).sqrt() * prediction) / alpha.sqrt()
+                single = labels >= 0
+                images = (vae.decode(x0[single] / scaling).sample.clamp(-1, 1) + 1) / 2
+                top1 = verifier(images).argmax(1) == labels[single]
+                scores[f"x0_verifier_t600_{name}"] = float(top1.float().mean())
+        scores[f"gain_t{t}"] = errors["empty"] - errors["cond"]
+    return scores
+
+
+def probe_unet(work: Path, out: Path, vae_folder: Path, variants: list[str]) -> dict[str, dict]:
+    """:func:`conditioning_probe` of finished calibration runs (raw and EMA weights)."""
+    from fissure.zoo.emoji_sd.unet_stage import build_unet
+
+    config, tokenizer, bank = load_work(work)
+    clip, _ = load_clip(work, config, tokenizer)
+    judges = available_judges(clip, tokenizer)
+    vae = build_vae(config.vae)
+    vae.load_state_dict(
+        torch.load(vae_folder / CHECKPOINT_NAME, map_location="cpu")["modules"]["vae"]
+    )
+    vae.eval()
+    scaling = latent_scaling_factor(vae, bank)
+    validation = Encodings(**torch.load(out / "unet" / "encodings-validation.pt"))
+    singles = gate_bank(128, 1, work / "gates")
+    labels = torch.cat(
+        [singles.targets.argmax(1), torch.full((len(validation) - len(singles),), -1)]
+    )
+    results = {}
+    for name in variants:
+        state = torch.load(out / "unet" / name / CHECKPOINT_NAME, map_location="cpu")["modules"]
+        scores: dict[str, float] = {}
+        for weights in ("raw", "ema"):
+            unet = build_unet(config.unet, config.vae.latent_channels, config.clip.text_hidden)
+            if weights == "raw":
+                keys = {
+                    k.removeprefix("unet."): v
+                    for k, v in state["denoiser"].items()
+                    if k.startswith("unet.")
+                }
+            else:
+                keys = {k.removeprefix("average."): v for k, v in state["ema"].items()}
+            unet.load_state_dict(keys)
+            probe = conditioning_probe(
+                unet.eval(), vae, judges.get("verifier"), validation, labels, scaling, config.unet
+            )
+            scores.update({f"{weights}_{key}": value for key, value in probe.items()})
+        results[name] = scores
+        print(name, json.dumps(scores), flush=True)
+    return results
+
+
 def markdown_table(results: dict[str, dict]) -> str:
     variants = [name for name in results if not name.startswith("_")]
     keys = [key for key in results[variants[0]]]
@@ -238,7 +330,7 @@ def markdown_table(results: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["clip", "vae", "unet"])
+    parser.add_argument("kind", choices=["clip", "vae", "unet", "unet-probe"])
     parser.add_argument("--work", type=Path, default=Path("runs/emoji-sd"))
     parser.add_argument("--out", type=Path, default=Path("runs/emoji-sd-calibration"))
     parser.add_argument("--steps", type=int, default=300)
@@ -255,6 +347,13 @@ def main(argv: list[str] | None = None) -> None:
             clip, tokenizer, config.clip.gate_scenes, config.clip.gate_top1, args.work / "gates"
         )
         print(json.dumps({"step": step, **scores, "passed": passed}))
+        return
+    if args.kind == "unet-probe":
+        results = probe_unet(args.work, args.out, args.vae, args.only or [])
+        path = args.out / "unet-probe.json"
+        path.write_text(json.dumps(results, indent=2))
+        (args.out / "unet-probe.md").write_text(markdown_table(results) + "\n")
+        print(markdown_table(results))
         return
     if args.kind == "vae":
         base = dataclasses.replace(config.vae, steps=args.steps, warmup_steps=50)
