@@ -1,0 +1,38 @@
+"""An attack is a composition: a search space, a goal, constraints and a search method.
+
+As in TextAttack, a paper's recipe is a short function that picks the four parts
+(see :mod:`fissure.attacks.recipes`); this class only runs them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from fissure.attacks.constraints import Constraint
+from fissure.attacks.goals import TargetAbsent
+from fissure.attacks.search import SearchMethod, SearchState
+from fissure.attacks.spaces import Attempt, LatentPerturbation
+
+
+@dataclass
+class Attack:
+    name: str
+    space: LatentPerturbation
+    goal: TargetAbsent
+    constraints: tuple[Constraint, ...]
+    search: SearchMethod
+
+    def settings(self) -> dict[str, object]:
+        """Every choice that decides the outcome, for findings and for resuming a run."""
+        return dict(
+            attack=self.name,
+            **self.space.settings(),
+            absent_below=self.goal.absent_below,
+            constraints=[repr(constraint) for constraint in self.constraints],
+            **self.search.settings(),
+        )
+
+    def run(self, attempts: Iterable[Attempt]) -> Iterator[SearchState]:
+        """Attack each attempt; finished attempts come out as they finish."""
+        return self.search.search(attempts, self.space, self.goal, self.constraints)

@@ -1,0 +1,149 @@
+"""Findings: one record per attacked attempt, and the folder that keeps them.
+
+A run folder holds ``run.json`` (the attack's settings), ``findings.jsonl`` (one
+line per finished attempt), ``images/`` (before and after PNGs) and ``deltas/``
+(each δ as safetensors). A finding's files are written before its line, and
+each line is flushed to disk at once, so a killed run loses only the attempts in
+flight; running the same command again skips the attempts already recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from fissure.attacks.spaces import Attempt
+from fissure.errors import FissureError
+from fissure.generate import prepare_output_dir
+
+
+@dataclass
+class Finding:
+    """An attack on one (prompt, target, seed) and every judgement of its outcome.
+
+    ``success``: the surrogate's goal holds after the attack. ``verified``: the
+    verifiers, which never entered the loss, agree the target is absent.
+    ``clean_shows_target``: the verifiers saw the target before the attack; an
+    attempt without it is a natural failure, not an attack success.
+    ``unet_evals`` counts forward UNet evaluations per image plus three per
+    step of each backward pass.
+    """
+
+    id: str
+    attack: str
+    model: str
+    prompt: str
+    target: str
+    seed: int
+    iterations: int
+    unet_evals: int
+    seconds: float
+    success: bool
+    verified: bool
+    clean_shows_target: bool
+    kind: str | None
+    unrelated_class: str | None
+    typical: bool
+    typicality: dict
+    delta_linf: float
+    delta_l2: float
+    surrogate_before: dict
+    surrogate_after: dict
+    verifier_before: dict
+    verifier_after: dict
+    files: dict[str, str] = field(default_factory=dict)
+    target_trace: list[float] = field(default_factory=list)
+
+
+def attempt_id(attempt: Attempt) -> str:
+    """A readable, unique file stem for an attempt."""
+    slug = re.sub(r"[^a-z0-9]+", "-", attempt.prompt.lower()).strip("-")[:48] or "prompt"
+    target = re.sub(r"[^a-z0-9]+", "-", attempt.target.lower()).strip("-")
+    return f"{slug}--{target}--seed{attempt.seed}"
+
+
+def _save_png(image: torch.Tensor, path: Path) -> None:
+    pixels = (image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+
+
+class FindingStore:
+    """A run folder: opened for one attack's settings, appended to one finding at a time."""
+
+    def __init__(self, folder: str | Path, settings: dict[str, object]) -> None:
+        self.folder = prepare_output_dir(folder)
+        run_file = self.folder / "run.json"
+        settings = json.loads(json.dumps(settings))
+        if run_file.is_file():
+            recorded = json.loads(run_file.read_text())
+            if recorded != settings:
+                changed = sorted(
+                    k for k in {**recorded, **settings} if recorded.get(k) != settings.get(k)
+                )
+                raise FissureError(
+                    f"{self.folder} holds a run with other settings ({', '.join(changed)}): "
+                    "use another --out, or the same options to resume it"
+                )
+        else:
+            run_file.write_text(json.dumps(settings, indent=2) + "\n")
+        (self.folder / "images").mkdir(exist_ok=True)
+        (self.folder / "deltas").mkdir(exist_ok=True)
+        self.settings = settings
+        self._drop_cut_line()
+        self._done = {finding.id for finding in self.findings()}
+
+    @property
+    def findings_file(self) -> Path:
+        return self.folder / "findings.jsonl"
+
+    def _drop_cut_line(self) -> None:
+        """Remove a last line a kill cut short, so the next record starts on a line of its own."""
+        if not self.findings_file.is_file():
+            return
+        text = self.findings_file.read_bytes()
+        if text and not text.endswith(b"\n"):
+            self.findings_file.write_bytes(text[: text.rfind(b"\n") + 1])
+
+    def has(self, attempt: Attempt) -> bool:
+        return attempt_id(attempt) in self._done
+
+    def findings(self) -> list[Finding]:
+        """Every complete record; a line cut short by a kill is ignored."""
+        if not self.findings_file.is_file():
+            return []
+        records = []
+        for line in self.findings_file.read_text().splitlines():
+            try:
+                records.append(Finding(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError):
+                continue
+        return records
+
+    def add(
+        self, finding: Finding, before: torch.Tensor, after: torch.Tensor, delta: torch.Tensor
+    ) -> None:
+        """Write the finding's images and δ, then its line (flushed and synced)."""
+        files = {
+            "before": f"images/{finding.id}-before.png",
+            "after": f"images/{finding.id}-after.png",
+            "delta": f"deltas/{finding.id}.safetensors",
+        }
+        _save_png(before, self.folder / files["before"])
+        _save_png(after, self.folder / files["after"])
+        save_file(
+            {"delta": delta.detach().float().cpu().contiguous()}, self.folder / files["delta"]
+        )
+        finding.files = files
+        with open(self.findings_file, "a") as stream:
+            stream.write(json.dumps(asdict(finding)) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        self._done.add(finding.id)

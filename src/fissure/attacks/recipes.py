@@ -1,0 +1,73 @@
+"""Papers' attacks as compositions of parts, found by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fissure.attacks.attack import Attack
+from fissure.attacks.constraints import Box
+from fissure.attacks.goals import TargetAbsent
+from fissure.attacks.search import RandomSearch, SignGradientDescent
+from fissure.attacks.spaces import LatentPerturbation
+from fissure.judges.base import Judge
+from fissure.models.generator import Generator, GradientMode
+
+
+def sage_latent(
+    generator: Generator,
+    surrogate: Judge,
+    *,
+    radius: float = 1.0,
+    step: float = 0.05,
+    max_iterations: int = 100,
+    gradient: GradientMode = "residual",
+    k: int = 2,
+    steps: int = 25,
+    guidance: float = 7.5,
+    absent_below: float = 0.1,
+    batch_size: int = 8,
+) -> Attack:
+    """SAGE's latent attack (Liu et al., arXiv 2306.00974): sign-gradient steps on δ in a box.
+
+    The default gradient is the residual shortcut from the last ``k`` = 2 steps:
+    on the tiny test models its gradient has cosine 0.94–0.96 with the exact one
+    at k = 2 and 0.71–0.91 at k = 1 (tests/models/test_generator.py), for 6
+    backward UNet evaluations per iteration instead of 75 (exact, 25 steps).
+    """
+    return Attack(
+        name="sage-latent",
+        space=LatentPerturbation(generator, steps, guidance, gradient, k, batch_size),
+        goal=TargetAbsent(surrogate, absent_below),
+        constraints=(Box(radius),),
+        search=SignGradientDescent(step, max_iterations),
+    )
+
+
+def random_latent(
+    generator: Generator,
+    surrogate: Judge,
+    *,
+    budget: int = 3100,
+    steps: int = 25,
+    guidance: float = 7.5,
+    absent_below: float = 0.1,
+    batch_size: int = 8,
+) -> Attack:
+    """The baseline: fresh initial latents within a UNet-evaluation budget.
+
+    The default budget is what SAGE's defaults spend at most: 100 iterations of
+    25 forward and 6 backward evaluations.
+    """
+    return Attack(
+        name="random-latent",
+        space=LatentPerturbation(generator, steps, guidance, "none", 1, batch_size),
+        goal=TargetAbsent(surrogate, absent_below),
+        constraints=(),
+        search=RandomSearch(budget),
+    )
+
+
+ATTACKS: dict[str, Callable[..., Attack]] = {
+    "sage-latent": sage_latent,
+    "random-latent": random_latent,
+}

@@ -1,0 +1,84 @@
+"""Run an attack over many attempts into a findings folder, with a progress bar."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tqdm.auto import tqdm
+
+from fissure.attacks.attack import Attack
+from fissure.attacks.findings import Finding, FindingStore, attempt_id
+from fissure.attacks.search import SearchState
+from fissure.attacks.spaces import Attempt
+from fissure.attacks.typicality import typicality
+from fissure.attacks.verdicts import Verifiers, judge_view
+
+
+def to_finding(attack: Attack, state: SearchState, verifiers: Verifiers, model: str) -> Finding:
+    """Judge a finished attempt: verifiers on its images, typicality of its latent."""
+    attempt = state.attempt
+    verdict = verifiers(state.images_before, state.images, attempt.target)
+    test = typicality(attack.space.latent(state.start, state.variable))
+    labels = attack.goal.surrogate.labels
+    return Finding(
+        id=attempt_id(attempt),
+        attack=attack.name,
+        model=model,
+        prompt=attempt.prompt,
+        target=attempt.target,
+        seed=attempt.seed,
+        iterations=state.iterations,
+        unet_evals=state.unet_evals,
+        seconds=round(state.seconds, 2),
+        success=state.achieved,
+        verified=verdict.verified,
+        clean_shows_target=verdict.clean_shows_target,
+        kind=verdict.kind,
+        unrelated_class=verdict.unrelated_class,
+        typical=test.typical,
+        typicality={
+            "squared_norm": round(test.squared_norm, 2),
+            "dimensions": test.dimensions,
+            "chi_square_p": test.chi_square_p,
+            "ks_statistic": round(test.ks_statistic, 5),
+            "ks_p": test.ks_p,
+            "alpha": test.alpha,
+        },
+        delta_linf=round(float(state.variable.abs().max()), 4),
+        delta_l2=round(float(state.variable.norm()), 4),
+        surrogate_before=judge_view(labels, state.probabilities_before, attempt.target),
+        surrogate_after=judge_view(labels, state.probabilities, attempt.target),
+        verifier_before=verdict.before,
+        verifier_after=verdict.after,
+        target_trace=[round(value, 4) for value in state.target_trace],
+    )
+
+
+def run_attack(
+    attack: Attack,
+    attempts: Sequence[Attempt],
+    store: FindingStore,
+    verifiers: Verifiers,
+    model: str,
+    progress: bool = True,
+) -> list[Finding]:
+    """Attack every attempt the store has not recorded yet; returns all its findings.
+
+    Ctrl-C stops at once: every finding finished so far is already on disk.
+    """
+    todo = [attempt for attempt in attempts if not store.has(attempt)]
+    verified = sum(f.verified for f in store.findings())
+    with tqdm(
+        total=len(attempts),
+        initial=len(attempts) - len(todo),
+        desc=attack.name,
+        unit="attempt",
+        disable=not progress,
+    ) as bar:
+        for state in attack.run(todo):
+            finding = to_finding(attack, state, verifiers, model)
+            store.add(finding, state.images_before, state.images, state.variable)
+            verified += finding.verified
+            bar.set_postfix(verified=verified, last_iterations=finding.iterations)
+            bar.update()
+    return store.findings()

@@ -1,0 +1,185 @@
+"""Search methods: how an attack moves through its space towards its goal.
+
+Attempts run in slots of one fixed-size batch: when an attempt finishes, the
+next one takes its slot at once, so the UNet always sees full batches (the
+cheapest way to attack many attempts on a CPU) and a slow attempt never holds
+back the others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from fissure.attacks.constraints import Constraint
+from fissure.attacks.goals import GoalEvaluation, TargetAbsent
+from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP, Attempt, LatentPerturbation, LatentStart
+
+
+@dataclass
+class SearchState:
+    """One attempt's progress; when ``done``, its outcome."""
+
+    start: LatentStart
+    variable: torch.Tensor
+    iterations: int = 0
+    unet_evals: int = 0
+    achieved: bool = False
+    done: bool = False
+    started: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0
+    images_before: torch.Tensor | None = None  # 3×H×W, at the first point visited
+    probabilities_before: torch.Tensor | None = None  # C, the surrogate's vote there
+    images: torch.Tensor | None = None  # at the last point visited
+    probabilities: torch.Tensor | None = None
+    target_trace: list[float] = field(default_factory=list)  # the vote for the target, per visit
+
+    @property
+    def attempt(self) -> Attempt:
+        return self.start.attempt
+
+    def visit(self, images: torch.Tensor, evaluation: GoalEvaluation, row: int) -> None:
+        """Record the images and scores of the point just rendered."""
+        self.images = images[row].detach()
+        self.probabilities = evaluation.probabilities[row]
+        self.achieved = bool(evaluation.achieved[row])
+        self.target_trace.append(float(self.probabilities[self.attempt.target_index]))
+        if self.images_before is None:
+            self.images_before, self.probabilities_before = self.images, self.probabilities
+
+
+class SearchMethod(Protocol):
+    def settings(self) -> dict[str, object]: ...
+
+    def search(
+        self,
+        attempts: Iterable[Attempt],
+        space: LatentPerturbation,
+        goal: TargetAbsent,
+        constraints: Sequence[Constraint],
+    ) -> Iterator[SearchState]:
+        """Finished states, in the order they finish."""
+        ...
+
+
+def run_in_slots(
+    attempts: Iterable[Attempt],
+    space: LatentPerturbation,
+    begin: Callable[[LatentStart], SearchState],
+    advance: Callable[[list[SearchState]], None],
+) -> Iterator[SearchState]:
+    """Keep up to ``space.batch_size`` attempts in flight; yield each as it finishes."""
+    queue = iter(attempts)
+    active: list[SearchState] = []
+    while True:
+        while len(active) < space.batch_size and (attempt := next(queue, None)) is not None:
+            active.append(begin(space.bind(attempt)))
+        if not active:
+            return
+        advance(active)
+        for state in active:
+            if state.done:
+                state.seconds = time.perf_counter() - state.started
+                yield state
+        active = [state for state in active if not state.done]
+
+
+def _targets(states: Sequence[SearchState], device: torch.device) -> torch.Tensor:
+    return torch.tensor([state.attempt.target_index for state in states], device=device)
+
+
+@dataclass(frozen=True)
+class SignGradientDescent:
+    """SAGE's search: ``δ ← project(δ − step · sign(∇δ loss))`` until the goal holds.
+
+    Each iteration renders the current δ (with a gradient path), stops the
+    attempt if the goal holds, and otherwise takes one step. ``iterations`` is
+    the number of steps taken; ``max_iterations`` steps are followed by one last
+    rendering to score the final δ.
+    """
+
+    step: float = 0.05
+    max_iterations: int = 100
+
+    def settings(self) -> dict[str, object]:
+        return dict(search="sign-gradient", step=self.step, max_iterations=self.max_iterations)
+
+    def search(
+        self,
+        attempts: Iterable[Attempt],
+        space: LatentPerturbation,
+        goal: TargetAbsent,
+        constraints: Sequence[Constraint],
+    ) -> Iterator[SearchState]:
+        def begin(start: LatentStart) -> SearchState:
+            return SearchState(start, space.origin(start))
+
+        def advance(active: list[SearchState]) -> None:
+            deltas = torch.stack([state.variable for state in active]).requires_grad_(True)
+            rendering = space.render([state.start for state in active], deltas, differentiable=True)
+            evaluation = goal.evaluate(rendering.images, _targets(active, deltas.device))
+            stepping = []
+            for row, state in enumerate(active):
+                state.unet_evals += rendering.unet_evals
+                state.visit(rendering.images, evaluation, row)
+                state.done = state.achieved or state.iterations >= self.max_iterations
+                if not state.done:
+                    stepping.append(row)
+            if not stepping:
+                return
+            (gradient,) = torch.autograd.grad(evaluation.loss[stepping].sum(), deltas)
+            for row in stepping:
+                state = active[row]
+                variable = state.variable - self.step * gradient[row].sign()
+                for constraint in constraints:
+                    variable = constraint.project(variable)
+                state.variable = variable.detach()
+                state.iterations += 1
+                state.unet_evals += BACKWARD_EVALS_PER_STEP * rendering.gradient_steps
+
+        return run_in_slots(attempts, space, begin, advance)
+
+
+@dataclass(frozen=True)
+class RandomSearch:
+    """The baseline: fresh initial latents (the seed's own first) until the goal holds.
+
+    It stops before a candidate would take it over ``budget`` UNet evaluations,
+    so it is compared with a gradient attack at an equal evaluation budget.
+    """
+
+    budget: int
+
+    def settings(self) -> dict[str, object]:
+        return dict(search="random", budget=self.budget)
+
+    def search(
+        self,
+        attempts: Iterable[Attempt],
+        space: LatentPerturbation,
+        goal: TargetAbsent,
+        constraints: Sequence[Constraint],
+    ) -> Iterator[SearchState]:
+        def begin(start: LatentStart) -> SearchState:
+            return SearchState(start, space.origin(start))
+
+        @torch.no_grad()
+        def advance(active: list[SearchState]) -> None:
+            deltas = torch.stack([space.fresh(state.start, state.iterations) for state in active])
+            rendering = space.render(
+                [state.start for state in active], deltas, differentiable=False
+            )
+            evaluation = goal.evaluate(rendering.images, _targets(active, deltas.device))
+            for row, state in enumerate(active):
+                state.variable = deltas[row]
+                state.unet_evals += rendering.unet_evals
+                state.visit(rendering.images, evaluation, row)
+                state.done = state.achieved or state.unet_evals + rendering.unet_evals > self.budget
+                if not state.done:
+                    state.iterations += 1
+
+        return run_in_slots(attempts, space, begin, advance)

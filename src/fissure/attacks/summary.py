@@ -1,0 +1,66 @@
+"""The numbers a reader wants first from a run of findings."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fissure.attacks.findings import Finding
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts and rates of one attack's findings.
+
+    Rates are over the *attacked* attempts: those whose clean image the verifiers
+    saw the target in. Attempts without it are natural failures, counted apart.
+    """
+
+    attack: str
+    attempts: int
+    attacked: int
+    natural_failures: int
+    successes: int
+    verified: int
+    kinds: dict[str, int]
+    typical: int
+    mean_iterations: float
+    median_unet_evals_verified: float | None
+
+    @property
+    def verified_asr(self) -> float:
+        return self.verified / self.attacked if self.attacked else 0.0
+
+    @property
+    def typical_share(self) -> float:
+        return self.typical / self.verified if self.verified else 0.0
+
+
+def summarize(findings: Sequence[Finding]) -> list[Summary]:
+    """One summary per attack present in ``findings``, in order of appearance."""
+    summaries = []
+    for attack in dict.fromkeys(f.attack for f in findings):
+        mine = [f for f in findings if f.attack == attack]
+        attacked = [f for f in mine if f.clean_shows_target]
+        verified = [f for f in attacked if f.verified]
+        summaries.append(
+            Summary(
+                attack=attack,
+                attempts=len(mine),
+                attacked=len(attacked),
+                natural_failures=len(mine) - len(attacked),
+                successes=sum(f.success for f in attacked),
+                verified=len(verified),
+                kinds=dict(Counter(f.kind for f in verified)),
+                typical=sum(f.typical for f in verified),
+                mean_iterations=statistics.fmean(f.iterations for f in attacked)
+                if attacked
+                else 0.0,
+                median_unet_evals_verified=(
+                    statistics.median(f.unet_evals for f in verified) if verified else None
+                ),
+            )
+        )
+    return summaries

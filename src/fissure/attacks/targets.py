@@ -1,0 +1,51 @@
+"""Which class a prompt asks for, and the attempts an attack command runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from fissure.attacks.spaces import Attempt
+from fissure.errors import FissureError
+
+
+def _names(label: str) -> list[str]:
+    """A label's names: ImageNet labels list synonyms after commas ("tabby, tabby cat")."""
+    return [name.strip().lower() for name in label.split(",") if name.strip()]
+
+
+def find_target(prompt: str, labels: Sequence[str]) -> str:
+    """The one label the prompt names (the longest match, as whole words), or a clear error."""
+    text = prompt.lower()
+    matches: dict[str, str] = {}
+    for label in labels:
+        for name in _names(label):
+            named = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)
+            if named and len(name) > len(matches.get(label, "")):
+                matches[label] = name
+    if not matches:
+        raise FissureError(f"no class of the judge is named in {prompt!r}: say which with --target")
+    longest = max(matches.values(), key=len)
+    rivals = sorted(
+        label for label, name in matches.items() if name != longest and name not in longest
+    )
+    if rivals:
+        raise FissureError(
+            f"{prompt!r} names several classes ({', '.join(sorted(matches))}): say which with --target"
+        )
+    return next(label for label, name in matches.items() if name == longest)
+
+
+def make_attempts(
+    prompts: Sequence[str], seeds: Sequence[int], labels: Sequence[str], target: str | None = None
+) -> list[Attempt]:
+    """Every (prompt, seed), each with its target label looked up in ``labels``."""
+    attempts = []
+    for prompt in prompts:
+        label = target if target is not None else find_target(prompt, labels)
+        if label not in labels:
+            raise FissureError(
+                f"unknown class {label!r} for this judge; try `fissure world classes`"
+            )
+        attempts.extend(Attempt(prompt, label, list(labels).index(label), seed) for seed in seeds)
+    return attempts

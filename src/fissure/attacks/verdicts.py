@@ -1,0 +1,85 @@
+"""Verdicts: does a judge that never entered the loss agree the target is gone, and how?"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from fissure.judges.base import Judge
+
+Kind = Literal["distorted", "unrelated"]
+
+
+def judge_view(labels: list[str], probabilities: torch.Tensor, target: str, top: int = 3) -> dict:
+    """What one judge says about one image: the target's probability and its top classes."""
+    values, indices = probabilities.topk(min(top, len(labels)))
+    return {
+        "target": round(float(probabilities[labels.index(target)]), 4),
+        "top": [[labels[i], round(float(v), 4)] for v, i in zip(values, indices, strict=True)],
+    }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verifiers' reading of an attempt's images before and after the attack.
+
+    ``kind`` follows SAGE's two latent properties: ``unrelated`` when another
+    class is confidently present, ``distorted`` when no class is; None while the
+    verifiers still see the target.
+    """
+
+    clean_shows_target: bool
+    verified: bool
+    kind: Kind | None
+    unrelated_class: str | None
+    before: dict[str, dict]
+    after: dict[str, dict]
+
+
+class Verifiers:
+    """Held-out judges that decide whether a failure is real: all must agree.
+
+    Each verifier looks the target up in its own labels, so judges with different
+    label lists (an emoji classifier, CLIP over the same names) can vote together.
+    """
+
+    def __init__(
+        self, judges: Mapping[str, Judge], absent_below: float = 0.1, confident: float = 0.5
+    ) -> None:
+        self.judges = dict(judges)
+        self.absent_below = absent_below
+        self.confident = confident
+
+    @torch.no_grad()
+    def __call__(self, before: torch.Tensor, after: torch.Tensor, target: str) -> Verdict:
+        """Verdict for one attempt; ``before`` and ``after`` are 3×H×W images in [0, 1]."""
+        pair = torch.stack([before, after])
+        views: dict[str, list[dict]] = {}
+        absent: dict[str, list[bool]] = {"before": [], "after": []}
+        other_best: list[tuple[float, str]] = []
+        for name, judge in self.judges.items():
+            judge.label_index(target)  # a clear error when this judge cannot name the target
+            probabilities = judge(pair.to(judge.mean.device)).cpu()
+            views[name] = [judge_view(judge.labels, row, target) for row in probabilities]
+            for moment, row in zip(("before", "after"), probabilities, strict=True):
+                absent[moment].append(float(row[judge.labels.index(target)]) < self.absent_below)
+            others = probabilities[1].clone()
+            others[judge.labels.index(target)] = -1
+            other_best.append((float(others.max()), judge.labels[int(others.argmax())]))
+        verified = all(absent["after"])
+        kind, unrelated = None, None
+        if verified:
+            best = min(other_best)  # every verifier must be confident in the other class
+            kind = "unrelated" if best[0] >= self.confident else "distorted"
+            unrelated = max(other_best)[1] if kind == "unrelated" else None
+        return Verdict(
+            clean_shows_target=not any(absent["before"]),
+            verified=verified,
+            kind=kind,
+            unrelated_class=unrelated,
+            before={name: view[0] for name, view in views.items()},
+            after={name: view[1] for name, view in views.items()},
+        )

@@ -1,0 +1,231 @@
+"""`fissure attack ...`: run an attack recipe over prompts and seeds into a findings folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fissure.console import quiet_libraries, user_errors
+
+attack_app = typer.Typer(
+    help="Attack a model: each attempt (prompt, seed) becomes a finding, verified by held-out judges.",
+    no_args_is_help=True,
+)
+
+Prompts = Annotated[
+    list[str] | None, typer.Option("--prompt", "-p", help="A prompt to attack; repeat for more.")
+]
+Classes = Annotated[
+    str | None,
+    typer.Option(help="Attack the template for these classes: 'all' or a comma list (cat,dog)."),
+]
+Template = Annotated[str, typer.Option(help="Prompt template for --classes.")]
+Target = Annotated[
+    str | None, typer.Option(help="The class to remove (default: the class the prompt names).")
+]
+Seeds = Annotated[str, typer.Option(help="Seeds: N, N-M or a list such as 0-7,12.")]
+Out = Annotated[Path, typer.Option(help="Run folder: findings.jsonl, images, index.html.")]
+Model = Annotated[
+    str, typer.Option("--model", "-m", help="emoji-sd (bundled), a diffusers folder, or a hub id.")
+]
+Surrogate = Annotated[
+    str, typer.Option("--judge", help="The surrogate judge the attack minimises.")
+]
+VerifierNames = Annotated[
+    list[str] | None,
+    typer.Option("--verifier", help="A held-out judge that must agree (repeatable)."),
+]
+Steps = Annotated[int, typer.Option(help="DDIM steps per image.")]
+Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
+AbsentBelow = Annotated[
+    float, typer.Option(help="The target counts as gone below this probability.")
+]
+BatchSize = Annotated[int, typer.Option(help="Attempts attacked together in one UNet batch.")]
+Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
+
+
+def _run(
+    attack_name: str,
+    recipe_options: dict[str, Any],
+    prompts: list[str] | None,
+    classes: str | None,
+    template: str,
+    target: str | None,
+    seeds: str,
+    out: Path,
+    model: str,
+    surrogate: str,
+    verifiers: list[str] | None,
+    device: str,
+) -> None:
+    """Shared by every attack command: load, run with resume, summarise, write the page."""
+    from fissure.attacks import ATTACKS, FindingStore, Verifiers, make_attempts, run_attack
+    from fissure.errors import FissureError
+    from fissure.generate import parse_seeds, prepare_output_dir
+    from fissure.judges import load_judge
+    from fissure.models import Generator
+    from fissure.models.prompts import check_prompt
+    from fissure.report.findings_page import write_findings_page
+
+    if bool(prompts) == bool(classes):
+        raise FissureError("give either --prompt (repeatable) or --classes, not both or neither")
+    seed_list = parse_seeds(seeds)
+    prepare_output_dir(out)
+    quiet_libraries()
+    surrogate_judge = load_judge(surrogate, device=device)
+    if classes:
+        names = (
+            surrogate_judge.labels
+            if classes.strip() == "all"
+            else [name.strip() for name in classes.split(",") if name.strip()]
+        )
+        for name in names:
+            surrogate_judge.label_index(name)
+        if "{}" not in template:
+            raise FissureError(f"--template needs a {{}} where the class goes, not {template!r}")
+        prompts = [template.format(name) for name in names]
+        attempts = [
+            attempt
+            for name, prompt in zip(names, prompts, strict=True)
+            for attempt in make_attempts([prompt], seed_list, surrogate_judge.labels, name)
+        ]
+    else:
+        attempts = make_attempts(prompts, seed_list, surrogate_judge.labels, target)
+    verifier_names = verifiers or ["emoji/verifier"]
+    overlap = set(verifier_names) & {surrogate}
+    if overlap:
+        raise FissureError(
+            f"{', '.join(overlap)} is the surrogate: a verifier must never be in the loss"
+        )
+    verifier_judges = {name: load_judge(name, device=device) for name in verifier_names}
+
+    generator = Generator.from_pretrained(model, device=device)
+    for prompt in dict.fromkeys(attempt.prompt for attempt in attempts):
+        check_prompt(generator.tokenizer, prompt)
+    attack = ATTACKS[attack_name](generator, surrogate_judge, **recipe_options)
+    settings = dict(model=model, surrogate=surrogate, verifiers=verifier_names, **attack.settings())
+    store = FindingStore(out, settings)
+    title = f"{attack_name} on {model}"
+    try:
+        findings = run_attack(
+            attack,
+            attempts,
+            store,
+            Verifiers(verifier_judges, absent_below=attack.goal.absent_below),
+            model,
+        )
+    except KeyboardInterrupt:
+        kept = store.findings()
+        write_findings_page(out, kept, settings, title)
+        typer.secho(
+            f"interrupted: {len(kept)} findings are kept in {out}; run the same command to resume",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        raise typer.Exit(code=130) from None
+    page = write_findings_page(out, findings, settings, title)
+    _print_summary(findings)
+    typer.echo(f"{len(findings)} findings in {out / 'findings.jsonl'}; open {page}")
+
+
+def _print_summary(findings: list) -> None:
+    """One column per attack, one row per measure: fits a narrow terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fissure.attacks import summarize
+
+    summaries = summarize(findings)
+    table = Table(title="findings")
+    table.add_column("measure")
+    for s in summaries:
+        table.add_column(s.attack, justify="right")
+    rows = {
+        "attempts": lambda s: str(s.attempts),
+        "natural failures (no target before)": lambda s: str(s.natural_failures),
+        "attacked": lambda s: str(s.attacked),
+        "surrogate fooled": lambda s: str(s.successes),
+        "verified": lambda s: str(s.verified),
+        "verified ASR": lambda s: f"{s.verified_asr:.1%}",
+        "mean iterations": lambda s: f"{s.mean_iterations:.1f}",
+        "median UNet evals per verified": lambda s: str(s.median_unet_evals_verified or "-"),
+        "distorted / unrelated": lambda s: (
+            f"{s.kinds.get('distorted', 0)} / {s.kinds.get('unrelated', 0)}"
+        ),
+        "typical (of verified)": lambda s: f"{s.typical} / {s.verified}",
+    }
+    for name, cell in rows.items():
+        table.add_row(name, *(cell(s) for s in summaries))
+    Console().print(table)
+
+
+@attack_app.command("sage-latent")
+@user_errors
+def sage_latent(
+    out: Out,
+    prompt: Prompts = None,
+    classes: Classes = None,
+    template: Template = "a photo of a {}",
+    target: Target = None,
+    seeds: Seeds = "0-9",
+    model: Model = "emoji-sd",
+    judge: Surrogate = "emoji/surrogate",
+    verifier: VerifierNames = None,
+    radius: Annotated[float, typer.Option(help="δ stays within ±radius per element.")] = 1.0,
+    step: Annotated[float, typer.Option(help="Sign-gradient step size.")] = 0.05,
+    max_iterations: Annotated[int, typer.Option(help="Gradient steps per attempt at most.")] = 100,
+    gradient: Annotated[
+        str, typer.Option(help="residual (SAGE's shortcut), exact or last-k.")
+    ] = "residual",
+    k: Annotated[
+        int, typer.Option(help="Final steps on the gradient path (residual, last-k).")
+    ] = 2,
+    steps: Steps = 25,
+    guidance: Guidance = 7.5,
+    absent_below: AbsentBelow = 0.1,
+    batch_size: BatchSize = 8,
+    device: Device = "cpu",
+) -> None:
+    """SAGE's latent attack: sign-gradient steps on the initial latent until the target is gone."""
+    from fissure.errors import FissureError
+
+    if gradient not in ("residual", "exact", "last-k"):
+        raise FissureError(f"unknown --gradient {gradient!r}: use residual, exact or last-k")
+    options = dict(
+        radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
+        steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,
+    )  # fmt: skip
+    _run("sage-latent", options, prompt, classes, template, target, seeds, out, model, judge,
+         verifier, device)  # fmt: skip
+
+
+@attack_app.command("random-latent")
+@user_errors
+def random_latent(
+    out: Out,
+    prompt: Prompts = None,
+    classes: Classes = None,
+    template: Template = "a photo of a {}",
+    target: Target = None,
+    seeds: Seeds = "0-9",
+    model: Model = "emoji-sd",
+    judge: Surrogate = "emoji/surrogate",
+    verifier: VerifierNames = None,
+    budget: Annotated[
+        int, typer.Option(help="UNet evaluations per attempt (SAGE's default maximum: 3100).")
+    ] = 3100,
+    steps: Steps = 25,
+    guidance: Guidance = 7.5,
+    absent_below: AbsentBelow = 0.1,
+    batch_size: BatchSize = 8,
+    device: Device = "cpu",
+) -> None:
+    """The baseline: fresh initial latents, scored like an attack, within a UNet-evaluation budget."""
+    options = dict(
+        budget=budget, steps=steps, guidance=guidance, absent_below=absent_below,
+        batch_size=batch_size,
+    )  # fmt: skip
+    _run("random-latent", options, prompt, classes, template, target, seeds, out, model, judge,
+         verifier, device)  # fmt: skip

@@ -1,0 +1,27 @@
+"""A static HTML page of findings: before/after pairs with their scores, to look at."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from fissure.attacks.findings import Finding
+from fissure.attacks.summary import summarize
+
+
+def write_findings_page(
+    folder: str | Path, findings: Sequence[Finding], settings: dict, title: str
+) -> Path:
+    """Write ``index.html`` into the run folder (image paths are relative to it)."""
+    environment = Environment(
+        loader=PackageLoader("fissure.report", "templates"), autoescape=select_autoescape()
+    )
+    ordered = sorted(findings, key=lambda f: (not f.verified, f.prompt, f.seed))
+    page = environment.get_template("findings.html.j2").render(
+        title=title, settings=settings, summaries=summarize(findings), findings=ordered
+    )
+    path = Path(folder) / "index.html"
+    path.write_text(page)
+    return path

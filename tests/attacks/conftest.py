@@ -1,0 +1,49 @@
+"""A tiny random pipeline and toy judges whose verdict the latent can move, for attack tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fissure.judges.base import Judge
+from fissure.models import Generator
+from fissure.zoo.tiny import build_tiny_pipeline
+
+STEPS = 3
+
+
+class BrightnessJudge(Judge):
+    """Labels ("light", "dark", "grey"): "light" wins when the mean pixel exceeds ``threshold``.
+
+    The attack can remove "light" only by darkening the whole image, which the
+    latent controls smoothly even in a random model: a target with a known answer.
+    """
+
+    def __init__(self, threshold: float, sharpness: float = 200.0) -> None:
+        super().__init__(["light", "dark", "grey"], input_size=32)
+        self.threshold = threshold
+        self.sharpness = sharpness
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        brightness = self.preprocess(images).mean(dim=(1, 2, 3))
+        light = self.sharpness * (brightness - self.threshold)
+        return torch.stack([light, -light, torch.zeros_like(light)], dim=1)
+
+
+@pytest.fixture(scope="module")
+def generator() -> Generator:
+    return Generator(build_tiny_pipeline("sd1"))
+
+
+@pytest.fixture(scope="module")
+def clean_brightness(generator: Generator) -> dict[int, float]:
+    """Mean pixel of the clean image of "a photo of light" for seeds 0-3."""
+    latents = generator.initial_latents(range(4))
+    images = generator.sample(latents, "a photo of light", steps=STEPS).images
+    return {seed: float(images[seed].mean()) for seed in range(4)}
+
+
+@pytest.fixture(scope="module")
+def surrogate(clean_brightness: dict[int, float]) -> BrightnessJudge:
+    """Every clean image is "light" (the threshold sits just below the darkest)."""
+    return BrightnessJudge(min(clean_brightness.values()) - 0.01)

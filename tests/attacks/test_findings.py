@@ -1,0 +1,66 @@
+"""The findings folder: written one finding at a time, resumed, and safe against kills."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fissure.attacks import Attempt, Finding, FindingStore
+from fissure.attacks.findings import attempt_id
+from fissure.errors import FissureError
+
+SETTINGS = {"attack": "sage-latent", "step": 0.05}
+
+
+def _finding(attempt: Attempt) -> Finding:
+    view = {"target": 0.5, "top": [["cat", 0.5]]}
+    return Finding(
+        id=attempt_id(attempt), attack="sage-latent", model="m", prompt=attempt.prompt,
+        target=attempt.target, seed=attempt.seed, iterations=3, unet_evals=90, seconds=1.0,
+        success=True, verified=True, clean_shows_target=True, kind="distorted",
+        unrelated_class=None, typical=True, typicality={}, delta_linf=0.1, delta_l2=1.0,
+        surrogate_before=view, surrogate_after=view, verifier_before={"v": view},
+        verifier_after={"v": view},
+    )  # fmt: skip
+
+
+def _add(store: FindingStore, seed: int) -> Attempt:
+    attempt = Attempt("a photo of a cat", "cat", 1, seed)
+    image = torch.rand(3, 8, 8)
+    store.add(_finding(attempt), image, image, torch.full((4, 2, 2), 0.25))
+    return attempt
+
+
+def test_a_finding_is_written_with_its_images_and_delta(tmp_path):
+    store = FindingStore(tmp_path, SETTINGS)
+    attempt = _add(store, 0)
+    (finding,) = store.findings()
+    assert finding.seed == 0 and store.has(attempt)
+    assert (tmp_path / finding.files["before"]).is_file()
+    assert (tmp_path / finding.files["after"]).is_file()
+    assert torch.equal(
+        load_file(tmp_path / finding.files["delta"])["delta"], torch.full((4, 2, 2), 0.25)
+    )
+    assert json.loads((tmp_path / "run.json").read_text()) == SETTINGS
+
+
+def test_reopening_resumes_and_other_settings_are_refused(tmp_path):
+    attempt = _add(FindingStore(tmp_path, SETTINGS), 0)
+    reopened = FindingStore(tmp_path, SETTINGS)
+    assert reopened.has(attempt)
+    assert not reopened.has(Attempt("a photo of a cat", "cat", 1, 1))
+    with pytest.raises(FissureError, match="other settings \\(step\\)"):
+        FindingStore(tmp_path, {**SETTINGS, "step": 0.1})
+
+
+def test_a_line_cut_by_a_kill_is_dropped_and_the_next_one_is_whole(tmp_path):
+    store = FindingStore(tmp_path, SETTINGS)
+    _add(store, 0)
+    with open(store.findings_file, "a") as stream:
+        stream.write('{"id": "cut-sho')
+    reopened = FindingStore(tmp_path, SETTINGS)
+    _add(reopened, 1)
+    assert [f.seed for f in reopened.findings()] == [0, 1]

@@ -1,0 +1,56 @@
+"""Search methods on a tiny pipeline with a judge whose target the latent can remove."""
+
+from __future__ import annotations
+
+import torch
+
+from fissure.attacks import Attempt, random_latent, sage_latent
+from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP
+
+from .conftest import STEPS, BrightnessJudge
+
+
+def _attempts(seeds) -> list[Attempt]:
+    return [Attempt("a photo of light", "light", 0, seed) for seed in seeds]
+
+
+def test_sage_latent_removes_the_target_within_the_box(generator, surrogate):
+    attack = sage_latent(
+        generator, surrogate, steps=STEPS, k=1, step=0.1, max_iterations=30, batch_size=2
+    )
+    states = {state.attempt.seed: state for state in attack.run(_attempts(range(3)))}
+    assert set(states) == {0, 1, 2}
+    for state in states.values():
+        assert state.target_trace[0] >= 0.1  # the clean image shows the target
+        assert state.achieved, state.target_trace
+        assert state.target_trace[-1] < 0.1
+        assert 0 < state.iterations <= 30
+        assert state.variable.abs().max() <= 1.0 + 1e-6
+        assert state.unet_evals == (state.iterations + 1) * STEPS + state.iterations * (
+            BACKWARD_EVALS_PER_STEP * 1
+        )
+
+
+def test_an_attempt_does_not_depend_on_its_batch_partners(generator, surrogate):
+    attack = sage_latent(generator, surrogate, steps=STEPS, k=1, max_iterations=4, batch_size=3)
+    alone = next(iter(attack.run(_attempts([1]))))
+    together = {s.attempt.seed: s for s in attack.run(_attempts([0, 1, 2]))}[1]
+    assert torch.equal(alone.variable, together.variable)
+    assert torch.equal(alone.images, together.images)
+    assert alone.iterations == together.iterations
+
+
+def test_random_search_stays_within_its_budget(generator, surrogate):
+    always_light = BrightnessJudge(threshold=-10.0)  # the goal never holds
+    attack = random_latent(generator, always_light, budget=4 * STEPS + 1, steps=STEPS, batch_size=2)
+    for state in attack.run(_attempts([0, 1])):
+        assert not state.achieved
+        assert state.unet_evals == 4 * STEPS
+        assert state.iterations == 3  # candidates 0..3: the seed's own latent, then three fresh
+
+
+def test_random_search_starts_from_the_seeds_own_latent(generator, surrogate):
+    attack = random_latent(generator, surrogate, budget=10 * STEPS, steps=STEPS, batch_size=2)
+    state = next(iter(attack.run(_attempts([0]))))
+    clean = generator.sample(generator.initial_latents([0]), "a photo of light", steps=STEPS)
+    assert torch.allclose(state.images_before, clean.images[0], atol=1e-5)

@@ -1,0 +1,46 @@
+"""Which class a prompt names."""
+
+from __future__ import annotations
+
+import pytest
+
+from fissure.attacks import find_target, make_attempts
+from fissure.errors import FissureError
+
+EMOJI = ["cat", "dog", "red apple", "bat", "cricket game"]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "target"),
+    [
+        ("a photo of a cat", "cat"),
+        ("A Photo of a Red Apple", "red apple"),
+        ("a bat at night", "bat"),
+        ("a big cricket game", "cricket game"),
+    ],
+)
+def test_the_named_class_is_found(prompt, target):
+    assert find_target(prompt, EMOJI) == target
+
+
+def test_imagenet_labels_match_any_of_their_names():
+    labels = ["tabby, tabby cat", "Egyptian cat", "tiger cat"]
+    assert find_target("a tabby cat on a sofa", labels) == "tabby, tabby cat"
+    assert find_target("an egyptian cat", labels) == "Egyptian cat"
+
+
+def test_words_inside_other_words_do_not_count():
+    with pytest.raises(FissureError, match="--target"):
+        find_target("a photo of a category", EMOJI)
+
+
+def test_two_classes_need_an_explicit_target():
+    with pytest.raises(FissureError, match="several classes"):
+        find_target("a cat and a dog", EMOJI)
+    attempts = make_attempts(["a cat and a dog"], [0, 1], EMOJI, target="dog")
+    assert [(a.target, a.target_index, a.seed) for a in attempts] == [("dog", 1, 0), ("dog", 1, 1)]
+
+
+def test_an_unknown_target_is_refused():
+    with pytest.raises(FissureError, match="unknown class 'unicorn'"):
+        make_attempts(["a unicorn"], [0], EMOJI, target="unicorn")

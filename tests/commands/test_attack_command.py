@@ -1,0 +1,99 @@
+"""`fissure attack` end to end on a tiny pipeline with the bundled emoji judges."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from typer.testing import CliRunner
+
+from fissure.cli import app
+
+runner = CliRunner()
+FAST = ["--steps", "2", "--max-iterations", "2", "--batch-size", "2"]
+
+
+def _attack(model, out, *options: str):
+    return runner.invoke(
+        app,
+        ["attack", "sage-latent", "-m", str(model), "--out", str(out), *options],
+        terminal_width=200,
+    )
+
+
+def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path):
+    out = tmp_path / "run"
+    result = _attack(tiny_sd1_dir, out, "--classes", "cat,red apple", "--seeds", "0-1", *FAST)
+    assert result.exit_code == 0, result.output
+    findings = [json.loads(line) for line in (out / "findings.jsonl").read_text().splitlines()]
+    assert sorted((f["target"], f["seed"]) for f in findings) == [
+        ("cat", 0), ("cat", 1), ("red apple", 0), ("red apple", 1),
+    ]  # fmt: skip
+    assert {f["prompt"] for f in findings} == {"a photo of a cat", "a photo of a red apple"}
+    for finding in findings:
+        for file in finding["files"].values():
+            assert (out / file).is_file()
+        assert set(finding["verifier_after"]) == {"emoji/verifier"}
+    page = (out / "index.html").read_text()
+    assert "a photo of a red apple" in page and "images/" in page
+    assert "verified ASR" in result.output
+
+    again = _attack(tiny_sd1_dir, out, "--classes", "cat,red apple", "--seeds", "0-1", *FAST)
+    assert again.exit_code == 0, again.output
+    assert len((out / "findings.jsonl").read_text().splitlines()) == 4  # nothing redone
+
+
+def test_random_latent_baseline_runs(tiny_sd1_dir, tmp_path):
+    result = runner.invoke(
+        app,
+        ["attack", "random-latent", "-m", str(tiny_sd1_dir), "-p", "a photo of a dog",
+         "--seeds", "0", "--steps", "2", "--budget", "4", "--out", str(tmp_path / "r")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (finding,) = [json.loads(line) for line in (tmp_path / "r" / "findings.jsonl").open()]
+    assert finding["attack"] == "random-latent" and finding["unet_evals"] <= 4
+
+
+def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
+    cases = {
+        "either --prompt": ["-p", "a cat", "--classes", "cat"],
+        "unknown class 'unicorn'": ["--classes", "unicorn"],
+        "several classes": ["-p", "a cat and a dog"],
+        "must never be in the loss": ["-p", "a cat", "--verifier", "emoji/surrogate"],
+        "unknown --gradient": ["-p", "a cat", "--gradient", "sideways"],
+        "bad seed range": ["-p", "a cat", "--seeds", "9-1"],
+    }
+    for message, options in cases.items():
+        result = _attack(tiny_sd1_dir, tmp_path / "bad", *options)
+        assert result.exit_code == 2, (options, result.output)
+        assert message in result.output, (options, result.output)
+
+
+def test_ctrl_c_keeps_findings_and_the_rerun_finishes(tiny_sd1_dir, tmp_path):
+    out = tmp_path / "interrupted"
+    command = [
+        sys.executable, "-m", "fissure.cli", "attack", "sage-latent", "-m", str(tiny_sd1_dir),
+        "-p", "a photo of a cat", "--seeds", "0-39", "--out", str(out), *FAST,
+    ]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
+    findings = out / "findings.jsonl"
+    deadline = time.monotonic() + 120
+    while not (findings.is_file() and findings.read_text().count("\n") >= 2):
+        assert process.poll() is None and time.monotonic() < deadline, "no finding appeared"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    kept = findings.read_text().count("\n")
+    assert process.returncode == 130, stderr
+    assert "run the same command to resume" in stderr
+    assert 2 <= kept < 40
+
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    seeds = sorted(json.loads(line)["seed"] for line in findings.read_text().splitlines())
+    assert seeds == list(range(40))
