@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="A pipeline folder (default: emoji-sd).")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="Print only.")
+    parser.add_argument("--note", default="", help="A sentence on the conditions, printed too.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -98,7 +99,8 @@ def main() -> None:
             f"{count_parameters(pipeline.vae) / 1e6:.2f} M. {verdict.capitalize()} the bar of "
             f"{BAR_SECONDS:.0f} s on two cores; all runs: "
             + ", ".join(f"{t:.2f}" for t in times)
-            + " s.",
+            + " s."
+            + (f" {args.note}" if args.note else ""),
             END,
         ]
     )
