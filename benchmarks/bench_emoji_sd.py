@@ -12,17 +12,12 @@ Writes its section of BENCHMARKS.md between ``<!-- emoji-sd:start -->`` and
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import re
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from common import machine, write_section
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-START, END = "<!-- emoji-sd:start -->", "<!-- emoji-sd:end -->"
 BAR_SECONDS = 5.0
 
 
@@ -78,17 +73,12 @@ def main() -> None:
     times = [sample() for _ in range(args.repeats)]
     median = statistics.median(times)
     verdict = "meets" if median < BAR_SECONDS else "MISSES"
-    machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
-        f"{args.threads} torch threads, torch {torch.__version__}"
-    )
     text = "\n".join(
         [
-            START,
             "## emoji-sd sampling",
             "",
             f"`python benchmarks/bench_emoji_sd.py --threads {args.threads}` — {weights}; "
-            f"machine: {machine}.",
+            f"machine: {machine(args.threads)}.",
             "",
             f"| what | seconds (median of {args.repeats}) |",
             "|---|---|",
@@ -101,19 +91,11 @@ def main() -> None:
             + ", ".join(f"{t:.2f}" for t in times)
             + " s."
             + (f" {args.note}" if args.note else ""),
-            END,
         ]
     )
     print(text)
     if not args.no_write:
-        old = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-        pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
-        new = (
-            pattern.sub(lambda _: text, old)
-            if pattern.search(old)
-            else old.rstrip() + "\n\n" + text + "\n"
-        )
-        BENCHMARKS.write_text(new)
+        write_section("emoji-sd", text)
 
 
 if __name__ == "__main__":

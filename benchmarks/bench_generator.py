@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -37,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import machine, write_section
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -45,7 +45,6 @@ from fissure.zoo import bundled_model_available
 from fissure.zoo.tiny import build_byte_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- generator:start -->", "<!-- generator:end -->"
 PROMPT = "a photo of a dog"
 
 
@@ -242,18 +241,6 @@ def bars(results: list[dict], args: argparse.Namespace) -> list[str]:
     ]
 
 
-def write_section(section: str) -> None:
-    """Replace the generator section of BENCHMARKS.md, leaving every other section alone."""
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{START}\n{section}\n{END}"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 25, 50])
@@ -296,12 +283,6 @@ def main() -> None:
                 )
                 results.append(result)
         rows = table(results, args)
-    machine = (
-        f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{args.threads} thread(s), device {args.device}, {args.dtype}"
-    )
-    if args.device.startswith("cuda"):
-        machine += f", {torch.cuda.get_device_name()}"
     section = "\n".join(
         [
             "## Generator",
@@ -312,7 +293,7 @@ def main() -> None:
             "",
             f"- model: {results[0]['model']}, UNet {results[0]['parameters_m']:.1f} M parameters; "
             f"batch {args.batch}; median of {args.repeats} steps after a warm-up",
-            f"- machine: {machine}",
+            f"- machine: {machine(args.threads, args.device)}, {args.dtype}",
             f"- measured {time.strftime('%Y-%m-%d')} in {time.time() - started:.0f} s",
             "",
             rows,
@@ -342,7 +323,7 @@ def main() -> None:
     print()
     print(section)
     if not args.no_write:
-        write_section(section)
+        write_section("generator", section)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import time
 from collections.abc import Callable
-from pathlib import Path
+
+from common import machine, write_section
 
 from fissure.world import EMOJI_SETS, SceneDataset, sample_scene
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 TARGET_SECONDS = 120.0
 
 
@@ -34,19 +32,6 @@ def warm_up() -> None:
     """Load every atlas and the noise field before the clock starts."""
     for emoji_set in EMOJI_SETS:
         sample_scene(0, emoji_set=emoji_set).image.load()
-
-
-def machine() -> str:
-    cores = os.cpu_count()
-    return f"{platform.processor() or platform.machine()}, {cores} CPUs, {platform.platform()}, Python {platform.python_version()}"
-
-
-def write_section(text: str) -> None:
-    """Replace the "## World" section of BENCHMARKS.md, or append it."""
-    old = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    section = re.compile(r"^## World\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    new = section.sub(lambda _: text, old) if section.search(old) else old.rstrip() + "\n\n" + text
-    BENCHMARKS.write_text(new)
 
 
 def main() -> None:
@@ -72,7 +57,7 @@ def main() -> None:
             "## World",
             "",
             "`python benchmarks/bench_world.py` — one CPU core, "
-            f"{args.n:,} scenes; machine: {machine()}.",
+            f"{args.n:,} scenes; machine: {machine(threads=1)}.",
             "",
             "| what | per second |",
             "|---|---|",
@@ -84,7 +69,7 @@ def main() -> None:
         ]
     )
     print(text)
-    write_section(text)
+    write_section("world", text)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,40 @@
+"""What every benchmark script shares: a description of the machine and the BENCHMARKS.md writer."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+def machine(threads: int | None = None, device: str = "cpu") -> str:
+    """CPU, core count, torch threads and version, and the GPU when one is used."""
+    parts = [
+        f"{platform.processor() or platform.machine()}",
+        f"{os.cpu_count()} CPUs visible",
+        f"{threads or torch.get_num_threads()} torch threads",
+        f"torch {torch.__version__}",
+        f"Python {platform.python_version()}",
+    ]
+    if device.startswith("cuda"):
+        parts.append(torch.cuda.get_device_name())
+    return ", ".join(parts)
+
+
+def write_section(name: str, text: str) -> None:
+    """Replace the section between ``<!-- name:start -->`` and ``<!-- name:end -->``, or append it."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    old = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    block = f"{start}\n{text.strip()}\n{end}"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
+    new = (
+        pattern.sub(lambda _: block, old)
+        if pattern.search(old)
+        else old.rstrip() + "\n\n" + block + "\n"
+    )
+    BENCHMARKS.write_text(new)
