@@ -1,0 +1,134 @@
+"""SAGE's latent attack against the random-latent baseline, per UNet evaluation.
+
+    python benchmarks/bench_sage_latent.py [--classes 20 --seeds 5 --model emoji-sd]
+
+Runs SAGE with the residual gradient, SAGE with the exact gradient, and random
+search over fresh latents on "a photo of a <class>" for ``--classes`` classes
+spread over the label list × ``--seeds`` seeds. Each run is a findings folder
+under ``--work`` (a killed benchmark resumes). Every finding records the UNet
+evaluations it took, so the verified attack success rate at any budget B is the
+share of attacked attempts verified within B evaluations; the table gives it at
+the residual attack's maximum budget (the random baseline's budget), together
+with the median evaluations per verified failure. Writes the "SAGE latent
+attack" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from common import machine, write_section
+
+from fissure.attacks import ATTACKS, FindingStore, Verifiers, make_attempts, run_attack
+from fissure.attacks.findings import Finding
+from fissure.console import quiet_libraries
+from fissure.judges import load_judge
+from fissure.models import Generator
+
+BUDGET_GRID = (100, 250, 500, 1000, 2000)
+
+
+def asr_within(findings: list[Finding], budget: int) -> float:
+    """Verified successes within ``budget`` UNet evaluations, over the attacked attempts."""
+    attacked = [f for f in findings if f.clean_shows_target]
+    hits = sum(f.verified and f.unet_evals <= budget for f in attacked)
+    return hits / len(attacked) if attacked else 0.0
+
+
+def row(name: str, findings: list[Finding], budget: int, seconds: float) -> str:
+    attacked = [f for f in findings if f.clean_shows_target]
+    verified = [f for f in attacked if f.verified]
+    median = statistics.median(f.unet_evals for f in verified) if verified else float("nan")
+    typical = sum(f.typical for f in verified)
+    curve = " / ".join(f"{asr_within(findings, b):.0%}" for b in BUDGET_GRID)
+    return (
+        f"| {name} | {len(findings)} | {len(attacked)} | {len(verified)} "
+        f"| {asr_within(findings, budget):.1%} | {curve} | {median:.0f} "
+        f"| {typical}/{len(verified)} | {seconds:.0f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="emoji-sd")
+    parser.add_argument("--classes", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--max-iterations", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--k", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-sage-latent"))
+    parser.add_argument("--no-write", action="store_true", help="Print only.")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    quiet_libraries()
+
+    surrogate = load_judge("emoji/surrogate", device=args.device)
+    verifiers = Verifiers({"emoji/verifier": load_judge("emoji/verifier", device=args.device)})
+    generator = Generator.from_pretrained(args.model, device=args.device)
+    labels = surrogate.labels
+    chosen = labels[:: max(1, len(labels) // args.classes)][: args.classes]
+    prompts = [f"a photo of a {name}" for name in chosen]
+    attempts = [
+        attempt
+        for name, prompt in zip(chosen, prompts, strict=True)
+        for attempt in make_attempts([prompt], range(args.seeds), labels, name)
+    ]
+    per_iteration = args.steps + 3 * args.k
+    budget = args.max_iterations * per_iteration + args.steps
+    runs = {
+        f"SAGE residual (k={args.k})": (
+            "sage-latent",
+            dict(gradient="residual", k=args.k, max_iterations=args.max_iterations),
+        ),
+        "SAGE exact": ("sage-latent", dict(gradient="exact", max_iterations=args.max_iterations)),
+        "random latents": ("random-latent", dict(budget=budget)),
+    }
+    rows = []
+    for name, (attack_name, options) in runs.items():
+        attack = ATTACKS[attack_name](
+            generator, surrogate, steps=args.steps, batch_size=args.batch_size, **options
+        )
+        settings = dict(model=args.model, **attack.settings())
+        store = FindingStore(args.work / name.split(" (")[0].replace(" ", "-"), settings)
+        started = time.perf_counter()
+        findings = run_attack(attack, attempts, store, verifiers, args.model)
+        seconds = sum(f.seconds for f in findings) or time.perf_counter() - started
+        rows.append(row(name, findings, budget, seconds))
+        print(rows[-1], flush=True)
+
+    text = "\n".join(
+        [
+            "## SAGE latent attack",
+            "",
+            f"`python benchmarks/bench_sage_latent.py` — {args.model}, {len(chosen)} classes × "
+            f'{args.seeds} seeds, "a photo of a <class>", {args.steps} DDIM steps, guidance 7.5, '
+            f"surrogate emoji/surrogate, verifier emoji/verifier, batch {args.batch_size}; "
+            f"machine: {machine(args.threads, args.device)}; {time.strftime('%Y-%m-%d')}.",
+            "",
+            "| method | attempts | attacked | verified | verified ASR at the equal budget "
+            f"({budget} UNet evals) | ASR within {' / '.join(map(str, BUDGET_GRID))} evals "
+            "| median UNet evals per verified | typical (of verified) | attempt-seconds |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "Attacked: attempts whose clean image the verifier saw the target in (the rest are "
+            "natural failures). UNet evals: forward evaluations per image plus 3 per step of "
+            "each backward pass. The equal budget is what SAGE residual may spend at most "
+            f"({args.max_iterations} iterations of {per_iteration}, plus the last rendering). "
+            "Attempt-seconds add up each attempt's wall time in a shared batch.",
+        ]
+    )
+    print(text)
+    if not args.no_write:
+        write_section("sage-latent", text)
+
+
+if __name__ == "__main__":
+    main()
