@@ -137,11 +137,17 @@ def test_installed_command_prints_no_traceback(tmp_path):
     assert result.stderr.startswith("error: no such model folder")
 
 
-def test_demo_writes_images(tmp_path):
+def test_demo_attacks_and_writes_a_page(tmp_path, monkeypatch):
+    """The demo's wiring, on the tiny stand-in (the bundled model's demo is `make demo`)."""
+    import fissure.zoo
+
+    monkeypatch.setattr(fissure.zoo, "bundled_model_available", lambda name: False)
     result = invoke("demo", "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "generations" / "contact_sheet.png").is_file()
-    assert len(list((tmp_path / "generations").glob("*-seed*.png"))) >= 8
+    run = tmp_path / "sage-latent"
+    assert (run / "index.html").is_file()
+    assert len((run / "findings.jsonl").read_text().splitlines()) == 16
+    assert "index.html" in result.output
 
 
 def test_zoo_path_of_unknown_model_is_an_error():

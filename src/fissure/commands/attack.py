@@ -46,19 +46,20 @@ BatchSize = Annotated[int, typer.Option(help="Attempts attacked together in one 
 Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
 
 
-def _run(
+def run_attack_command(
     attack_name: str,
     recipe_options: dict[str, Any],
-    prompts: list[str] | None,
-    classes: str | None,
-    template: str,
-    target: str | None,
-    seeds: str,
+    *,
     out: Path,
-    model: str,
-    surrogate: str,
-    verifiers: list[str] | None,
-    device: str,
+    prompts: list[str] | None = None,
+    classes: str | None = None,
+    template: str = "a photo of a {}",
+    target: str | None = None,
+    seeds: str = "0-9",
+    model: str = "emoji-sd",
+    surrogate: str = "emoji/surrogate",
+    verifiers: list[str] | None = None,
+    device: str = "cpu",
 ) -> None:
     """Shared by every attack command: load, run with resume, summarise, write the page."""
     from fissure.attacks import ATTACKS, FindingStore, Verifiers, make_attempts, run_attack
@@ -197,8 +198,10 @@ def sage_latent(
         radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
         steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,
     )  # fmt: skip
-    _run("sage-latent", options, prompt, classes, template, target, seeds, out, model, judge,
-         verifier, device)  # fmt: skip
+    run_attack_command(
+        "sage-latent", options, out=out, prompts=prompt, classes=classes, template=template,
+        target=target, seeds=seeds, model=model, surrogate=judge, verifiers=verifier, device=device,
+    )  # fmt: skip
 
 
 @attack_app.command("random-latent")
@@ -227,5 +230,7 @@ def random_latent(
         budget=budget, steps=steps, guidance=guidance, absent_below=absent_below,
         batch_size=batch_size,
     )  # fmt: skip
-    _run("random-latent", options, prompt, classes, template, target, seeds, out, model, judge,
-         verifier, device)  # fmt: skip
+    run_attack_command(
+        "random-latent", options, out=out, prompts=prompt, classes=classes, template=template,
+        target=target, seeds=seeds, model=model, surrogate=judge, verifiers=verifier, device=device,
+    )  # fmt: skip
