@@ -9,9 +9,8 @@ back the others.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 
@@ -52,8 +51,26 @@ class SearchState:
             self.images_before, self.probabilities_before = self.images, self.probabilities
 
 
-class SearchMethod(Protocol):
-    def settings(self) -> dict[str, object]: ...
+class SearchMethod:
+    """Moves each attempt's variable, one round at a time, for attempts held in batch slots.
+
+    Subclasses say what one round does to a batch of attempts in :meth:`advance`;
+    :meth:`search` keeps up to ``space.batch_size`` attempts in flight and yields
+    each as it finishes.
+    """
+
+    def settings(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    def advance(
+        self,
+        active: list[SearchState],
+        space: LatentPerturbation,
+        goal: TargetAbsent,
+        constraints: Sequence[Constraint],
+    ) -> None:
+        """One round for every active attempt: render, score, mark ``done`` or move."""
+        raise NotImplementedError
 
     def search(
         self,
@@ -63,29 +80,20 @@ class SearchMethod(Protocol):
         constraints: Sequence[Constraint],
     ) -> Iterator[SearchState]:
         """Finished states, in the order they finish."""
-        ...
-
-
-def run_in_slots(
-    attempts: Iterable[Attempt],
-    space: LatentPerturbation,
-    begin: Callable[[LatentStart], SearchState],
-    advance: Callable[[list[SearchState]], None],
-) -> Iterator[SearchState]:
-    """Keep up to ``space.batch_size`` attempts in flight; yield each as it finishes."""
-    queue = iter(attempts)
-    active: list[SearchState] = []
-    while True:
-        while len(active) < space.batch_size and (attempt := next(queue, None)) is not None:
-            active.append(begin(space.bind(attempt)))
-        if not active:
-            return
-        advance(active)
-        for state in active:
-            if state.done:
-                state.seconds = time.perf_counter() - state.started
-                yield state
-        active = [state for state in active if not state.done]
+        queue = iter(attempts)
+        active: list[SearchState] = []
+        while True:
+            while len(active) < space.batch_size and (attempt := next(queue, None)) is not None:
+                start = space.bind(attempt)
+                active.append(SearchState(start, space.origin(start)))
+            if not active:
+                return
+            self.advance(active, space, goal, constraints)
+            for state in active:
+                if state.done:
+                    state.seconds = time.perf_counter() - state.started
+                    yield state
+            active = [state for state in active if not state.done]
 
 
 def _targets(states: Sequence[SearchState], device: torch.device) -> torch.Tensor:
@@ -93,7 +101,7 @@ def _targets(states: Sequence[SearchState], device: torch.device) -> torch.Tenso
 
 
 @dataclass(frozen=True)
-class SignGradientDescent:
+class SignGradientDescent(SearchMethod):
     """SAGE's search: ``δ ← project(δ − step · sign(∇δ loss))`` until the goal holds.
 
     Each iteration renders the current δ (with a gradient path), stops the
@@ -108,44 +116,38 @@ class SignGradientDescent:
     def settings(self) -> dict[str, object]:
         return dict(search="sign-gradient", step=self.step, max_iterations=self.max_iterations)
 
-    def search(
+    def advance(
         self,
-        attempts: Iterable[Attempt],
+        active: list[SearchState],
         space: LatentPerturbation,
         goal: TargetAbsent,
         constraints: Sequence[Constraint],
-    ) -> Iterator[SearchState]:
-        def begin(start: LatentStart) -> SearchState:
-            return SearchState(start, space.origin(start))
-
-        def advance(active: list[SearchState]) -> None:
-            deltas = torch.stack([state.variable for state in active]).requires_grad_(True)
-            rendering = space.render([state.start for state in active], deltas, differentiable=True)
-            evaluation = goal.evaluate(rendering.images, _targets(active, deltas.device))
-            stepping = []
-            for row, state in enumerate(active):
-                state.unet_evals += rendering.unet_evals
-                state.visit(rendering.images, evaluation, row)
-                state.done = state.achieved or state.iterations >= self.max_iterations
-                if not state.done:
-                    stepping.append(row)
-            if not stepping:
-                return
-            (gradient,) = torch.autograd.grad(evaluation.loss[stepping].sum(), deltas)
-            for row in stepping:
-                state = active[row]
-                variable = state.variable - self.step * gradient[row].sign()
-                for constraint in constraints:
-                    variable = constraint.project(variable)
-                state.variable = variable.detach()
-                state.iterations += 1
-                state.unet_evals += BACKWARD_EVALS_PER_STEP * rendering.gradient_steps
-
-        return run_in_slots(attempts, space, begin, advance)
+    ) -> None:
+        deltas = torch.stack([state.variable for state in active]).requires_grad_(True)
+        rendering = space.render([state.start for state in active], deltas, differentiable=True)
+        evaluation = goal.evaluate(rendering.images, _targets(active, deltas.device))
+        stepping = []
+        for row, state in enumerate(active):
+            state.unet_evals += rendering.unet_evals
+            state.visit(rendering.images, evaluation, row)
+            state.done = state.achieved or state.iterations >= self.max_iterations
+            if not state.done:
+                stepping.append(row)
+        if not stepping:
+            return
+        (gradient,) = torch.autograd.grad(evaluation.loss[stepping].sum(), deltas)
+        for row in stepping:
+            state = active[row]
+            variable = state.variable - self.step * gradient[row].sign()
+            for constraint in constraints:
+                variable = constraint.project(variable)
+            state.variable = variable.detach()
+            state.iterations += 1
+            state.unet_evals += BACKWARD_EVALS_PER_STEP * rendering.gradient_steps
 
 
 @dataclass(frozen=True)
-class RandomSearch:
+class RandomSearch(SearchMethod):
     """The baseline: fresh initial latents (the seed's own first) until the goal holds.
 
     It stops before a candidate would take it over ``budget`` UNet evaluations,
@@ -157,29 +159,21 @@ class RandomSearch:
     def settings(self) -> dict[str, object]:
         return dict(search="random", budget=self.budget)
 
-    def search(
+    @torch.no_grad()
+    def advance(
         self,
-        attempts: Iterable[Attempt],
+        active: list[SearchState],
         space: LatentPerturbation,
         goal: TargetAbsent,
         constraints: Sequence[Constraint],
-    ) -> Iterator[SearchState]:
-        def begin(start: LatentStart) -> SearchState:
-            return SearchState(start, space.origin(start))
-
-        @torch.no_grad()
-        def advance(active: list[SearchState]) -> None:
-            deltas = torch.stack([space.fresh(state.start, state.iterations) for state in active])
-            rendering = space.render(
-                [state.start for state in active], deltas, differentiable=False
-            )
-            evaluation = goal.evaluate(rendering.images, _targets(active, deltas.device))
-            for row, state in enumerate(active):
-                state.variable = deltas[row]
-                state.unet_evals += rendering.unet_evals
-                state.visit(rendering.images, evaluation, row)
-                state.done = state.achieved or state.unet_evals + rendering.unet_evals > self.budget
-                if not state.done:
-                    state.iterations += 1
-
-        return run_in_slots(attempts, space, begin, advance)
+    ) -> None:
+        deltas = torch.stack([space.fresh(state.start, state.iterations) for state in active])
+        rendering = space.render([state.start for state in active], deltas, differentiable=False)
+        evaluation = goal.evaluate(rendering.images, _targets(active, deltas.device))
+        for row, state in enumerate(active):
+            state.variable = deltas[row]
+            state.unet_evals += rendering.unet_evals
+            state.visit(rendering.images, evaluation, row)
+            state.done = state.achieved or state.unet_evals + rendering.unet_evals > self.budget
+            if not state.done:
+                state.iterations += 1

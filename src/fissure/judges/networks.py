@@ -62,6 +62,30 @@ class TransformersBackbone(nn.Module):
         return self.head(features)
 
 
+class ConvStem(nn.Sequential):
+    """Stride-2 3×3 BN convs, then a 1×1 to the token width: replaces ViT's patchify conv.
+
+    Xiao et al. ("Early convolutions help transformers see better", 2021) measured that
+    this stem makes ViTs train faster and more stably. Here a plain 8×8 patchify ViT
+    reached 75% top-1 where the CNN members reached 98% in the same steps.
+    """
+
+    def __init__(self, channels: list[int], hidden_size: int) -> None:
+        layers: list[nn.Module] = []
+        for in_channels, out_channels in zip([3, *channels], channels, strict=False):
+            layers += [
+                nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(inplace=True),
+            ]
+        super().__init__(*layers, nn.Conv2d(channels[-1], hidden_size, 1))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """ViTModel reads ``projection.weight.dtype`` to cast its input."""
+        return self[0].weight
+
+
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
@@ -126,10 +150,17 @@ def build_network(architecture: str, num_labels: int, config: dict[str, Any]) ->
         regnet = RegNetConfig(**config)
         return TransformersBackbone(RegNetModel(regnet), regnet.hidden_sizes[-1], num_labels)
     if architecture == "vit":
+        config = dict(config)
+        stem_channels = config.pop("conv_stem", None)
         vit = ViTConfig(**config)
-        return TransformersBackbone(
-            ViTModel(vit, add_pooling_layer=False), vit.hidden_size, num_labels
-        )
+        model = ViTModel(vit, add_pooling_layer=False)
+        if stem_channels:
+            if 2 ** len(stem_channels) != vit.patch_size:
+                raise ValueError(
+                    f"a conv stem of {len(stem_channels)} stride-2 convs needs patch_size {2 ** len(stem_channels)}"
+                )
+            model.embeddings.patch_embeddings.projection = ConvStem(stem_channels, vit.hidden_size)
+        return TransformersBackbone(model, vit.hidden_size, num_labels)
     if architecture == "convnet":
         return ConvNet(num_labels, channels=tuple(config.get("channels", (32, 96, 192))))
     if architecture == "edge":
