@@ -19,6 +19,10 @@ from fissure.zoo.tiny import build_byte_tokenizer
 
 LABELS = ["dog", "cat", "red apple", "bicycle"]
 TINY_RESNET = dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
+TINY_VIT = dict(
+    image_size=32, patch_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+    intermediate_size=32, conv_stem=[8, 16],
+)  # fmt: skip
 
 
 def tiny_emoji_judge(architecture: str = "resnet", seed: int = 0) -> EmojiJudge:
@@ -27,17 +31,27 @@ def tiny_emoji_judge(architecture: str = "resnet", seed: int = 0) -> EmojiJudge:
         "resnet": TINY_RESNET,
         "convnet": {"channels": [8, 16]},
         "edge": {"channels": [8, 16]},
+        "vit": TINY_VIT,
+        "regnet": dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], groups_width=8),
     }
     return EmojiJudge(LABELS, architecture, configs[architecture], input_size=32).eval()
 
 
-@pytest.mark.parametrize("architecture", ["resnet", "convnet", "edge"])
+@pytest.mark.parametrize("architecture", ["resnet", "convnet", "edge", "vit", "regnet"])
 def test_any_image_size_gives_probabilities(architecture):
     judge = tiny_emoji_judge(architecture)
     for size in (32, 64, 100):
         probabilities = judge(torch.rand(2, 3, size, size))
         assert probabilities.shape == (2, len(LABELS))
         assert torch.allclose(probabilities.sum(-1), torch.ones(2), atol=1e-5)
+
+
+def test_vit_conv_stem_replaces_the_patchify_conv_and_needs_its_stride():
+    judge = tiny_emoji_judge("vit")
+    stem = judge.network.backbone.embeddings.patch_embeddings.projection
+    assert [type(m).__name__ for m in stem][:3] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    with pytest.raises(ValueError, match="needs patch_size 4"):
+        EmojiJudge(LABELS, "vit", {**TINY_VIT, "patch_size": 8}, input_size=32)
 
 
 def test_wrong_image_shape_is_a_clear_error():
