@@ -56,6 +56,12 @@ def test_reopening_resumes_and_other_settings_are_refused(tmp_path):
         FindingStore(tmp_path, {**SETTINGS, "step": 0.1})
 
 
+def test_a_folder_without_findings_takes_new_settings(tmp_path):
+    FindingStore(tmp_path, SETTINGS)  # e.g. a run that stopped on an error before any finding
+    FindingStore(tmp_path, {**SETTINGS, "step": 0.1})
+    assert json.loads((tmp_path / "run.json").read_text())["step"] == 0.1
+
+
 def test_a_line_cut_by_a_kill_is_dropped_and_the_next_one_is_whole(tmp_path):
     store = FindingStore(tmp_path, SETTINGS)
     _add(store, 0)

@@ -66,6 +66,9 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
         "must never be in the loss": ["-p", "a cat", "--verifier", "emoji/surrogate"],
         "unknown --gradient": ["-p", "a cat", "--gradient", "sideways"],
         "bad seed range": ["-p", "a cat", "--seeds", "9-1"],
+        "k must be between 1 and the 2 steps": ["-p", "a cat", "--steps", "2", "--k", "3"],
+        "step must be positive": ["-p", "a cat", "--step", "0"],
+        "absent_below must be between 0 and 1": ["-p", "a cat", "--absent-below", "1.5"],
     }
     for message, options in cases.items():
         result = _attack(tiny_sd1_dir, tmp_path / "bad", *options)

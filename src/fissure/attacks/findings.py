@@ -82,23 +82,21 @@ class FindingStore:
         self.folder = prepare_output_dir(folder)
         run_file = self.folder / "run.json"
         settings = json.loads(json.dumps(settings))
-        if run_file.is_file():
-            recorded = json.loads(run_file.read_text())
-            if recorded != settings:
-                changed = sorted(
-                    k for k in {**recorded, **settings} if recorded.get(k) != settings.get(k)
-                )
-                raise FissureError(
-                    f"{self.folder} holds a run with other settings ({', '.join(changed)}): "
-                    "use another --out, or the same options to resume it"
-                )
-        else:
-            run_file.write_text(json.dumps(settings, indent=2) + "\n")
+        self._drop_cut_line()
+        self._done = {finding.id for finding in self.findings()}
+        recorded = json.loads(run_file.read_text()) if run_file.is_file() else None
+        if self._done and recorded is not None and recorded != settings:
+            changed = sorted(
+                k for k in {**recorded, **settings} if recorded.get(k) != settings.get(k)
+            )
+            raise FissureError(
+                f"{self.folder} holds findings made with other settings ({', '.join(changed)}): "
+                "use another --out, or the same options to resume it"
+            )
+        run_file.write_text(json.dumps(settings, indent=2) + "\n")
         (self.folder / "images").mkdir(exist_ok=True)
         (self.folder / "deltas").mkdir(exist_ok=True)
         self.settings = settings
-        self._drop_cut_line()
-        self._done = {finding.id for finding in self.findings()}
 
     @property
     def findings_file(self) -> Path:

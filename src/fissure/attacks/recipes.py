@@ -9,6 +9,7 @@ from fissure.attacks.constraints import Box
 from fissure.attacks.goals import TargetAbsent
 from fissure.attacks.search import RandomSearch, SignGradientDescent
 from fissure.attacks.spaces import LatentPerturbation
+from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.models.generator import Generator, GradientMode
 
@@ -34,6 +35,14 @@ def sage_latent(
     at k = 2 and 0.71–0.91 at k = 1 (tests/models/test_generator.py), for 6
     backward UNet evaluations per iteration instead of 75 (exact, 25 steps).
     """
+    _check_common(steps, absent_below, batch_size)
+    _require(radius > 0, f"radius must be positive, not {radius}")
+    _require(step > 0, f"step must be positive, not {step}")
+    _require(max_iterations >= 0, f"max_iterations must be 0 or more, not {max_iterations}")
+    _require(
+        gradient == "exact" or 1 <= k <= steps,
+        f"k must be between 1 and the {steps} steps, not {k}",
+    )
     return Attack(
         name="sage-latent",
         space=LatentPerturbation(generator, steps, guidance, gradient, k, batch_size),
@@ -58,6 +67,11 @@ def random_latent(
     The default budget is what SAGE's defaults spend at most: 100 iterations of
     25 forward and 6 backward evaluations.
     """
+    _check_common(steps, absent_below, batch_size)
+    _require(
+        budget >= steps,
+        f"a budget of {budget} UNet evaluations cannot pay for one image of {steps} steps",
+    )
     return Attack(
         name="random-latent",
         space=LatentPerturbation(generator, steps, guidance, "none", 1, batch_size),
@@ -65,6 +79,17 @@ def random_latent(
         constraints=(),
         search=RandomSearch(budget),
     )
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise FissureError(message)
+
+
+def _check_common(steps: int, absent_below: float, batch_size: int) -> None:
+    _require(steps >= 1, f"steps must be at least 1, not {steps}")
+    _require(0 < absent_below < 1, f"absent_below must be between 0 and 1, not {absent_below}")
+    _require(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}")
 
 
 ATTACKS: dict[str, Callable[..., Attack]] = {
