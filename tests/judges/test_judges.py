@@ -101,7 +101,7 @@ def test_transformers_classifier_from_a_folder(tmp_path):
     assert not any(p.requires_grad for p in judge.parameters())
 
 
-def test_clip_zero_shot_from_a_folder(tmp_path):
+def save_tiny_clip(folder) -> None:
     tokenizer = build_byte_tokenizer()
     text = dict(
         hidden_size=32,
@@ -120,14 +120,36 @@ def test_clip_zero_shot_from_a_folder(tmp_path):
     )
     CLIPModel(
         CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
-    ).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
+    ).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def test_clip_zero_shot_from_a_folder(tmp_path):
+    save_tiny_clip(tmp_path)
     judge = load_judge(f"clip:{tmp_path}", labels=LABELS)
     assert isinstance(judge, ClipJudge)
     similarities = judge.similarities(torch.rand(2, 3, 64, 64))
     assert similarities.shape == (2, len(LABELS))
     assert similarities.abs().max() <= 1 + 1e-5
     assert len(load_judge(f"clip:{tmp_path}").labels) == 1000
+
+
+def test_emoji_clip_is_emoji_sds_clip_over_the_emoji_classes(tmp_path, monkeypatch):
+    import fissure.judges.registry as registry
+    from fissure.world import class_names
+
+    save_tiny_clip(tmp_path / "clip")
+    monkeypatch.setattr(registry, "bundled_model_path", lambda name: tmp_path)
+    judge = load_judge("emoji/clip")
+    assert isinstance(judge, ClipJudge) and judge.labels == list(class_names())
+
+
+def test_emoji_clip_before_emoji_sd_is_trained_says_how(monkeypatch):
+    import fissure.zoo
+
+    monkeypatch.setattr(fissure.zoo, "WEIGHTS_DIR", fissure.zoo.WEIGHTS_DIR / "nowhere")
+    with pytest.raises(FissureError, match="emoji/clip is emoji-sd's CLIP: train emoji-sd"):
+        load_judge("emoji/clip")
 
 
 def test_imagenet_labels():

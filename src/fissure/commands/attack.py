@@ -35,7 +35,11 @@ Surrogate = Annotated[
 ]
 VerifierNames = Annotated[
     list[str] | None,
-    typer.Option("--verifier", help="A held-out judge that must agree (repeatable)."),
+    typer.Option(
+        "--verifier",
+        help="A held-out judge that must agree (repeatable). Default: emoji/verifier, "
+        "and emoji/clip on emoji-sd.",
+    ),
 ]
 Steps = Annotated[int, typer.Option(help="DDIM steps per image.")]
 Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
@@ -44,6 +48,11 @@ AbsentBelow = Annotated[
 ]
 BatchSize = Annotated[int, typer.Option(help="Attempts attacked together in one UNet batch.")]
 Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
+
+
+def default_verifiers(model: str) -> list[str]:
+    """A classifier that never entered a loss, and on emoji-sd its own CLIP zero-shot too."""
+    return ["emoji/verifier", "emoji/clip"] if model == "emoji-sd" else ["emoji/verifier"]
 
 
 def run_attack_command(
@@ -94,7 +103,7 @@ def run_attack_command(
         ]
     else:
         attempts = make_attempts(prompts, seed_list, surrogate_judge.labels, target)
-    verifier_names = verifiers or ["emoji/verifier"]
+    verifier_names = verifiers or default_verifiers(model)
     overlap = set(verifier_names) & {surrogate}
     if overlap:
         raise FissureError(

@@ -3,6 +3,7 @@
 - ``emoji/surrogate``: SAGE's ensemble (ResNet, ViT, RegNet, edge), the attack loss;
 - ``emoji/verifier``: a held-out architecture and data mix, never in a loss;
 - ``emoji/<member>``: one bundled emoji judge (``emoji/resnet``, ``emoji/edge``, ...);
+- ``emoji/clip``: emoji-sd's own CLIP, zero-shot over the emoji classes (a second verifier);
 - ``clip:<id or folder>``: CLIP zero-shot over ImageNet-1k names (or ``labels``);
 - anything else: a transformers image-classification model id or folder.
 """
@@ -18,7 +19,8 @@ from fissure.judges.base import Judge
 from fissure.judges.emoji import EmojiJudge
 from fissure.judges.ensemble import Ensemble
 from fissure.judges.pretrained import ClipJudge, TransformersJudge
-from fissure.zoo import WEIGHTS_DIR
+from fissure.world import class_names
+from fissure.zoo import WEIGHTS_DIR, bundled_model_path
 
 JUDGES_DIR = WEIGHTS_DIR / "judges"
 SURROGATE_MEMBERS = ("resnet", "vit", "regnet", "edge")
@@ -28,7 +30,7 @@ EMOJI_JUDGES = (*SURROGATE_MEMBERS, VERIFIER)
 
 def bundled_judge_names() -> list[str]:
     """Every emoji judge name :func:`load_judge` accepts."""
-    return ["emoji/surrogate", *(f"emoji/{name}" for name in EMOJI_JUDGES)]
+    return ["emoji/surrogate", *(f"emoji/{name}" for name in EMOJI_JUDGES), "emoji/clip"]
 
 
 def _load_emoji_member(name: str) -> EmojiJudge:
@@ -54,6 +56,14 @@ def load_judge(
         judge: Judge = Ensemble(
             [_load_emoji_member(m) for m in SURROGATE_MEMBERS], names=SURROGATE_MEMBERS
         )
+    elif name == "emoji/clip":
+        try:
+            folder = bundled_model_path("emoji-sd") / "clip"
+        except FissureError:
+            raise FissureError(
+                "emoji/clip is emoji-sd's CLIP: train emoji-sd first (`fissure zoo train emoji-sd`)"
+            ) from None
+        judge = ClipJudge.from_pretrained(str(folder), labels=labels or class_names())
     elif name.startswith("emoji/"):
         judge = _load_emoji_member(name.removeprefix("emoji/"))
     elif name.startswith("clip:"):
