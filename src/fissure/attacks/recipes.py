@@ -56,7 +56,7 @@ def random_latent(
     generator: Generator,
     surrogate: Judge,
     *,
-    budget: int = 3100,
+    budget: int = 3125,
     steps: int = 25,
     guidance: float = 7.5,
     absent_below: float = 0.1,
@@ -65,7 +65,7 @@ def random_latent(
     """The baseline: fresh initial latents within a UNet-evaluation budget.
 
     The default budget is what SAGE's defaults spend at most: 100 iterations of
-    25 forward and 6 backward evaluations.
+    25 forward and 6 backward evaluations, and the final rendering (25).
     """
     _check_common(steps, absent_below, batch_size)
     _require(

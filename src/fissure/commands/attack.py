@@ -226,8 +226,8 @@ def random_latent(
     judge: Surrogate = "emoji/surrogate",
     verifier: VerifierNames = None,
     budget: Annotated[
-        int, typer.Option(help="UNet evaluations per attempt (SAGE's default maximum: 3100).")
-    ] = 3100,
+        int, typer.Option(help="UNet evaluations per attempt (SAGE's default maximum: 3125).")
+    ] = 3125,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
     absent_below: AbsentBelow = 0.1,
