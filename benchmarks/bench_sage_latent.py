@@ -25,6 +25,8 @@ from common import machine, write_section
 
 from fissure.attacks import ATTACKS, FindingStore, Verifiers, make_attempts, run_attack
 from fissure.attacks.findings import Finding
+from fissure.attacks.recipes import sage_latent_budget
+from fissure.commands.attack import default_verifiers
 from fissure.console import quiet_libraries
 from fissure.judges import load_judge
 from fissure.models import Generator
@@ -70,7 +72,8 @@ def main() -> None:
     quiet_libraries()
 
     surrogate = load_judge("emoji/surrogate", device=args.device)
-    verifiers = Verifiers({"emoji/verifier": load_judge("emoji/verifier", device=args.device)})
+    verifier_names = default_verifiers(args.model)
+    verifiers = Verifiers({name: load_judge(name, device=args.device) for name in verifier_names})
     generator = Generator.from_pretrained(args.model, device=args.device)
     labels = surrogate.labels
     chosen = labels[:: max(1, len(labels) // args.classes)][: args.classes]
@@ -80,8 +83,7 @@ def main() -> None:
         for name, prompt in zip(chosen, prompts, strict=True)
         for attempt in make_attempts([prompt], range(args.seeds), labels, name)
     ]
-    per_iteration = args.steps + 3 * args.k
-    budget = args.max_iterations * per_iteration + args.steps
+    budget = sage_latent_budget(args.steps, args.max_iterations, args.k)
     runs = {
         f"SAGE residual (k={args.k})": (
             "sage-latent",
@@ -95,12 +97,14 @@ def main() -> None:
         attack = ATTACKS[attack_name](
             generator, surrogate, steps=args.steps, batch_size=args.batch_size, **options
         )
-        settings = dict(model=args.model, **attack.settings())
+        settings = dict(
+            model=args.model, surrogate="emoji/surrogate", verifiers=verifier_names,
+            **attack.settings(),
+        )  # fmt: skip
         store = FindingStore(args.work / name.split(" (")[0].replace(" ", "-"), settings)
         started = time.perf_counter()
         findings = run_attack(attack, attempts, store, verifiers, args.model)
-        seconds = sum(f.seconds for f in findings) or time.perf_counter() - started
-        rows.append(row(name, findings, budget, seconds))
+        rows.append(row(name, findings, budget, time.perf_counter() - started))
         print(rows[-1], flush=True)
 
     text = "\n".join(
@@ -109,20 +113,22 @@ def main() -> None:
             "",
             f"`python benchmarks/bench_sage_latent.py` — {args.model}, {len(chosen)} classes × "
             f'{args.seeds} seeds, "a photo of a <class>", {args.steps} DDIM steps, guidance 7.5, '
-            f"surrogate emoji/surrogate, verifier emoji/verifier, batch {args.batch_size}; "
+            f"surrogate emoji/surrogate, verifiers {', '.join(verifier_names)}, "
+            f"batch {args.batch_size}; "
             f"machine: {machine(args.threads, args.device)}; {time.strftime('%Y-%m-%d')}.",
             "",
             "| method | attempts | attacked | verified | verified ASR at the equal budget "
             f"({budget} UNet evals) | ASR within {' / '.join(map(str, BUDGET_GRID))} evals "
-            "| median UNet evals per verified | typical (of verified) | attempt-seconds |",
+            "| median UNet evals per verified | typical (of verified) | wall seconds (this run) |",
             "|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             "Attacked: attempts whose clean image the verifier saw the target in (the rest are "
             "natural failures). UNet evals: forward evaluations per image plus 3 per step of "
             "each backward pass. The equal budget is what SAGE residual may spend at most "
-            f"({args.max_iterations} iterations of {per_iteration}, plus the last rendering). "
-            "Attempt-seconds add up each attempt's wall time in a shared batch.",
+            f"({args.max_iterations} iterations of {args.steps} + 3 × {args.k}, plus the last "
+            "rendering). "
+            "Wall seconds are this invocation's (0 when every finding was already recorded).",
         ]
     )
     print(text)

@@ -21,7 +21,8 @@ def _finding(attempt: Attempt) -> Finding:
         id=attempt_id(attempt), attack="sage-latent", model="m", prompt=attempt.prompt,
         target=attempt.target, seed=attempt.seed, iterations=3, unet_evals=90, seconds=1.0,
         success=True, verified=True, clean_shows_target=True, kind="distorted",
-        unrelated_class=None, typical=True, typicality={}, delta_linf=0.1, delta_l2=1.0,
+        unrelated_class=None, typical=True,
+        typicality={"chi_square_p": 0.5, "ks_p": 0.5}, delta_linf=0.1, delta_l2=1.0,
         surrogate_before=view, surrogate_after=view, verifier_before={"v": view},
         verifier_after={"v": view},
     )  # fmt: skip

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fissure.attacks import Attempt, random_latent, sage_latent
 from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP
+from fissure.errors import FissureError
 
 from .conftest import STEPS, BrightnessJudge
 
@@ -54,3 +56,29 @@ def test_random_search_starts_from_the_seeds_own_latent(generator, surrogate):
     state = next(iter(attack.run(_attempts([0]))))
     clean = generator.sample(generator.initial_latents([0]), "a photo of light", steps=STEPS)
     assert torch.allclose(state.images_before, clean.images[0], atol=1e-5)
+
+
+def test_exact_gradient_also_removes_the_target(generator, surrogate):
+    attack = sage_latent(
+        generator, surrogate, steps=STEPS, gradient="exact", step=0.1, max_iterations=30
+    )
+    state = next(iter(attack.run(_attempts([0]))))
+    assert state.achieved and state.iterations > 0
+    assert state.unet_evals == (state.iterations + 1) * STEPS + state.iterations * (
+        BACKWARD_EVALS_PER_STEP * STEPS
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"gradient": "last-k"}, "gives the initial latent no gradient"),
+        ({"k": 4}, "k must be between 1 and the 3 steps"),
+        ({"radius": 0}, "radius must be positive"),
+    ],
+)
+def test_options_that_cannot_work_are_refused_before_any_compute(
+    generator, surrogate, options, message
+):
+    with pytest.raises(FissureError, match=message):
+        sage_latent(generator, surrogate, steps=STEPS, **options)

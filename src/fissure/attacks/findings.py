@@ -9,6 +9,7 @@ flight; running the same command again skips the attempts already recorded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -64,10 +65,10 @@ class Finding:
 
 
 def attempt_id(attempt: Attempt) -> str:
-    """A readable, unique file stem for an attempt."""
+    """A readable file stem for an attempt, unique by a hash of its exact prompt and target."""
     slug = re.sub(r"[^a-z0-9]+", "-", attempt.prompt.lower()).strip("-")[:48] or "prompt"
-    target = re.sub(r"[^a-z0-9]+", "-", attempt.target.lower()).strip("-")
-    return f"{slug}--{target}--seed{attempt.seed}"
+    digest = hashlib.sha256(f"{attempt.prompt}\0{attempt.target}".encode()).hexdigest()[:8]
+    return f"{slug}-{digest}-seed{attempt.seed}"
 
 
 def _save_png(image: torch.Tensor, path: Path) -> None:

@@ -32,9 +32,8 @@ class TargetAbsent:
     """SAGE's goal: the target class is gone, as the surrogate judge sees it.
 
     The loss is SAGE's ``-Σ_m (1 - 2·p_m[target])`` over the surrogate's members.
-    Success is the vote's probability of the target below ``absent_below``: with
-    probability mass shared between the objects present, an object that is drawn
-    holds a third or more of it, an absent one almost none.
+    Success is the vote's probability of the target below ``absent_below``, a
+    chosen threshold (0.1 by default; the verifiers use the same one).
     """
 
     surrogate: Judge

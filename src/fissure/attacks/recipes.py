@@ -8,7 +8,7 @@ from fissure.attacks.attack import Attack
 from fissure.attacks.constraints import Box
 from fissure.attacks.goals import TargetAbsent
 from fissure.attacks.search import RandomSearch, SignGradientDescent
-from fissure.attacks.spaces import LatentPerturbation
+from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP, LatentPerturbation
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.models.generator import Generator, GradientMode
@@ -40,6 +40,11 @@ def sage_latent(
     _require(step > 0, f"step must be positive, not {step}")
     _require(max_iterations >= 0, f"max_iterations must be 0 or more, not {max_iterations}")
     _require(
+        gradient in ("residual", "exact"),
+        f"gradient {gradient!r} gives the initial latent no gradient: use residual (the last k "
+        "steps, then SAGE's shortcut to the latent) or exact",
+    )
+    _require(
         gradient == "exact" or 1 <= k <= steps,
         f"k must be between 1 and the {steps} steps, not {k}",
     )
@@ -56,7 +61,7 @@ def random_latent(
     generator: Generator,
     surrogate: Judge,
     *,
-    budget: int = 3125,
+    budget: int | None = None,
     steps: int = 25,
     guidance: float = 7.5,
     absent_below: float = 0.1,
@@ -64,10 +69,12 @@ def random_latent(
 ) -> Attack:
     """The baseline: fresh initial latents within a UNet-evaluation budget.
 
-    The default budget is what SAGE's defaults spend at most: 100 iterations of
-    25 forward and 6 backward evaluations, and the final rendering (25).
+    The default budget is what :func:`sage_latent`'s defaults spend at most on
+    ``steps``: 100 iterations of ``steps`` forward and 6 backward evaluations,
+    and the final rendering (3125 at 25 steps).
     """
     _check_common(steps, absent_below, batch_size)
+    budget = budget if budget is not None else sage_latent_budget(steps)
     _require(
         budget >= steps,
         f"a budget of {budget} UNet evaluations cannot pay for one image of {steps} steps",
@@ -79,6 +86,11 @@ def random_latent(
         constraints=(),
         search=RandomSearch(budget),
     )
+
+
+def sage_latent_budget(steps: int, max_iterations: int = 100, k: int = 2) -> int:
+    """The most UNet evaluations :func:`sage_latent` (residual) spends on one attempt."""
+    return max_iterations * (steps + BACKWARD_EVALS_PER_STEP * k) + steps
 
 
 def _require(condition: bool, message: str) -> None:

@@ -43,7 +43,7 @@ class SearchState:
 
     def visit(self, images: torch.Tensor, evaluation: GoalEvaluation, row: int) -> None:
         """Record the images and scores of the point just rendered."""
-        self.images = images[row].detach()
+        self.images = images[row].detach().clone()  # not a view that keeps the batch alive
         self.probabilities = evaluation.probabilities[row]
         self.achieved = bool(evaluation.achieved[row])
         self.target_trace.append(float(self.probabilities[self.attempt.target_index]))

@@ -93,7 +93,7 @@ class LatentPerturbation:
             steps=self.steps,
             guidance=self.guidance,
             gradient=self.gradient,
-            k=self.k,
+            k=self.k if self.gradient in ("residual", "last-k") else None,
             batch_size=self.batch_size,
             sampler=type(self.generator.scheduler).__name__,
         )

@@ -27,13 +27,15 @@ def find_target(prompt: str, labels: Sequence[str]) -> str:
         raise FissureError(f"no class of the judge is named in {prompt!r}: say which with --target")
     longest = max(matches.values(), key=len)
     rivals = sorted(
-        label for label, name in matches.items() if name != longest and name not in longest
+        label
+        for label, name in matches.items()
+        if name == longest or not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", longest)
     )
-    if rivals:
+    if len(rivals) > 1:
         raise FissureError(
             f"{prompt!r} names several classes ({', '.join(sorted(matches))}): say which with --target"
         )
-    return next(label for label, name in matches.items() if name == longest)
+    return rivals[0]
 
 
 def make_attempts(
@@ -48,4 +50,4 @@ def make_attempts(
                 f"unknown class {label!r} for this judge; try `fissure world classes`"
             )
         attempts.extend(Attempt(prompt, label, list(labels).index(label), seed) for seed in seeds)
-    return attempts
+    return list(dict.fromkeys(attempts))

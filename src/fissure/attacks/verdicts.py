@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
+from fissure.errors import FissureError
 from fissure.judges.base import Judge
 
 Kind = Literal["distorted", "unrelated"]
@@ -26,9 +27,9 @@ def judge_view(labels: list[str], probabilities: torch.Tensor, target: str, top:
 class Verdict:
     """The verifiers' reading of an attempt's images before and after the attack.
 
-    ``kind`` follows SAGE's two latent properties: ``unrelated`` when another
-    class is confidently present, ``distorted`` when no class is; None while the
-    verifiers still see the target.
+    ``kind`` follows SAGE's two latent properties: ``unrelated`` when every
+    verifier is confident in the same other class, ``distorted`` otherwise; None
+    while the verifiers still see the target.
     """
 
     clean_shows_target: bool
@@ -37,6 +38,17 @@ class Verdict:
     unrelated_class: str | None
     before: dict[str, dict]
     after: dict[str, dict]
+
+
+def check_verifier_labels(judges: Mapping[str, Judge], targets: Sequence[str]) -> None:
+    """A clear error, before any compute, when a verifier cannot name a target."""
+    for name, judge in judges.items():
+        for target in dict.fromkeys(targets):
+            if target not in judge.labels:
+                raise FissureError(
+                    f"the verifier {name} has no class {target!r}: choose verifiers "
+                    "whose labels include the targets (--verifier)"
+                )
 
 
 class Verifiers:
@@ -61,7 +73,6 @@ class Verifiers:
         absent: dict[str, list[bool]] = {"before": [], "after": []}
         other_best: list[tuple[float, str]] = []
         for name, judge in self.judges.items():
-            judge.label_index(target)  # a clear error when this judge cannot name the target
             probabilities = judge(pair.to(judge.mean.device)).cpu()
             views[name] = [judge_view(judge.labels, row, target) for row in probabilities]
             for moment, row in zip(("before", "after"), probabilities, strict=True):
@@ -72,9 +83,12 @@ class Verifiers:
         verified = all(absent["after"])
         kind, unrelated = None, None
         if verified:
-            best = min(other_best)  # every verifier must be confident in the other class
-            kind = "unrelated" if best[0] >= self.confident else "distorted"
-            unrelated = max(other_best)[1] if kind == "unrelated" else None
+            agreed = {label for _, label in other_best}
+            confident = all(probability >= self.confident for probability, _ in other_best)
+            if confident and len(agreed) == 1:
+                kind, unrelated = "unrelated", agreed.pop()
+            else:
+                kind = "distorted"
         return Verdict(
             clean_shows_target=not any(absent["before"]),
             verified=verified,

@@ -72,9 +72,11 @@ def run_attack_command(
 ) -> None:
     """Shared by every attack command: load, run with resume, summarise, write the page."""
     from fissure.attacks import ATTACKS, FindingStore, Verifiers, make_attempts, run_attack
+    from fissure.attacks.verdicts import check_verifier_labels
     from fissure.errors import FissureError
     from fissure.generate import parse_seeds, prepare_output_dir
     from fissure.judges import load_judge
+    from fissure.judges.registry import judges_in_loss
     from fissure.models import Generator
     from fissure.models.prompts import check_prompt
     from fissure.report.findings_page import write_findings_page
@@ -93,9 +95,9 @@ def run_attack_command(
         )
         for name in names:
             surrogate_judge.label_index(name)
-        if "{}" not in template:
-            raise FissureError(f"--template needs a {{}} where the class goes, not {template!r}")
-        prompts = [template.format(name) for name in names]
+        if template.count("{}") != 1:
+            raise FissureError(f"--template needs one {{}} where the class goes, not {template!r}")
+        prompts = [template.replace("{}", name) for name in names]
         attempts = [
             attempt
             for name, prompt in zip(names, prompts, strict=True)
@@ -104,12 +106,13 @@ def run_attack_command(
     else:
         attempts = make_attempts(prompts, seed_list, surrogate_judge.labels, target)
     verifier_names = verifiers or default_verifiers(model)
-    overlap = set(verifier_names) & {surrogate}
+    overlap = set(verifier_names) & judges_in_loss(surrogate)
     if overlap:
         raise FissureError(
-            f"{', '.join(overlap)} is the surrogate: a verifier must never be in the loss"
+            f"{', '.join(sorted(overlap))} is in the surrogate: a verifier must never be in the loss"
         )
     verifier_judges = {name: load_judge(name, device=device) for name in verifier_names}
+    check_verifier_labels(verifier_judges, [attempt.target for attempt in attempts])
 
     generator = Generator.from_pretrained(model, device=device)
     for prompt in dict.fromkeys(attempt.prompt for attempt in attempts):
@@ -187,11 +190,9 @@ def sage_latent(
     step: Annotated[float, typer.Option(help="Sign-gradient step size.")] = 0.05,
     max_iterations: Annotated[int, typer.Option(help="Gradient steps per attempt at most.")] = 100,
     gradient: Annotated[
-        str, typer.Option(help="residual (SAGE's shortcut), exact or last-k.")
+        str, typer.Option(help="residual (the last k steps, then SAGE's shortcut) or exact.")
     ] = "residual",
-    k: Annotated[
-        int, typer.Option(help="Final steps on the gradient path (residual, last-k).")
-    ] = 2,
+    k: Annotated[int, typer.Option(help="Final steps differentiated exactly (residual).")] = 2,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
     absent_below: AbsentBelow = 0.1,
@@ -201,8 +202,8 @@ def sage_latent(
     """SAGE's latent attack: sign-gradient steps on the initial latent until the target is gone."""
     from fissure.errors import FissureError
 
-    if gradient not in ("residual", "exact", "last-k"):
-        raise FissureError(f"unknown --gradient {gradient!r}: use residual, exact or last-k")
+    if gradient not in ("residual", "exact"):
+        raise FissureError(f"unknown --gradient {gradient!r}: use residual or exact")
     options = dict(
         radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
         steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,
@@ -226,8 +227,11 @@ def random_latent(
     judge: Surrogate = "emoji/surrogate",
     verifier: VerifierNames = None,
     budget: Annotated[
-        int, typer.Option(help="UNet evaluations per attempt (SAGE's default maximum: 3125).")
-    ] = 3125,
+        int | None,
+        typer.Option(
+            help="UNet evaluations per attempt (default: SAGE's maximum, 3125 at 25 steps)."
+        ),
+    ] = None,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
     absent_below: AbsentBelow = 0.1,

@@ -33,6 +33,13 @@ def bundled_judge_names() -> list[str]:
     return ["emoji/surrogate", *(f"emoji/{name}" for name in EMOJI_JUDGES), "emoji/clip"]
 
 
+def judges_in_loss(name: str) -> set[str]:
+    """Every judge name a surrogate puts in the loss: the ensemble and each of its members."""
+    if name == "emoji/surrogate":
+        return {name, *(f"emoji/{member}" for member in SURROGATE_MEMBERS)}
+    return {name}
+
+
 def _load_emoji_member(name: str) -> EmojiJudge:
     if name not in EMOJI_JUDGES:
         raise FissureError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader
 
 from fissure.attacks.findings import Finding
 from fissure.attacks.summary import summarize
@@ -15,9 +15,7 @@ def write_findings_page(
     folder: str | Path, findings: Sequence[Finding], settings: dict, title: str
 ) -> Path:
     """Write ``index.html`` into the run folder (image paths are relative to it)."""
-    environment = Environment(
-        loader=PackageLoader("fissure.report", "templates"), autoescape=select_autoescape()
-    )
+    environment = Environment(loader=PackageLoader("fissure.report", "templates"), autoescape=True)
     ordered = sorted(findings, key=lambda f: (not f.verified, f.prompt, f.seed))
     page = environment.get_template("findings.html.j2").render(
         title=title, settings=settings, summaries=summarize(findings), findings=ordered

@@ -1,0 +1,87 @@
+"""Verifiers' verdicts, summaries and the findings page, with judges whose answers are fixed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fissure.attacks import Attempt, summarize
+from fissure.attacks.findings import attempt_id
+from fissure.attacks.verdicts import Verifiers, check_verifier_labels
+from fissure.errors import FissureError
+from fissure.judges.base import Judge
+from fissure.report.findings_page import write_findings_page
+
+from .test_findings import _finding
+
+LABELS = ["cat", "dog", "fox"]
+
+
+class FixedJudge(Judge):
+    """Says ``before`` for the first image of a pair and ``after`` for the second."""
+
+    def __init__(self, before: list[float], after: list[float]) -> None:
+        super().__init__(LABELS, input_size=8)
+        self.rows = torch.tensor([before, after]).log()
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.rows[: len(images)]
+
+
+def _verdict(*judges: FixedJudge):
+    verifiers = Verifiers({f"v{i}": judge for i, judge in enumerate(judges)})
+    return verifiers(torch.rand(3, 8, 8), torch.rand(3, 8, 8), "cat")
+
+
+def test_unrelated_needs_every_verifier_confident_in_the_same_class():
+    dog = FixedJudge([0.9, 0.05, 0.05], [0.02, 0.9, 0.08])
+    also_dog = FixedJudge([0.8, 0.1, 0.1], [0.05, 0.6, 0.35])
+    fox = FixedJudge([0.8, 0.1, 0.1], [0.05, 0.15, 0.8])
+    verdict = _verdict(dog, also_dog)
+    assert verdict.clean_shows_target and verdict.verified
+    assert (verdict.kind, verdict.unrelated_class) == ("unrelated", "dog")
+    assert _verdict(dog, fox).kind == "distorted"  # they disagree on what is there
+    spread = FixedJudge([0.8, 0.1, 0.1], [0.05, 0.5, 0.45])
+    assert _verdict(spread).kind == "unrelated"
+    assert _verdict(FixedJudge([0.8, 0.1, 0.1], [0.05, 0.49, 0.46])).kind == "distorted"
+
+
+def test_verified_needs_every_verifier_and_natural_failures_are_marked():
+    gone = FixedJudge([0.9, 0.05, 0.05], [0.05, 0.9, 0.05])
+    still_there = FixedJudge([0.9, 0.05, 0.05], [0.3, 0.6, 0.1])
+    verdict = _verdict(gone, still_there)
+    assert not verdict.verified and verdict.kind is None
+    natural = _verdict(FixedJudge([0.05, 0.9, 0.05], [0.05, 0.9, 0.05]), gone)
+    assert not natural.clean_shows_target and natural.verified
+
+
+def test_verifier_labels_are_checked_before_any_compute():
+    with pytest.raises(FissureError, match="the verifier v has no class 'owl'"):
+        check_verifier_labels({"v": FixedJudge([1, 0, 0], [1, 0, 0])}, ["cat", "owl"])
+
+
+def test_attempt_ids_differ_for_prompts_a_slug_would_merge():
+    first = Attempt("a photo of a cat", "cat", 0, 3)
+    second = Attempt("A photo of a cat!", "cat", 0, 3)
+    assert attempt_id(first) != attempt_id(second)
+    assert attempt_id(first) == attempt_id(Attempt("a photo of a cat", "cat", 0, 3))
+
+
+def test_summary_counts_natural_failures_apart():
+    attempts = [Attempt("a photo of a cat", "cat", 0, seed) for seed in range(4)]
+    findings = [_finding(attempt) for attempt in attempts]
+    findings[1].verified, findings[1].kind = False, None
+    findings[2].clean_shows_target = False
+    findings[3].kind, findings[3].typical = "unrelated", False
+    (summary,) = summarize(findings)
+    assert (summary.attempts, summary.attacked, summary.natural_failures) == (4, 3, 1)
+    assert summary.verified == 2 and summary.verified_asr == pytest.approx(2 / 3)
+    assert summary.kinds == {"distorted": 1, "unrelated": 1}
+    assert summary.typical_share == pytest.approx(0.5)
+
+
+def test_findings_page_escapes_prompts(tmp_path):
+    finding = _finding(Attempt("a <b>bold</b> cat & co", "cat", 0, 0))
+    finding.files = {"before": "images/b.png", "after": "images/a.png", "delta": "d"}
+    page = write_findings_page(tmp_path, [finding], {"model": "m"}, "title").read_text()
+    assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt; cat &amp; co" in page
