@@ -16,28 +16,9 @@ import statistics
 import time
 
 import torch
-from common import machine, write_section
+from common import machine, random_emoji_sd, write_section
 
 BAR_SECONDS = 5.0
-
-
-def random_pipeline():
-    """The default recipe's pipeline with random weights (same cost as the trained one)."""
-    from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip
-    from fissure.zoo.emoji_sd.config import default_config
-    from fissure.zoo.emoji_sd.recipe import assemble_pipeline
-    from fissure.zoo.emoji_sd.tokenizer import caption_corpus, train_tokenizer
-    from fissure.zoo.emoji_sd.unet_stage import build_unet
-    from fissure.zoo.emoji_sd.vae_stage import build_vae
-
-    config = default_config()
-    tokenizer = train_tokenizer(
-        caption_corpus(5000), config.data.vocab_size, config.data.max_length
-    )
-    clip = build_clip(config.clip, tokenizer)
-    vae = build_vae(config.vae)
-    unet = build_unet(config.unet, config.vae.latent_channels, config.clip.text_hidden)
-    return assemble_pipeline(tokenizer, text_encoder_from_clip(clip), vae, unet.eval(), config)
 
 
 def main() -> None:
@@ -59,7 +40,7 @@ def main() -> None:
         pipeline = load_pipeline(source)
         weights = f"trained weights ({source})"
     else:
-        pipeline = random_pipeline()
+        pipeline = random_emoji_sd()
         weights = "random weights in the recipe's architecture (emoji-sd is not trained yet)"
     prompts = [f"a photo of a dog {i}" for i in range(16)]
 

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import machine, write_section
+from common import machine, random_emoji_sd, write_section
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -88,27 +88,6 @@ def _text_encoder(hidden: int, layers: int, heads: int) -> CLIPTextModel:
     )
 
 
-def emoji_sd_architecture() -> StableDiffusionPipeline:
-    """Random weights in emoji-sd's planned shape: 64×64 images, 16×16×4 latents."""
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        block_out_channels=(64, 128, 128),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=256,
-        attention_head_dim=8,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(32, 64, 128),
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        latent_channels=4,
-        sample_size=64,
-    )
-    return _pipeline(_text_encoder(256, 4, 4), unet, vae)
-
-
 def sd15_architecture() -> StableDiffusionPipeline:
     """Random weights in SD-1.5's shape: 512×512 images, 64×64×4 latents, 860 M UNet."""
     unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
@@ -131,7 +110,7 @@ def build_model(sd15: bool, device: str, dtype: str) -> tuple[StableDiffusionPip
         return sd15_architecture().to(device, torch_dtype), "SD-1.5 architecture, random weights"
     if bundled_model_available("emoji-sd"):
         return load_pipeline("emoji-sd", device=device, dtype=dtype), "emoji-sd (trained)"
-    pipeline = emoji_sd_architecture().to(device, torch_dtype)
+    pipeline = random_emoji_sd().to(device, torch_dtype)
     return pipeline, "emoji-sd architecture, random weights (emoji-sd not installed yet)"
 
 

@@ -38,3 +38,22 @@ def write_section(name: str, text: str) -> None:
         else old.rstrip() + "\n\n" + block + "\n"
     )
     BENCHMARKS.write_text(new)
+
+
+def random_emoji_sd():
+    """emoji-sd's recipe with random weights: the trained model's exact cost, before it exists."""
+    from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip
+    from fissure.zoo.emoji_sd.config import default_config
+    from fissure.zoo.emoji_sd.recipe import assemble_pipeline
+    from fissure.zoo.emoji_sd.tokenizer import caption_corpus, train_tokenizer
+    from fissure.zoo.emoji_sd.unet_stage import build_unet
+    from fissure.zoo.emoji_sd.vae_stage import build_vae
+
+    config = default_config()
+    tokenizer = train_tokenizer(
+        caption_corpus(5000), config.data.vocab_size, config.data.max_length
+    )
+    clip = build_clip(config.clip, tokenizer)
+    vae = build_vae(config.vae)
+    unet = build_unet(config.unet, config.vae.latent_channels, config.clip.text_hidden)
+    return assemble_pipeline(tokenizer, text_encoder_from_clip(clip), vae, unet.eval(), config)
