@@ -1,6 +1,6 @@
 """Classifier networks for emoji judges, built from small configs.
 
-Three families from transformers (ResNet, ViT, RegNet) form SAGE's surrogate
+Three families from transformers (ResNet, ViT with a conv stem, RegNet) form SAGE's surrogate
 ensemble; a plain BN CNN, a family no member uses, is the verifier; and an
 edge classifier sees only a differentiable Sobel edge map, as in SAGE, so that
 colour and texture perturbations alone cannot fool it.
@@ -66,8 +66,9 @@ class ConvStem(nn.Sequential):
     """Stride-2 3×3 BN convs, then a 1×1 to the token width: replaces ViT's patchify conv.
 
     Xiao et al. ("Early convolutions help transformers see better", 2021) measured that
-    this stem makes ViTs train faster and more stably. Here a plain 8×8 patchify ViT
-    reached 75% top-1 where the CNN members reached 98% in the same steps.
+    this stem makes ViTs train faster and more stably. Here, after 500 steps, the
+    plain 8×8 patchify ViT was at chance (1% top-1) and the stem ViT at 23%; the
+    plain one ended at 75% after 3,500 steps, the stem one at 99.6% after 6,000.
     """
 
     def __init__(self, channels: list[int], hidden_size: int) -> None:
