@@ -4,7 +4,8 @@ A space binds each attempt (prompt, seed) to its fixed inputs once, then renders
 any batch of search variables. Every batch it renders has the same number of
 rows (short batches are padded by repeating a row): CPU convolution kernels
 change with the batch shape, so a fixed shape keeps each attempt's images
-independent of which other attempts shared its batch.
+independent of which other attempts shared its batch (bit for bit on one
+thread; several threads may round a row's last bits by its position).
 """
 
 from __future__ import annotations
