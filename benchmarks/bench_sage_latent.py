@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from common import machine, write_section
 
-from fissure.attacks import ATTACKS, FindingStore, Verifiers, make_attempts, run_attack
+from fissure.attacks import ATTACKS, FindingStore, Verifiers, class_attempts, run_attack
 from fissure.attacks.findings import Finding
 from fissure.attacks.recipes import sage_latent_budget
 from fissure.commands.attack import default_verifiers
@@ -77,12 +77,7 @@ def main() -> None:
     generator = Generator.from_pretrained(args.model, device=args.device)
     labels = surrogate.labels
     chosen = labels[:: max(1, len(labels) // args.classes)][: args.classes]
-    prompts = [f"a photo of a {name}" for name in chosen]
-    attempts = [
-        attempt
-        for name, prompt in zip(chosen, prompts, strict=True)
-        for attempt in make_attempts([prompt], range(args.seeds), labels, name)
-    ]
+    attempts = class_attempts(chosen, range(args.seeds), labels)
     budget = sage_latent_budget(args.steps, args.max_iterations, args.k)
     runs = {
         f"SAGE residual (k={args.k})": (

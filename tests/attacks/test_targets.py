@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fissure.attacks import find_target, make_attempts
+from fissure.attacks import class_attempts, find_target, make_attempts
 from fissure.errors import FissureError
 
 EMOJI = ["cat", "dog", "red apple", "bat", "cricket game"]
@@ -44,3 +44,13 @@ def test_two_classes_need_an_explicit_target():
 def test_an_unknown_target_is_refused():
     with pytest.raises(FissureError, match="unknown class 'unicorn'"):
         make_attempts(["a unicorn"], [0], EMOJI, target="unicorn")
+
+
+def test_class_attempts_fill_the_template_and_target_each_class():
+    attempts = class_attempts(["cat", "red apple"], [0, 1], EMOJI, "a drawing of a {}")
+    assert [(a.prompt, a.target, a.seed) for a in attempts] == [
+        ("a drawing of a cat", "cat", 0), ("a drawing of a cat", "cat", 1),
+        ("a drawing of a red apple", "red apple", 0), ("a drawing of a red apple", "red apple", 1),
+    ]  # fmt: skip
+    with pytest.raises(FissureError, match="needs one"):
+        class_attempts(["cat"], [0], EMOJI, "a {} and a {}")

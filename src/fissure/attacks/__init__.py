@@ -13,7 +13,7 @@ from fissure.attacks.runner import run_attack
 from fissure.attacks.search import RandomSearch, SignGradientDescent
 from fissure.attacks.spaces import Attempt, LatentPerturbation
 from fissure.attacks.summary import Summary, summarize
-from fissure.attacks.targets import find_target, make_attempts
+from fissure.attacks.targets import class_attempts, find_target, make_attempts
 from fissure.attacks.typicality import typicality
 from fissure.attacks.verdicts import Verifiers
 
@@ -30,6 +30,7 @@ __all__ = [
     "Summary",
     "TargetAbsent",
     "Verifiers",
+    "class_attempts",
     "find_target",
     "make_attempts",
     "random_latent",

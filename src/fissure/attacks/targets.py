@@ -51,3 +51,19 @@ def make_attempts(
             )
         attempts.extend(Attempt(prompt, label, list(labels).index(label), seed) for seed in seeds)
     return list(dict.fromkeys(attempts))
+
+
+def class_attempts(
+    names: Sequence[str],
+    seeds: Sequence[int],
+    labels: Sequence[str],
+    template: str = "a photo of a {}",
+) -> list[Attempt]:
+    """The template filled with each class name, each class the target of its own prompt."""
+    if template.count("{}") != 1:
+        raise FissureError(f"--template needs one {{}} where the class goes, not {template!r}")
+    return [
+        attempt
+        for name in names
+        for attempt in make_attempts([template.replace("{}", name)], seeds, labels, name)
+    ]

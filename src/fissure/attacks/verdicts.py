@@ -73,12 +73,13 @@ class Verifiers:
         absent: dict[str, list[bool]] = {"before": [], "after": []}
         other_best: list[tuple[float, str]] = []
         for name, judge in self.judges.items():
+            column = judge.labels.index(target)
             probabilities = judge(pair.to(judge.mean.device)).cpu()
             views[name] = [judge_view(judge.labels, row, target) for row in probabilities]
             for moment, row in zip(("before", "after"), probabilities, strict=True):
-                absent[moment].append(float(row[judge.labels.index(target)]) < self.absent_below)
+                absent[moment].append(float(row[column]) < self.absent_below)
             others = probabilities[1].clone()
-            others[judge.labels.index(target)] = -1
+            others[column] = -1
             other_best.append((float(others.max()), judge.labels[int(others.argmax())]))
         verified = all(absent["after"])
         kind, unrelated = None, None

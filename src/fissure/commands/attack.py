@@ -71,7 +71,14 @@ def run_attack_command(
     device: str = "cpu",
 ) -> None:
     """Shared by every attack command: load, run with resume, summarise, write the page."""
-    from fissure.attacks import ATTACKS, FindingStore, Verifiers, make_attempts, run_attack
+    from fissure.attacks import (
+        ATTACKS,
+        FindingStore,
+        Verifiers,
+        class_attempts,
+        make_attempts,
+        run_attack,
+    )
     from fissure.attacks.verdicts import check_verifier_labels
     from fissure.errors import FissureError
     from fissure.generate import parse_seeds, prepare_output_dir
@@ -95,14 +102,7 @@ def run_attack_command(
         )
         for name in names:
             surrogate_judge.label_index(name)
-        if template.count("{}") != 1:
-            raise FissureError(f"--template needs one {{}} where the class goes, not {template!r}")
-        prompts = [template.replace("{}", name) for name in names]
-        attempts = [
-            attempt
-            for name, prompt in zip(names, prompts, strict=True)
-            for attempt in make_attempts([prompt], seed_list, surrogate_judge.labels, name)
-        ]
+        attempts = class_attempts(names, seed_list, surrogate_judge.labels, template)
     else:
         attempts = make_attempts(prompts, seed_list, surrogate_judge.labels, target)
     verifier_names = verifiers or default_verifiers(model)

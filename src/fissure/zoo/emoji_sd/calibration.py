@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderKL
 from transformers import CLIPModel, CLIPTokenizer
 
 from fissure.judges.base import Judge
@@ -160,17 +161,20 @@ def sample_accuracy(
     }
 
 
+def load_vae_checkpoint(config: EmojiSdConfig, folder: Path) -> AutoencoderKL:
+    """The VAE of a finished calibration run's checkpoint, in eval mode."""
+    vae = build_vae(config.vae)
+    vae.load_state_dict(torch.load(folder / CHECKPOINT_NAME, map_location="cpu")["modules"]["vae"])
+    return vae.eval()
+
+
 def calibrate_unet(
     work: Path, out: Path, vae_folder: Path, variants: dict[str, UnetStage], scenes: int = 15_000
 ) -> dict[str, dict]:
     config, tokenizer, bank = load_work(work)
     clip, clip_step = load_clip(work, config, tokenizer)
     judges = available_judges(clip, tokenizer)
-    vae = build_vae(config.vae)
-    vae.load_state_dict(
-        torch.load(vae_folder / CHECKPOINT_NAME, map_location="cpu")["modules"]["vae"]
-    )
-    vae.eval()
+    vae = load_vae_checkpoint(config, vae_folder)
     scaling = latent_scaling_factor(vae, bank)
     text_encoder = text_encoder_from_clip(clip)
     vision = vision_tower(clip)
@@ -280,11 +284,7 @@ def probe_unet(work: Path, out: Path, vae_folder: Path, variants: list[str]) -> 
     config, tokenizer, bank = load_work(work)
     clip, _ = load_clip(work, config, tokenizer)
     judges = available_judges(clip, tokenizer)
-    vae = build_vae(config.vae)
-    vae.load_state_dict(
-        torch.load(vae_folder / CHECKPOINT_NAME, map_location="cpu")["modules"]["vae"]
-    )
-    vae.eval()
+    vae = load_vae_checkpoint(config, vae_folder)
     scaling = latent_scaling_factor(vae, bank)
     validation = Encodings(**torch.load(out / "unet" / "encodings-validation.pt"))
     singles = gate_bank(128, 1, work / "gates")
