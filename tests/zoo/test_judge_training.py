@@ -11,7 +11,7 @@ from fissure.judges.emoji import EmojiJudge
 from fissure.world import class_names
 from fissure.zoo.augment import StyleAugment, gaussian_blur
 from fissure.zoo.judge_evaluation import judge_accuracy
-from fissure.zoo.judge_training import RECIPES, JudgeRecipe, _batch, train_judge
+from fissure.zoo.judge_training import RECIPES, JudgeRecipe, _batch, train_judge, train_judges
 from fissure.zoo.scene_bank import BankSpec, SceneBank
 
 SPEC = BankSpec(first_seed=123, count=20)
@@ -107,3 +107,24 @@ def test_every_recipe_builds_a_judge_of_the_world(name):
     )
     probabilities = judge.eval()(torch.rand(2, 3, 64, 64))
     assert probabilities.shape == (2, len(class_names()))
+
+
+def test_parallel_jobs_train_the_same_judges_as_one_process(bank, tmp_path):
+    """Two worker processes (one thread each) give each judge the weights a serial run gives."""
+    recipes = {
+        "first": dataclasses.replace(TINY, name="first"),
+        "second": dataclasses.replace(TINY, name="second", seed=6, steps=4),
+    }
+    kwargs = dict(install=False, progress=False, recipes=recipes, bank_specs={"surrogate": SPEC})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker: kernels may sum in another order on more threads
+    try:
+        train_judges(tmp_path / "serial", jobs=1, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    assert set(train_judges(tmp_path / "parallel", jobs=2, **kwargs)) == {"first", "second"}
+    for name in recipes:
+        serial = torch.load(tmp_path / "serial" / name / "checkpoint.pt")["modules"]["network"]
+        parallel = torch.load(tmp_path / "parallel" / name / "checkpoint.pt")["modules"]["network"]
+        for key, value in serial.items():
+            assert torch.equal(value, parallel[key]), (name, key)

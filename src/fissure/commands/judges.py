@@ -66,8 +66,16 @@ def train_judges(
     device: Annotated[
         str | None, typer.Option(help="cpu or cuda; default: cuda when present.")
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Judges trained at once on a CPU, sharing its cores; default: one per core."
+        ),
+    ] = None,
 ) -> None:
     """Train the bundled emoji judges (seeded; a killed run resumes from --work)."""
+    import os
+
     from fissure.errors import FissureError
     from fissure.models.loading import resolve_device
     from fissure.zoo.judge_training import RECIPES, train_judges
@@ -77,8 +85,13 @@ def train_judges(
         raise FissureError(
             f"unknown judge {', '.join(sorted(unknown))}; known: {', '.join(RECIPES)}"
         )
+    names = only or list(RECIPES)
     train_judges(
-        work, names=only, device=resolve_device(device) if device else None, install=install
+        work,
+        names=names,
+        device=resolve_device(device) if device else None,
+        install=install,
+        jobs=jobs or min(len(names), os.cpu_count() or 1),
     )
     typer.echo(f"trained {', '.join(only or RECIPES)}; checkpoints in {work}")
 

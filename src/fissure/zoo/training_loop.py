@@ -60,6 +60,7 @@ def train(
     after_step: Callable[[int], None] | None = None,
     log_every: int = 0,
     deadline: float | None = None,
+    position: int | None = None,
 ) -> tuple[int, float]:
     """Run ``step_loss`` from the last checkpoint in ``folder`` to ``schedule.steps``.
 
@@ -69,7 +70,8 @@ def train(
     module in ``modules`` so checkpoints keep it). With ``log_every``, the mean
     loss of every ``log_every`` steps is appended to ``folder/log.jsonl``.
     With ``deadline`` (a ``time.monotonic()`` value), the loop checkpoints and
-    returns early once it has passed. Returns the step reached and the seconds
+    returns early once it has passed. ``position`` is the progress bar's line when
+    several processes train at once. Returns the step reached and the seconds
     of training spent over all runs.
     """
     # Adam moments of parameters that get no gradient (unused embedding rows) decay
@@ -90,7 +92,12 @@ def train(
     last_save = time.monotonic()
     window: list[float] = []
     bar = tqdm(
-        total=schedule.steps, initial=step, desc=description, disable=not progress, mininterval=5
+        total=schedule.steps,
+        initial=step,
+        desc=description,
+        disable=not progress,
+        mininterval=5,
+        position=position,
     )
     while step < schedule.steps:
         started = time.monotonic()

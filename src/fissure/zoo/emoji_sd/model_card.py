@@ -21,6 +21,8 @@ def _hours(seconds: float) -> str:
 
 
 def _gate_line(record: StageRecord) -> str:
+    if not record.gate:
+        return "none of its own (measured after the next stage)"
     shown = ", ".join(
         f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
         for key, value in record.gate.items()

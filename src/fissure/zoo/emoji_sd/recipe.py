@@ -2,7 +2,8 @@
 
 ``fissure zoo train emoji-sd --out DIR`` runs :func:`train_emoji_sd`:
 
-0. tokenizer (BPE on captions), 1. CLIP pair, 2. VAE, 3. UNet — each trained
+0. tokenizer (BPE on captions), 1. CLIP pair, 2. VAE (2b: its decoder fine-tuned on the
+   frozen encoder), 3. UNet — each trained
    by :func:`fissure.zoo.training_loop.train` (checkpoints every few minutes in
    ``DIR/<stage>/``), then gated; a finished stage is skipped on the next run but
    its gate is measured again. A failed gate stops the run (``force`` goes on).
@@ -53,11 +54,11 @@ from fissure.zoo.emoji_sd.unet_stage import (
     sampling_scheduler,
     train_unet,
 )
-from fissure.zoo.emoji_sd.vae_stage import latent_scaling_factor, train_vae
+from fissure.zoo.emoji_sd.vae_stage import latent_scaling_factor, train_decoder, train_vae
 from fissure.zoo.scene_bank import SceneBank
 from fissure.zoo.training_loop import CHECKPOINT_NAME
 
-STAGES = ("clip", "vae", "unet")
+STAGES = ("clip", "vae", "decoder", "unet")
 RESUME_MANIFEST = "resume.json"
 CALIBRATION_NOTES = "CALIBRATION.md"
 COMMAND = "fissure zoo train emoji-sd"
@@ -185,6 +186,26 @@ class Recipe:
         if step < steps:
             raise TrainingPaused(stage, step, steps)
 
+    def _loop_options(self, folder: Path) -> dict:
+        """Where and how a stage's training loop runs, checkpoints and stops."""
+        return dict(
+            folder=folder,
+            device=self.device,
+            progress=self.progress,
+            checkpoint_seconds=self.checkpoint_seconds,
+            deadline=self.deadline,
+        )
+
+    def _saved(self, stage: str, step: int) -> StageRecord | None:
+        """The record of ``stage`` if this recipe already finished and gated it at ``step``.
+
+        Gates are measured once: a run that resumes a later stage does not pay for them again.
+        """
+        record = StageRecord.load(self.out / stage / "final")
+        if record and record.steps == step and record.fingerprint == self.config.fingerprint(stage):
+            return record
+        return None
+
     def _record(self, stage: str, step: int, seconds: float, gate: dict, passed: bool, **notes):
         sessions = read_sessions(self.out / stage)
         last = sessions[-1] if sessions else {}
@@ -209,33 +230,28 @@ class Recipe:
         stage = self.config.clip
         folder = self.out / "clip"
         self._begin("clip")
-        clip, step, seconds = train_clip(
-            stage,
-            bank,
-            tokenizer,
-            folder,
-            self.device,
-            self.progress,
-            self.checkpoint_seconds,
-            self.deadline,
-        )
+        clip, step, seconds = train_clip(stage, bank, tokenizer, **self._loop_options(folder))
         self._check_finished("clip", step)
-        scores, passed = clip_gate(
-            clip, tokenizer, stage.gate_scenes, stage.gate_top1, self.out / "gates"
-        )
-        record = self._record("clip", step, seconds, scores, passed)
+        record = self._saved("clip", step)
+        if record is None:
+            scores, passed = clip_gate(
+                clip, tokenizer, stage.gate_scenes, stage.gate_top1, self.out / "gates"
+            )
+            record = self._record("clip", step, seconds, scores, passed)
+            record.save(folder / "final")
         clip.save_pretrained(folder / "final")
-        record.save(folder / "final")
+        scores = record.gate
         self._gate(
             "clip",
             1,
             scores,
-            passed,
+            record.passed,
             f"text→image top-1 {scores['text_to_image_top1']:.1%} (bar {stage.gate_top1:.0%})",
         )
         return clip, record
 
     def vae_stage(self, clip: CLIPModel, bank: SceneBank) -> tuple[AutoencoderKL, StageRecord]:
+        """Stage 2: the autoencoder, and its latents' scaling factor (gated after stage 2b)."""
         stage = self.config.vae
         folder = self.out / "vae"
         self._begin("vae")
@@ -243,34 +259,60 @@ class Recipe:
             stage,
             bank,
             vision_tower(clip),
-            folder,
-            self.device,
-            self.progress,
-            self.checkpoint_seconds,
-            self.deadline,
-            self.surrogate_judge(stage.judge) if stage.judge_weight else None,
+            judge=self.surrogate_judge(stage.judge) if stage.judge_weight else None,
+            **self._loop_options(folder),
         )
         self._check_finished("vae", step)
-        scaling = latent_scaling_factor(vae, bank)
-        vae.register_to_config(scaling_factor=scaling)
-        scores, passed = vae_gate(
-            vae.cpu(), self.verifier(), stage.gate_scenes, stage.gate_retention, self.out / "gates"
-        )
-        vae.to(self.device)
-        record = self._record(
-            "vae", step, seconds, scores, passed, scaling_factor=round(scaling, 5)
-        )
+        record = self._saved("vae", step)
+        if record is None:
+            scaling = latent_scaling_factor(vae, bank)
+            record = self._record("vae", step, seconds, {}, True, scaling_factor=round(scaling, 5))
+            record.save(folder / "final")
+        vae.register_to_config(scaling_factor=record.notes["scaling_factor"])
         vae.save_pretrained(folder / "final")
-        record.save(folder / "final")
+        self.log(f"stage 2 vae: trained; latent scaling factor {vae.config.scaling_factor:.4f}")
+        return vae, record
+
+    def decoder_stage(
+        self, clip: CLIPModel, vae: AutoencoderKL, bank: SceneBank
+    ) -> tuple[AutoencoderKL, StageRecord]:
+        """Stage 2b: the decoder fine-tuned on the frozen encoder; then stage 2's gate."""
+        stage = self.config.decoder
+        folder = self.out / "decoder"
+        self._begin("decoder")
+        vae, step, seconds = train_decoder(
+            stage,
+            self.config.vae,
+            copy.deepcopy(vae),
+            bank,
+            vision_tower(clip),
+            judge=self.surrogate_judge(stage.judge) if stage.judge_weight else None,
+            **self._loop_options(folder),
+        )
+        self._check_finished("decoder", step)
+        record = self._saved("decoder", step)
+        if record is None:
+            scores, passed = vae_gate(
+                vae.cpu(),
+                self.verifier(),
+                self.config.vae.gate_scenes,
+                self.config.vae.gate_retention,
+                self.out / "gates",
+            )
+            vae.to(self.device)
+            record = self._record("decoder", step, seconds, scores, passed)
+            record.save(folder / "final")
+        vae.save_pretrained(folder / "final")
+        scores = record.gate
         self._gate(
-            "vae",
+            "decoder",
             2,
             scores,
-            passed,
+            record.passed,
             f"verifier keeps {scores['single_retention']:.1%} (single) and "
             f"{scores['pairs_retention']:.1%} (pairs) of its accuracy, PSNR "
             f"{scores['single_psnr']:.1f}/{scores['pairs_psnr']:.1f} dB "
-            f"(bar {stage.gate_retention:.0%})",
+            f"(bar {self.config.vae.gate_retention:.0%})",
         )
         return vae, record
 
@@ -292,40 +334,38 @@ class Recipe:
             vae.config.scaling_factor,
             vae.config.latent_channels,
             clip.config.text_config.hidden_size,
-            folder,
-            self.device,
-            self.progress,
-            self.checkpoint_seconds,
-            self.deadline,
+            **self._loop_options(folder),
         )
         self._check_finished("unet", step)
-        pipeline = assemble_pipeline(tokenizer, text_encoder, vae, ema, self.config)
-        self.log(
-            f"unet gate: generating {stage.gate_seeds} seeds × every class and "
-            f"{stage.gate_pairs} pairs ({stage.gate_steps} DDIM steps, guidance {stage.gate_guidance})"
-        )
-        evaluation = evaluate_pipeline(
-            pipeline.to(self.device),
-            self.verifier(),
-            clip_judge(clip.cpu(), tokenizer),
-            seeds=stage.gate_seeds,
-            pairs=stage.gate_pairs,
-            steps=stage.gate_steps,
-            guidance=stage.gate_guidance,
-            progress=self.progress,
-            sheet=folder / "final" / "gate_sheet.png",
-        )
-        scores = {name: score for name, (score, _, _) in evaluation.checks().items()}
-        passed = evaluation.passed()
-        record = self._record("unet", step, seconds, scores, passed)
+        record = self._saved("unet", step)
+        if record is None:
+            pipeline = assemble_pipeline(tokenizer, text_encoder, vae, ema, self.config)
+            self.log(
+                f"unet gate: generating {stage.gate_seeds} seeds × every class and "
+                f"{stage.gate_pairs} pairs ({stage.gate_steps} DDIM steps, "
+                f"guidance {stage.gate_guidance})"
+            )
+            evaluation = evaluate_pipeline(
+                pipeline.to(self.device),
+                self.verifier(),
+                clip_judge(clip.cpu(), tokenizer),
+                seeds=stage.gate_seeds,
+                pairs=stage.gate_pairs,
+                steps=stage.gate_steps,
+                guidance=stage.gate_guidance,
+                progress=self.progress,
+                sheet=folder / "final" / "gate_sheet.png",
+            )
+            scores = {name: score for name, (score, _, _) in evaluation.checks().items()}
+            record = self._record("unet", step, seconds, scores, evaluation.passed())
+            record.save(folder / "final")
         ema.save_pretrained(folder / "final")
-        record.save(folder / "final")
         self._gate(
             "unet",
             3,
-            scores,
-            passed,
-            f"verifier top-1 {evaluation.single_top1:.1%}, pairs {evaluation.pairs_top2:.1%}",
+            record.gate,
+            record.passed,
+            f"verifier top-1 {record.gate['single_top1']:.1%}, pairs {record.gate['pairs_top2']:.1%}",
         )
         return ema, record
 
@@ -339,6 +379,7 @@ class Recipe:
         records: dict[str, StageRecord] = {}
         clip, records["clip"] = self.clip_stage(tokenizer, bank)
         vae, records["vae"] = self.vae_stage(clip, bank)
+        vae, records["decoder"] = self.decoder_stage(clip, vae, bank)
         unet, records["unet"] = self.unet_stage(tokenizer, clip, vae, bank)
         return TrainedParts(tokenizer, clip, vae, unet, records)
 

@@ -9,6 +9,7 @@ scaling factor of the latents (1/std, as SD's 0.18215) is measured after trainin
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ from transformers import CLIPVisionModel
 from fissure.judges.base import Judge
 from fissure.zoo.emoji_sd.clip_stage import clip_pixels
 from fissure.zoo.emoji_sd.common import LOG_EVERY, optimizer_groups
-from fissure.zoo.emoji_sd.config import VaeStage
+from fissure.zoo.emoji_sd.config import DecoderStage, VaeStage
 from fissure.zoo.scene_bank import SceneBank
 from fissure.zoo.training_loop import Schedule, step_generator, train
 
@@ -110,6 +111,56 @@ def vae_loss(
     return loss, parts
 
 
+def _fit(
+    vae: AutoencoderKL,
+    losses: VaeStage,
+    learning_rate: float,
+    steps: int,
+    warmup_steps: int,
+    batch_size: int,
+    seed: int,
+    bank: SceneBank,
+    vision: CLIPVisionModel | None,
+    folder: Path,
+    description: str,
+    device: torch.device,
+    progress: bool,
+    checkpoint_seconds: float,
+    deadline: float | None,
+    judge: Judge | None,
+) -> tuple[AutoencoderKL, int, float]:
+    """Train the parameters of ``vae`` that require gradients on ``losses``; resumes ``folder``."""
+    optimizer = torch.optim.AdamW(optimizer_groups(vae, 0.0), lr=learning_rate, betas=(0.9, 0.99))
+    feature_loss = (
+        FeatureLoss(vision).to(device) if vision is not None and losses.perceptual_weight else None
+    )
+    judge_loss = (
+        JudgeConsistency(judge).to(device) if judge is not None and losses.judge_weight else None
+    )
+
+    def step_loss(step: int) -> torch.Tensor:
+        generator = step_generator(seed, step)
+        indices = torch.randint(len(bank), (batch_size,), generator=generator)
+        images = bank.images[indices].to(device)
+        loss, _ = vae_loss(losses, vae, images, generator, feature_loss, judge_loss)
+        return loss
+
+    step, seconds = train(
+        {"vae": vae},
+        optimizer,
+        step_loss,
+        Schedule(learning_rate, steps, warmup_steps),
+        folder,
+        description,
+        progress,
+        checkpoint_seconds,
+        max_grad_norm=losses.max_grad_norm,
+        log_every=LOG_EVERY,
+        deadline=deadline,
+    )
+    return vae.eval(), step, seconds
+
+
 def train_vae(
     stage: VaeStage,
     bank: SceneBank,
@@ -123,38 +174,62 @@ def train_vae(
 ) -> tuple[AutoencoderKL, int, float]:
     """Train (or resume) the autoencoder; returns it in eval mode, the step and seconds."""
     torch.manual_seed(stage.seed)
-    vae = build_vae(stage).to(device)
-    optimizer = torch.optim.AdamW(
-        optimizer_groups(vae, 0.0), lr=stage.learning_rate, betas=(0.9, 0.99)
-    )
-    feature_loss = (
-        FeatureLoss(vision).to(device) if vision is not None and stage.perceptual_weight else None
-    )
-    judge_loss = (
-        JudgeConsistency(judge).to(device) if judge is not None and stage.judge_weight else None
-    )
-
-    def step_loss(step: int) -> torch.Tensor:
-        generator = step_generator(stage.seed, step)
-        indices = torch.randint(len(bank), (stage.batch_size,), generator=generator)
-        images = bank.images[indices].to(device)
-        loss, _ = vae_loss(stage, vae, images, generator, feature_loss, judge_loss)
-        return loss
-
-    step, seconds = train(
-        {"vae": vae},
-        optimizer,
-        step_loss,
-        Schedule(stage.learning_rate, stage.steps, stage.warmup_steps),
+    return _fit(
+        build_vae(stage).to(device),
+        stage,
+        stage.learning_rate,
+        stage.steps,
+        stage.warmup_steps,
+        stage.batch_size,
+        stage.seed,
+        bank,
+        vision,
         folder,
         "emoji-sd 2/3 VAE",
+        device,
         progress,
         checkpoint_seconds,
-        max_grad_norm=stage.max_grad_norm,
-        log_every=LOG_EVERY,
-        deadline=deadline,
+        deadline,
+        judge,
     )
-    return vae.eval(), step, seconds
+
+
+def train_decoder(
+    stage: DecoderStage,
+    vae_stage: VaeStage,
+    vae: AutoencoderKL,
+    bank: SceneBank,
+    vision: CLIPVisionModel | None,
+    folder: Path,
+    device: torch.device,
+    progress: bool = True,
+    checkpoint_seconds: float = 120.0,
+    deadline: float | None = None,
+    judge: Judge | None = None,
+) -> tuple[AutoencoderKL, int, float]:
+    """Fine-tune (or resume) the decoder of the trained ``vae``; its encoder stays frozen."""
+    torch.manual_seed(stage.seed)
+    vae = vae.to(device).requires_grad_(False)
+    for part in (vae.decoder, vae.post_quant_conv):
+        part.requires_grad_(True)
+    return _fit(
+        vae,
+        dataclasses.replace(vae_stage, judge_weight=stage.judge_weight, judge=stage.judge),
+        stage.learning_rate,
+        stage.steps,
+        stage.warmup_steps,
+        stage.batch_size,
+        stage.seed,
+        bank,
+        vision,
+        folder,
+        "emoji-sd 2b/3 decoder",
+        device,
+        progress,
+        checkpoint_seconds,
+        deadline,
+        judge,
+    )
 
 
 @torch.no_grad()

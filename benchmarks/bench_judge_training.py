@@ -1,0 +1,106 @@
+"""Measure a training step of every judge recipe in float32 and in its mixed precision.
+
+    python benchmarks/bench_judge_training.py [--steps 12] [--threads 1]
+
+Times forward, backward and AdamW on a recipe-sized batch (median of the steps
+after two warm-up steps) with the recipe's network, in float32 and with bfloat16
+autocast plus channels-last convolutions (what ``train_judge`` uses where the CPU
+computes bfloat16 natively). Projects each recipe's training time and the wall
+time of ``fissure zoo train-judges`` on two cores (two judges at once, one thread
+each, longest first), and writes the "Judge training" section of BENCHMARKS.md.
+The target: the whole command in under an hour on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from common import machine, write_section
+
+from fissure.judges.emoji import EmojiJudge
+from fissure.world import class_names
+from fissure.zoo.judge_training import RECIPES, JudgeRecipe, native_bfloat16
+
+TARGET_SECONDS = 3600.0
+
+
+def seconds_per_step(recipe: JudgeRecipe, mixed: bool, steps: int) -> float:
+    torch.manual_seed(0)
+    judge = EmojiJudge(
+        class_names(), recipe.architecture, recipe.network_config, mean=recipe.mean, std=recipe.std
+    ).train()
+    layout = torch.channels_last if mixed else torch.contiguous_format
+    judge.network.to(memory_format=layout)
+    optimizer = torch.optim.AdamW(judge.parameters(), lr=1e-3)
+    images = torch.rand(recipe.batch_size, 3, 64, 64).contiguous(memory_format=layout)
+    targets = F.one_hot(torch.arange(recipe.batch_size) % len(class_names()), len(class_names()))
+    times = []
+    for _ in range(steps + 2):
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+            logits = judge.logits(images).float()
+        loss = -(targets * F.log_softmax(logits, -1)).sum(1).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[2:])
+
+
+def two_core_wall(seconds: dict[str, float]) -> float:
+    """Wall time of two workers taking the recipes longest first (as ``train_judges`` does)."""
+    workers = [0.0, 0.0]
+    for cost in sorted(seconds.values(), reverse=True):
+        workers[workers.index(min(workers))] += cost
+    return max(workers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12, help="Timed steps per recipe.")
+    parser.add_argument("--threads", type=int, default=1, help="Torch threads (a worker's).")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    mixed_available = native_bfloat16(torch.device("cpu"))
+    rows, totals = [], {"float32": {}, "mixed": {}}
+    for name, recipe in RECIPES.items():
+        plain = seconds_per_step(recipe, False, args.steps)
+        mixed = seconds_per_step(recipe, True, args.steps) if mixed_available else plain
+        totals["float32"][name] = plain * recipe.steps
+        totals["mixed"][name] = mixed * recipe.steps
+        rows.append(
+            f"| {name} | {recipe.steps:,} | {plain:.3f} | {mixed:.3f} | {plain / mixed:.2f}× "
+            f"| {mixed * recipe.steps / 60:.0f} min |"
+        )
+        print(rows[-1], flush=True)
+    walls = {kind: two_core_wall(costs) for kind, costs in totals.items()}
+    verdict = "meets" if walls["mixed"] < TARGET_SECONDS else "MISSES"
+    text = "\n".join(
+        [
+            "## Judge training",
+            "",
+            f"`python benchmarks/bench_judge_training.py --threads {args.threads}` — one training "
+            f"step (forward, backward, AdamW; median of {args.steps}) per recipe; machine: "
+            f"{machine(threads=args.threads)}; bfloat16 native: {mixed_available}.",
+            "",
+            "| judge | steps | float32 s/step | bf16 + channels-last s/step | speed-up | recipe (mixed) |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Projected `fissure zoo train-judges` on two cores (two judges at once, longest "
+            f"first), network steps only: {walls['float32'] / 60:.0f} min in float32, "
+            f"{walls['mixed'] / 60:.0f} min mixed — {verdict} the one-hour target "
+            "(augmentation and checkpoints add to it; the measured run is in the issue notes).",
+        ]
+    )
+    print(text)
+    write_section("judge-training", text)
+
+
+if __name__ == "__main__":
+    main()
