@@ -114,6 +114,7 @@ def train(
 ) -> None:
     """Train emoji-sd stage by stage (seeded, resumable, gated), or snapshot a resume point.
 
+    Stages: clip, vae, decoder (the VAE's decoder tuned on its frozen encoder), unet.
     Exit codes: 0 trained, 2 an error or a failed gate, 3 paused by --max-minutes.
     """
     _check_name(name)
