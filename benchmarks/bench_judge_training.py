@@ -67,19 +67,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     mixed_available = native_bfloat16(torch.device("cpu"))
-    rows, totals = [], {"float32": {}, "mixed": {}}
+    rows, totals = [], {"float32": {}, "recipe": {}}
     for name, recipe in RECIPES.items():
         plain = seconds_per_step(recipe, False, args.steps)
         mixed = seconds_per_step(recipe, True, args.steps) if mixed_available else plain
+        used = mixed if recipe.mixed_precision else plain
         totals["float32"][name] = plain * recipe.steps
-        totals["mixed"][name] = mixed * recipe.steps
+        totals["recipe"][name] = used * recipe.steps
         rows.append(
             f"| {name} | {recipe.steps:,} | {plain:.3f} | {mixed:.3f} | {plain / mixed:.2f}× "
-            f"| {mixed * recipe.steps / 60:.0f} min |"
+            f"| {'mixed' if recipe.mixed_precision else 'float32'}, "
+            f"{used * recipe.steps / 60:.0f} min |"
         )
         print(rows[-1], flush=True)
     walls = {kind: two_core_wall(costs) for kind, costs in totals.items()}
-    verdict = "meets" if walls["mixed"] < TARGET_SECONDS else "MISSES"
+    verdict = "meets" if walls["recipe"] < TARGET_SECONDS else "MISSES"
     text = "\n".join(
         [
             "## Judge training",
@@ -88,13 +90,13 @@ def main() -> None:
             f"step (forward, backward, AdamW; median of {args.steps}) per recipe; machine: "
             f"{machine(threads=args.threads)}; bfloat16 native: {mixed_available}.",
             "",
-            "| judge | steps | float32 s/step | bf16 + channels-last s/step | speed-up | recipe (mixed) |",
+            "| judge | steps | float32 s/step | bf16 + channels-last s/step | speed-up | recipe |",
             "|---|---|---|---|---|---|",
             *rows,
             "",
             f"Projected `fissure zoo train-judges` on two cores (two judges at once, longest "
-            f"first), network steps only: {walls['float32'] / 60:.0f} min in float32, "
-            f"{walls['mixed'] / 60:.0f} min mixed — {verdict} the one-hour target "
+            f"first), network steps only: {walls['float32'] / 60:.0f} min all in float32, "
+            f"{walls['recipe'] / 60:.0f} min as the recipes train — {verdict} the one-hour target "
             "(augmentation and checkpoints add to it; the measured run is in the issue notes).",
         ]
     )
