@@ -96,7 +96,7 @@ def calibrate_vae(
 
             judge = load_judge(stage.judge)
         vae, step, seconds = train_vae(
-            stage, bank, vision_tower(clip), folder, torch.device("cpu"), judge=judge
+            stage, bank, vision_tower(clip), judge, folder=folder, device=torch.device("cpu")
         )
         scores: dict[str, float] = {"steps": step, "train_seconds": round(seconds, 1)}
         for bank_name, held_out in banks.items():

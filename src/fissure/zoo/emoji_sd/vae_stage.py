@@ -10,7 +10,6 @@ scaling factor of the latents (1/std, as SD's 0.18215) is measured after trainin
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -114,23 +113,23 @@ def vae_loss(
 def _fit(
     vae: AutoencoderKL,
     losses: VaeStage,
-    learning_rate: float,
-    steps: int,
-    warmup_steps: int,
-    batch_size: int,
-    seed: int,
+    run: VaeStage | DecoderStage,
     bank: SceneBank,
     vision: CLIPVisionModel | None,
-    folder: Path,
-    description: str,
-    device: torch.device,
-    progress: bool,
-    checkpoint_seconds: float,
-    deadline: float | None,
     judge: Judge | None,
+    description: str,
+    loop: dict,
 ) -> tuple[AutoencoderKL, int, float]:
-    """Train the parameters of ``vae`` that require gradients on ``losses``; resumes ``folder``."""
-    optimizer = torch.optim.AdamW(optimizer_groups(vae, 0.0), lr=learning_rate, betas=(0.9, 0.99))
+    """Train the parameters of ``vae`` that require gradients on ``losses``.
+
+    ``run`` gives the schedule, batch and seed; ``loop`` the training loop's folder
+    (resumed when it holds a checkpoint), device, progress, checkpoints and deadline.
+    """
+    loop = dict(loop)
+    device = loop.pop("device")
+    optimizer = torch.optim.AdamW(
+        optimizer_groups(vae, 0.0), lr=run.learning_rate, betas=(0.9, 0.99)
+    )
     feature_loss = (
         FeatureLoss(vision).to(device) if vision is not None and losses.perceptual_weight else None
     )
@@ -139,8 +138,8 @@ def _fit(
     )
 
     def step_loss(step: int) -> torch.Tensor:
-        generator = step_generator(seed, step)
-        indices = torch.randint(len(bank), (batch_size,), generator=generator)
+        generator = step_generator(run.seed, step)
+        indices = torch.randint(len(bank), (run.batch_size,), generator=generator)
         images = bank.images[indices].to(device)
         loss, _ = vae_loss(losses, vae, images, generator, feature_loss, judge_loss)
         return loss
@@ -149,14 +148,11 @@ def _fit(
         {"vae": vae},
         optimizer,
         step_loss,
-        Schedule(learning_rate, steps, warmup_steps),
-        folder,
-        description,
-        progress,
-        checkpoint_seconds,
+        Schedule(run.learning_rate, run.steps, run.warmup_steps),
+        description=description,
         max_grad_norm=losses.max_grad_norm,
         log_every=LOG_EVERY,
-        deadline=deadline,
+        **loop,
     )
     return vae.eval(), step, seconds
 
@@ -165,33 +161,17 @@ def train_vae(
     stage: VaeStage,
     bank: SceneBank,
     vision: CLIPVisionModel | None,
-    folder: Path,
-    device: torch.device,
-    progress: bool = True,
-    checkpoint_seconds: float = 120.0,
-    deadline: float | None = None,
     judge: Judge | None = None,
+    **loop,
 ) -> tuple[AutoencoderKL, int, float]:
-    """Train (or resume) the autoencoder; returns it in eval mode, the step and seconds."""
+    """Train (or resume) the autoencoder; returns it in eval mode, the step and seconds.
+
+    ``loop``: ``folder`` and ``device``, optionally ``progress``, ``checkpoint_seconds``
+    and ``deadline`` of :func:`fissure.zoo.training_loop.train`.
+    """
     torch.manual_seed(stage.seed)
-    return _fit(
-        build_vae(stage).to(device),
-        stage,
-        stage.learning_rate,
-        stage.steps,
-        stage.warmup_steps,
-        stage.batch_size,
-        stage.seed,
-        bank,
-        vision,
-        folder,
-        "emoji-sd 2/3 VAE",
-        device,
-        progress,
-        checkpoint_seconds,
-        deadline,
-        judge,
-    )
+    vae = build_vae(stage).to(loop["device"])
+    return _fit(vae, stage, stage, bank, vision, judge, "emoji-sd 2/3 VAE", loop)
 
 
 def train_decoder(
@@ -200,36 +180,16 @@ def train_decoder(
     vae: AutoencoderKL,
     bank: SceneBank,
     vision: CLIPVisionModel | None,
-    folder: Path,
-    device: torch.device,
-    progress: bool = True,
-    checkpoint_seconds: float = 120.0,
-    deadline: float | None = None,
     judge: Judge | None = None,
+    **loop,
 ) -> tuple[AutoencoderKL, int, float]:
     """Fine-tune (or resume) the decoder of the trained ``vae``; its encoder stays frozen."""
     torch.manual_seed(stage.seed)
-    vae = vae.to(device).requires_grad_(False)
+    vae = vae.to(loop["device"]).requires_grad_(False)
     for part in (vae.decoder, vae.post_quant_conv):
         part.requires_grad_(True)
-    return _fit(
-        vae,
-        dataclasses.replace(vae_stage, judge_weight=stage.judge_weight, judge=stage.judge),
-        stage.learning_rate,
-        stage.steps,
-        stage.warmup_steps,
-        stage.batch_size,
-        stage.seed,
-        bank,
-        vision,
-        folder,
-        "emoji-sd 2b/3 decoder",
-        device,
-        progress,
-        checkpoint_seconds,
-        deadline,
-        judge,
-    )
+    losses = dataclasses.replace(vae_stage, judge_weight=stage.judge_weight, judge=stage.judge)
+    return _fit(vae, losses, stage, bank, vision, judge, "emoji-sd 2b/3 decoder", loop)
 
 
 @torch.no_grad()
