@@ -23,7 +23,13 @@ from common import machine, write_section
 
 from fissure.judges.emoji import EmojiJudge
 from fissure.world import class_names
-from fissure.zoo.judge_training import RECIPES, JudgeRecipe, native_bfloat16
+from fissure.zoo.judge_training import (
+    RECIPES,
+    JudgeRecipe,
+    judge_loss,
+    memory_layout,
+    native_bfloat16,
+)
 
 TARGET_SECONDS = 3600.0
 
@@ -33,17 +39,14 @@ def seconds_per_step(recipe: JudgeRecipe, mixed: bool, steps: int) -> float:
     judge = EmojiJudge(
         class_names(), recipe.architecture, recipe.network_config, mean=recipe.mean, std=recipe.std
     ).train()
-    layout = torch.channels_last if mixed else torch.contiguous_format
-    judge.network.to(memory_format=layout)
+    judge.network.to(memory_format=memory_layout(torch.device("cpu"), mixed))
     optimizer = torch.optim.AdamW(judge.parameters(), lr=1e-3)
-    images = torch.rand(recipe.batch_size, 3, 64, 64).contiguous(memory_format=layout)
+    images = torch.rand(recipe.batch_size, 3, 64, 64)
     targets = F.one_hot(torch.arange(recipe.batch_size) % len(class_names()), len(class_names()))
     times = []
     for _ in range(steps + 2):
         started = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
-            logits = judge.logits(images).float()
-        loss = -(targets * F.log_softmax(logits, -1)).sum(1).mean()
+        loss = judge_loss(recipe, judge, images, targets.float(), mixed)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

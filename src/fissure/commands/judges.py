@@ -93,7 +93,7 @@ def train_judges(
         install=install,
         jobs=jobs or min(len(names), os.cpu_count() or 1),
     )
-    typer.echo(f"trained {', '.join(only or RECIPES)}; checkpoints in {work}")
+    typer.echo(f"trained {', '.join(names)}; checkpoints in {work}")
 
 
 @user_errors

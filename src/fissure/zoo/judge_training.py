@@ -145,6 +145,28 @@ def native_bfloat16(device: torch.device) -> bool:
     return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def memory_layout(device: torch.device, bfloat16: bool) -> torch.memory_format:
+    """Channels-last where bfloat16 convolutions run on a CPU (oneDNN's fast path)."""
+    return torch.channels_last if bfloat16 and device.type == "cpu" else torch.preserve_format
+
+
+def judge_loss(
+    recipe: JudgeRecipe,
+    judge: EmojiJudge,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    bfloat16: bool,
+) -> torch.Tensor:
+    """One batch's loss: cross-entropy on the objects' shares plus per-class presence."""
+    device = judge.mean.device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+        logits = judge.logits(images.to(device, memory_format=memory_layout(device, bfloat16)))
+    logits, targets = logits.float(), targets.to(device)
+    shares = -(targets / targets.sum(1, keepdim=True) * F.log_softmax(logits, dim=-1)).sum(1).mean()
+    presence = F.binary_cross_entropy_with_logits(logits, (targets > 0).float()) * logits.shape[1]
+    return shares + recipe.presence_weight * presence
+
+
 def _batch(
     recipe: JudgeRecipe, bank: SceneBank, weights: torch.Tensor, step: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,21 +199,10 @@ def train_judge(
     )
     weights = torch.tensor([recipe.set_weights.get(s, 0.0) for s in bank.emoji_sets])
     bfloat16 = recipe.mixed_precision and native_bfloat16(device)
-    layout = torch.channels_last if bfloat16 and device.type == "cpu" else torch.preserve_format
-    judge.network.to(memory_format=layout)
+    judge.network.to(memory_format=memory_layout(device, bfloat16))
 
     def step_loss(step: int) -> torch.Tensor:
-        images, targets = _batch(recipe, bank, weights, step)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            logits = judge.logits(images.to(device, memory_format=layout)).float()
-        targets = targets.to(device)
-        shares = (
-            -(targets / targets.sum(1, keepdim=True) * F.log_softmax(logits, dim=-1)).sum(1).mean()
-        )
-        presence = (
-            F.binary_cross_entropy_with_logits(logits, (targets > 0).float()) * logits.shape[1]
-        )
-        return shares + recipe.presence_weight * presence
+        return judge_loss(recipe, judge, *_batch(recipe, bank, weights, step), bfloat16)
 
     schedule = Schedule(recipe.learning_rate, recipe.steps, recipe.warmup_steps)
     _, seconds = train(

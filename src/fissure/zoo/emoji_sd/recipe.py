@@ -5,8 +5,9 @@
 0. tokenizer (BPE on captions), 1. CLIP pair, 2. VAE (2b: its decoder fine-tuned on the
    frozen encoder), 3. UNet — each trained
    by :func:`fissure.zoo.training_loop.train` (checkpoints every few minutes in
-   ``DIR/<stage>/``), then gated; a finished stage is skipped on the next run but
-   its gate is measured again. A failed gate stops the run (``force`` goes on).
+   ``DIR/<stage>/``), then gated; a finished stage is skipped on the next run and
+   its gate, measured once, is reported again. A failed gate stops the run
+   (``force`` goes on).
 4. The pipeline is assembled (EMA UNet, DDIM), saved in diffusers layout with
    its CLIP pair and model card, and installed into the package.
 
@@ -196,15 +197,20 @@ class Recipe:
             deadline=self.deadline,
         )
 
-    def _saved(self, stage: str, step: int) -> StageRecord | None:
-        """The record of ``stage`` if this recipe already finished and gated it at ``step``.
+    def _measured_once(
+        self, stage: str, step: int, measure: Callable[[], StageRecord]
+    ) -> StageRecord:
+        """The saved record of ``stage`` at ``step`` under this recipe, else ``measure()``'s, saved.
 
         Gates are measured once: a run that resumes a later stage does not pay for them again.
         """
-        record = StageRecord.load(self.out / stage / "final")
+        folder = self.out / stage / "final"
+        record = StageRecord.load(folder)
         if record and record.steps == step and record.fingerprint == self.config.fingerprint(stage):
             return record
-        return None
+        record = measure()
+        record.save(folder)
+        return record
 
     def _record(self, stage: str, step: int, seconds: float, gate: dict, passed: bool, **notes):
         sessions = read_sessions(self.out / stage)
@@ -232,13 +238,16 @@ class Recipe:
         self._begin("clip")
         clip, step, seconds = train_clip(stage, bank, tokenizer, **self._loop_options(folder))
         self._check_finished("clip", step)
-        record = self._saved("clip", step)
-        if record is None:
-            scores, passed = clip_gate(
-                clip, tokenizer, stage.gate_scenes, stage.gate_top1, self.out / "gates"
-            )
-            record = self._record("clip", step, seconds, scores, passed)
-            record.save(folder / "final")
+        record = self._measured_once(
+            "clip",
+            step,
+            lambda: self._record(
+                "clip",
+                step,
+                seconds,
+                *clip_gate(clip, tokenizer, stage.gate_scenes, stage.gate_top1, self.out / "gates"),
+            ),
+        )
         clip.save_pretrained(folder / "final")
         scores = record.gate
         self._gate(
@@ -263,11 +272,18 @@ class Recipe:
             **self._loop_options(folder),
         )
         self._check_finished("vae", step)
-        record = self._saved("vae", step)
-        if record is None:
-            scaling = latent_scaling_factor(vae, bank)
-            record = self._record("vae", step, seconds, {}, True, scaling_factor=round(scaling, 5))
-            record.save(folder / "final")
+        record = self._measured_once(
+            "vae",
+            step,
+            lambda: self._record(
+                "vae",
+                step,
+                seconds,
+                {},
+                True,
+                scaling_factor=round(latent_scaling_factor(vae, bank), 5),
+            ),
+        )
         vae.register_to_config(scaling_factor=record.notes["scaling_factor"])
         vae.save_pretrained(folder / "final")
         self.log(f"stage 2 vae: trained; latent scaling factor {vae.config.scaling_factor:.4f}")
@@ -283,15 +299,15 @@ class Recipe:
         vae, step, seconds = train_decoder(
             stage,
             self.config.vae,
-            copy.deepcopy(vae),
+            vae,
             bank,
             vision_tower(clip),
             judge=self.surrogate_judge(stage.judge) if stage.judge_weight else None,
             **self._loop_options(folder),
         )
         self._check_finished("decoder", step)
-        record = self._saved("decoder", step)
-        if record is None:
+
+        def measure() -> StageRecord:
             scores, passed = vae_gate(
                 vae.cpu(),
                 self.verifier(),
@@ -300,8 +316,9 @@ class Recipe:
                 self.out / "gates",
             )
             vae.to(self.device)
-            record = self._record("decoder", step, seconds, scores, passed)
-            record.save(folder / "final")
+            return self._record("decoder", step, seconds, scores, passed)
+
+        record = self._measured_once("decoder", step, measure)
         vae.save_pretrained(folder / "final")
         scores = record.gate
         self._gate(
@@ -337,8 +354,8 @@ class Recipe:
             **self._loop_options(folder),
         )
         self._check_finished("unet", step)
-        record = self._saved("unet", step)
-        if record is None:
+
+        def measure() -> StageRecord:
             pipeline = assemble_pipeline(tokenizer, text_encoder, vae, ema, self.config)
             self.log(
                 f"unet gate: generating {stage.gate_seeds} seeds × every class and "
@@ -357,8 +374,9 @@ class Recipe:
                 sheet=folder / "final" / "gate_sheet.png",
             )
             scores = {name: score for name, (score, _, _) in evaluation.checks().items()}
-            record = self._record("unet", step, seconds, scores, evaluation.passed())
-            record.save(folder / "final")
+            return self._record("unet", step, seconds, scores, evaluation.passed())
+
+        record = self._measured_once("unet", step, measure)
         ema.save_pretrained(folder / "final")
         self._gate(
             "unet",
