@@ -11,7 +11,10 @@ then measures it on held-out scenes:
   ε-MSE at fixed timesteps and noise, for the raw and the EMA weights, and
   judge accuracy of samples of every class prompt;
 - ``unet-probe``: of finished ``unet`` runs, how much the caption lowers the
-  held-out ε-MSE, and the verifier on one-step x0 predictions at t=600.
+  held-out ε-MSE, and the verifier on one-step x0 predictions at t=600;
+- ``unet-live``: samples of the work folder's latest UNet checkpoint (raw and EMA
+  weights, with stage 2b's VAE): judge top-1 on every class prompt, and a contact sheet
+  (to follow the running stage 3).
 
 Run ``python -m fissure.zoo.emoji_sd.calibration clip|vae|unet --work WORK --out DIR``;
 results go to ``DIR/<kind>.json`` and a Markdown table to ``DIR/<kind>.md``.
@@ -33,7 +36,7 @@ from fissure.judges.base import Judge
 from fissure.world import class_names
 from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip
 from fissure.zoo.emoji_sd.config import EmojiSdConfig, UnetStage, VaeStage
-from fissure.zoo.emoji_sd.evaluate import EVALUATION_SEED, generate
+from fissure.zoo.emoji_sd.evaluate import EVALUATION_SEED, generate, write_sheet
 from fissure.zoo.emoji_sd.gates import clip_gate, clip_judge, gate_bank, psnr, reconstruct
 from fissure.zoo.emoji_sd.recipe import assemble_pipeline, vision_tower
 from fissure.zoo.emoji_sd.unet_stage import (
@@ -147,14 +150,23 @@ def heldout_mse(
 
 @torch.no_grad()
 def sample_accuracy(
-    pipeline, judges: dict[str, Judge], seeds: int = 1, steps: int = 25
+    pipeline,
+    judges: dict[str, Judge],
+    seeds: int = 1,
+    steps: int = 25,
+    sheet: Path | None = None,
 ) -> dict[str, float]:
-    """Top-1 of each judge on "a photo of a <class>" samples (every class × ``seeds``)."""
+    """Top-1 of each judge on "a photo of a <class>" samples (every class × ``seeds``).
+
+    ``sheet``: also write the first seed's images, captioned with their prompts, there.
+    """
     names = class_names()
     prompts = [f"a photo of a {name}" for _ in range(seeds) for name in names]
     seed_list = [EVALUATION_SEED + s for s in range(seeds) for _ in names]
     labels = torch.tensor([c for _ in range(seeds) for c in range(len(names))])
     images = generate(pipeline, prompts, seed_list, steps, 7.5, 16, progress=False)
+    if sheet is not None:
+        write_sheet(sheet, images[: len(names)], prompts[: len(names)], images[:0], [])
     return {
         f"samples_{name}_top1": float((judge(images).argmax(1) == labels).float().mean())
         for name, judge in judges.items()
@@ -277,6 +289,39 @@ def conditioning_probe(
     return scores
 
 
+def unet_weights(modules: dict, weights: str) -> dict[str, torch.Tensor]:
+    """The UNet state dict of a stage-3 checkpoint's modules: ``raw`` or ``ema`` weights."""
+    if weights == "raw":
+        return {
+            k.removeprefix("unet."): v
+            for k, v in modules["denoiser"].items()
+            if k.startswith("unet.")
+        }
+    return {k.removeprefix("average."): v for k, v in modules["ema"].items()}
+
+
+@torch.no_grad()
+def sample_live_unet(work: Path, out: Path, seeds: int = 1) -> dict[str, float]:
+    """:func:`sample_accuracy` of the latest UNet checkpoint in ``work`` (raw and EMA)."""
+    from fissure.zoo.emoji_sd.unet_stage import build_unet
+
+    config, tokenizer, _ = load_work(work)
+    clip, _ = load_clip(work, config, tokenizer)
+    judges = available_judges(clip, tokenizer)
+    vae = AutoencoderKL.from_pretrained(work / "decoder" / "final").eval()
+    state = torch.load(work / "unet" / CHECKPOINT_NAME, map_location="cpu")
+    scores: dict[str, float] = {"step": state["step"]}
+    for weights in ("raw", "ema"):
+        unet = build_unet(config.unet, config.vae.latent_channels, config.clip.text_hidden)
+        unet.load_state_dict(unet_weights(state["modules"], weights))
+        pipeline = assemble_pipeline(
+            tokenizer, text_encoder_from_clip(clip), vae, unet.eval(), config
+        )
+        accuracy = sample_accuracy(pipeline, judges, seeds, sheet=out / f"live-{weights}.png")
+        scores.update({f"{weights}_{key}": value for key, value in accuracy.items()})
+    return scores
+
+
 def probe_unet(work: Path, out: Path, vae_folder: Path, variants: list[str]) -> dict[str, dict]:
     """:func:`conditioning_probe` of finished calibration runs (raw and EMA weights)."""
     from fissure.zoo.emoji_sd.unet_stage import build_unet
@@ -297,15 +342,7 @@ def probe_unet(work: Path, out: Path, vae_folder: Path, variants: list[str]) -> 
         scores: dict[str, float] = {}
         for weights in ("raw", "ema"):
             unet = build_unet(config.unet, config.vae.latent_channels, config.clip.text_hidden)
-            if weights == "raw":
-                keys = {
-                    k.removeprefix("unet."): v
-                    for k, v in state["denoiser"].items()
-                    if k.startswith("unet.")
-                }
-            else:
-                keys = {k.removeprefix("average."): v for k, v in state["ema"].items()}
-            unet.load_state_dict(keys)
+            unet.load_state_dict(unet_weights(state, weights))
             probe = conditioning_probe(
                 unet.eval(), vae, judges.get("verifier"), validation, labels, scaling, config.unet
             )
@@ -330,7 +367,7 @@ def markdown_table(results: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["clip", "vae", "unet", "unet-probe"])
+    parser.add_argument("kind", choices=["clip", "vae", "unet", "unet-probe", "unet-live"])
     parser.add_argument("--work", type=Path, default=Path("runs/emoji-sd"))
     parser.add_argument("--out", type=Path, default=Path("runs/emoji-sd-calibration"))
     parser.add_argument("--steps", type=int, default=300)
@@ -347,6 +384,10 @@ def main(argv: list[str] | None = None) -> None:
             clip, tokenizer, config.clip.gate_scenes, config.clip.gate_top1, args.work / "gates"
         )
         print(json.dumps({"step": step, **scores, "passed": passed}))
+        return
+    if args.kind == "unet-live":
+        args.out.mkdir(parents=True, exist_ok=True)
+        print(json.dumps(sample_live_unet(args.work, args.out)))
         return
     if args.kind == "unet-probe":
         results = probe_unet(args.work, args.out, args.vae, args.only or [])
