@@ -7,14 +7,16 @@ then measures it on held-out scenes:
 - ``clip``: the gate of the latest CLIP checkpoint (to follow a running stage);
 - ``vae``: L1+MSE alone vs. with the CLIP feature loss (and any other variants):
   PSNR, and how much of a judge's accuracy survives reconstruction;
+- ``decoder``: more steps of stage 2b from where the work folder's stage 2b ended, with
+  its judge or another surrogate judge in the loss: stage 2's gate (verifier retention);
 - ``unet``: plain ε-MSE vs. min-SNR vs. min-SNR + REPA (and no warm-up): held-out
   ε-MSE at fixed timesteps and noise, for the raw and the EMA weights, and
   judge accuracy of samples of every class prompt;
 - ``unet-probe``: of finished ``unet`` runs, how much the caption lowers the
   held-out ε-MSE, and the verifier on one-step x0 predictions at t=600;
 - ``unet-live``: samples of the work folder's latest UNet checkpoint (raw and EMA
-  weights, with stage 2b's VAE): judge top-1 on every class prompt, and a contact sheet
-  (to follow the running stage 3).
+  weights, with stage 2b's VAE): judge top-1 on every class prompt, a contact sheet
+  (to follow the running stage 3), and the EMA pipeline in ``DIR/pipeline``.
 
 Run ``python -m fissure.zoo.emoji_sd.calibration clip|vae|unet --work WORK --out DIR``;
 results go to ``DIR/<kind>.json`` and a Markdown table to ``DIR/<kind>.md``.
@@ -35,9 +37,16 @@ from transformers import CLIPModel, CLIPTokenizer
 from fissure.judges.base import Judge
 from fissure.world import class_names
 from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip
-from fissure.zoo.emoji_sd.config import EmojiSdConfig, UnetStage, VaeStage
+from fissure.zoo.emoji_sd.config import DecoderStage, EmojiSdConfig, UnetStage, VaeStage
 from fissure.zoo.emoji_sd.evaluate import EVALUATION_SEED, generate, write_sheet
-from fissure.zoo.emoji_sd.gates import clip_gate, clip_judge, gate_bank, psnr, reconstruct
+from fissure.zoo.emoji_sd.gates import (
+    clip_gate,
+    clip_judge,
+    gate_bank,
+    psnr,
+    reconstruct,
+    vae_gate,
+)
 from fissure.zoo.emoji_sd.recipe import assemble_pipeline, vision_tower
 from fissure.zoo.emoji_sd.unet_stage import (
     Encodings,
@@ -46,7 +55,12 @@ from fissure.zoo.emoji_sd.unet_stage import (
     train_unet,
     training_scheduler,
 )
-from fissure.zoo.emoji_sd.vae_stage import build_vae, latent_scaling_factor, train_vae
+from fissure.zoo.emoji_sd.vae_stage import (
+    build_vae,
+    latent_scaling_factor,
+    train_decoder,
+    train_vae,
+)
 from fissure.zoo.judge_evaluation import judge_accuracy
 from fissure.zoo.scene_bank import SceneBank
 from fissure.zoo.training_loop import CHECKPOINT_NAME
@@ -116,6 +130,38 @@ def calibrate_vae(
         results[name] = scores
         print(name, json.dumps(scores), flush=True)
     results["_context"] = {"clip_step": clip_step, "scenes": scenes}
+    return results
+
+
+def calibrate_decoder(work: Path, out: Path, variants: dict[str, DecoderStage]) -> dict[str, dict]:
+    """Fine-tune the work folder's finished stage-2b VAE further per variant; gate each."""
+    from fissure.judges import load_judge
+
+    config, tokenizer, bank = load_work(work)
+    clip, _ = load_clip(work, config, tokenizer)
+    verifier = load_judge("emoji/verifier")
+    results = {}
+    for name, stage in variants.items():
+        started = time.monotonic()
+        if stage.judge == "emoji/verifier":
+            raise ValueError("the verifier gates stage 2 and must never enter a loss")
+        vae, step, seconds = train_decoder(
+            stage,
+            config.vae,
+            AutoencoderKL.from_pretrained(work / "decoder" / "final"),
+            bank,
+            vision_tower(clip),
+            judge=load_judge(stage.judge) if stage.judge_weight else None,
+            folder=out / "decoder" / name,
+            device=torch.device("cpu"),
+        )
+        scores, _ = vae_gate(
+            vae, verifier, config.vae.gate_scenes, config.vae.gate_retention, work / "gates"
+        )
+        scores.update(steps=step, train_seconds=round(seconds, 1))
+        scores["wall_seconds"] = round(time.monotonic() - started, 1)
+        results[name] = scores
+        print(name, json.dumps(scores), flush=True)
     return results
 
 
@@ -318,6 +364,8 @@ def sample_live_unet(work: Path, out: Path, seeds: int = 1) -> dict[str, float]:
             tokenizer, text_encoder_from_clip(clip), vae, unet.eval(), config
         )
         accuracy = sample_accuracy(pipeline, judges, seeds, sheet=out / f"live-{weights}.png")
+        if weights == "ema":  # a pipeline to try attacks on before the stage ends
+            pipeline.save_pretrained(out / "pipeline", safe_serialization=True)
         scores.update({f"{weights}_{key}": value for key, value in accuracy.items()})
     return scores
 
@@ -367,7 +415,9 @@ def markdown_table(results: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["clip", "vae", "unet", "unet-probe", "unet-live"])
+    parser.add_argument(
+        "kind", choices=["clip", "vae", "decoder", "unet", "unet-probe", "unet-live"]
+    )
     parser.add_argument("--work", type=Path, default=Path("runs/emoji-sd"))
     parser.add_argument("--out", type=Path, default=Path("runs/emoji-sd-calibration"))
     parser.add_argument("--steps", type=int, default=300)
@@ -396,7 +446,15 @@ def main(argv: list[str] | None = None) -> None:
         (args.out / "unet-probe.md").write_text(markdown_table(results) + "\n")
         print(markdown_table(results))
         return
-    if args.kind == "vae":
+    if args.kind == "decoder":
+        base = dataclasses.replace(
+            config.decoder, steps=args.steps, warmup_steps=50, seed=config.decoder.seed + 1
+        )
+        variants = {
+            "resnet-kl": base,
+            "surrogate-kl": dataclasses.replace(base, judge="emoji/surrogate"),
+        }
+    elif args.kind == "vae":
         base = dataclasses.replace(config.vae, steps=args.steps, warmup_steps=50)
         variants = {
             "l1+mse": dataclasses.replace(base, perceptual_weight=0.0),
@@ -414,7 +472,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:
         variants = {name: variants[name] for name in args.only}
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.kind == "vae":
+    if args.kind == "decoder":
+        results = calibrate_decoder(args.work, args.out, variants)
+    elif args.kind == "vae":
         results = calibrate_vae(args.work, args.out, variants)
     else:
         results = calibrate_unet(args.work, args.out, args.vae, variants)
