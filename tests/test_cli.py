@@ -137,12 +137,9 @@ def test_installed_command_prints_no_traceback(tmp_path):
     assert result.stderr.startswith("error: no such model folder")
 
 
-def test_demo_attacks_and_writes_a_page(tmp_path, monkeypatch):
-    """The demo's wiring, on the tiny stand-in (the bundled model's demo is `make demo`)."""
-    import fissure.zoo
-
-    monkeypatch.setattr(fissure.zoo, "bundled_model_available", lambda name: False)
-    result = invoke("demo", "--out", tmp_path)
+def test_demo_attacks_and_writes_a_page(tmp_path, tiny_sd1_dir):
+    """The demo's wiring, on a tiny model (the bundled model's demo is `make demo`)."""
+    result = invoke("demo", "--out", tmp_path, "--model", tiny_sd1_dir)
     assert result.exit_code == 0, result.output
     run = tmp_path / "sage-latent"
     assert (run / "index.html").is_file()

@@ -104,25 +104,14 @@ DEMO_CLASSES = "dog,cat,red apple,pizza,bicycle,airplane,sunflower,soccer ball"
 @user_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's outputs.")] = Path("demo-out"),
+    model: Annotated[
+        str, typer.Option(help="emoji-sd (the bundled model), a diffusers folder or a hub id.")
+    ] = "emoji-sd",
 ) -> None:
     """SAGE's latent attack on the bundled model: 8 classes × 2 seeds, verified, with a page."""
     from fissure.commands.attack import run_attack_command
-    from fissure.zoo import bundled_model_available
 
     quiet_libraries()
-    if bundled_model_available("emoji-sd"):
-        model = "emoji-sd"
-    else:
-        from fissure.zoo.tiny import build_tiny_pipeline
-
-        model = str(out / "tiny-sd")
-        typer.secho(
-            "note: the bundled emoji-sd model is not trained yet, so the demo attacks a tiny "
-            f"random Stable Diffusion in {model} (its images show no object: expect only "
-            "natural failures).",
-            fg=typer.colors.YELLOW,
-        )
-        build_tiny_pipeline("sd1").save_pretrained(model)
     run_attack_command(
         "sage-latent",
         {"max_iterations": 50},

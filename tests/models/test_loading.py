@@ -12,7 +12,6 @@ from diffusers import StableDiffusionPipeline
 from fissure.errors import FissureError
 from fissure.models import load_pipeline, resolve_device, resolve_dtype
 from fissure.models.prompts import check_prompt
-from fissure.zoo import bundled_model_available
 
 
 def test_loads_both_layouts_with_their_prediction_type(tiny_pipeline_dir):
@@ -74,8 +73,10 @@ def test_unknown_hub_id_offline_is_a_clear_error(monkeypatch):
         load_pipeline("fissure-tests/no-such-model")
 
 
-@pytest.mark.skipif(bundled_model_available("emoji-sd"), reason="emoji-sd is trained")
-def test_untrained_bundled_model_says_how_to_get_it():
+def test_untrained_bundled_model_says_how_to_get_it(tmp_path, monkeypatch):
+    import fissure.zoo
+
+    monkeypatch.setattr(fissure.zoo, "WEIGHTS_DIR", tmp_path)  # an install without weights
     with pytest.raises(FissureError, match="fissure zoo train emoji-sd"):
         load_pipeline("emoji-sd")
 

@@ -23,7 +23,3 @@ def bundled_model_path(name: str) -> Path:
             f"(train it with `{BUNDLED_MODELS[name]}`); give --model a folder or hub id instead"
         )
     return folder
-
-
-def bundled_model_available(name: str) -> bool:
-    return (WEIGHTS_DIR / name / "model_index.json").is_file()

@@ -47,6 +47,7 @@ def model_card(
         "",
         "```python",
         "from diffusers import StableDiffusionPipeline",
+        "",
         "pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, safety_checker=None)",
         'image = pipe("a photo of a dog", num_inference_steps=25, guidance_scale=7.5).images[0]',
         "```",

@@ -1,0 +1,58 @@
+"""The emoji-sd that ships in the package: found by name, small, loadable without fissure."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from fissure.cli import app
+from fissure.models import load_pipeline
+from fissure.zoo import WEIGHTS_DIR, bundled_model_path
+
+BUNDLED_WEIGHTS_LIMIT = 60 * 2**20
+
+
+def test_zoo_path_prints_the_bundled_folder():
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["zoo", "path", "emoji-sd"])
+    assert result.exit_code == 0, result.output
+    assert (bundled_model_path("emoji-sd") / "model_index.json").is_file()
+    assert result.output.strip() == str(bundled_model_path("emoji-sd"))
+
+
+def test_all_bundled_weights_fit_the_budget():
+    total = sum(path.stat().st_size for path in WEIGHTS_DIR.rglob("*.safetensors"))
+    assert 0 < total <= BUNDLED_WEIGHTS_LIMIT, f"{total / 2**20:.1f} MB"
+
+
+def test_load_pipeline_uses_the_bundled_model_by_default():
+    pipeline = load_pipeline("emoji-sd")
+    assert pipeline.unet.config.sample_size * pipeline.vae_scale_factor == 64
+    assert pipeline.tokenizer("a photo of a dog").input_ids  # the world's own BPE
+
+
+def test_stock_diffusers_runs_the_bundled_model_without_fissure():
+    """Only the folder's path crosses over: the subprocess never imports fissure."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import torch
+        from diffusers import StableDiffusionPipeline
+        pipe = StableDiffusionPipeline.from_pretrained(
+            {str(bundled_model_path("emoji-sd"))!r}, local_files_only=True
+        )
+        images = pipe("a photo of a dog", num_inference_steps=3, guidance_scale=7.5,
+                      generator=torch.Generator().manual_seed(0), output_type="np").images
+        assert images.shape == (1, 64, 64, 3), images.shape
+        assert images.std() > 0.02, "a flat image"
+        assert "fissure" not in sys.modules
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd="/"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ok" in result.stdout
