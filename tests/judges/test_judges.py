@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import CLIPConfig, CLIPModel, ResNetConfig, ResNetForImageClassification
+from transformers import (
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    ResNetConfig,
+    ResNetForImageClassification,
+)
 
 from fissure.errors import FissureError
 from fissure.judges import (
@@ -122,12 +128,16 @@ def save_tiny_clip(folder) -> None:
         CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
     ).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    CLIPImageProcessor(
+        crop_size={"height": 32, "width": 32}, size={"shortest_edge": 32}, image_mean=[0.5] * 3
+    ).save_pretrained(folder)
 
 
 def test_clip_zero_shot_from_a_folder(tmp_path):
     save_tiny_clip(tmp_path)
     judge = load_judge(f"clip:{tmp_path}", labels=LABELS)
     assert isinstance(judge, ClipJudge)
+    assert judge.input_size == 32 and judge.mean.flatten().tolist() == [0.5] * 3  # its processor
     similarities = judge.similarities(torch.rand(2, 3, 64, 64))
     assert similarities.shape == (2, len(LABELS))
     assert similarities.abs().max() <= 1 + 1e-5

@@ -9,8 +9,8 @@ import torch
 
 
 class Constraint(Protocol):
-    def project(self, variable: torch.Tensor) -> torch.Tensor:
-        """The nearest allowed value."""
+    def project(self, variable: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """The nearest allowed value of ``variable``, a perturbation δ of ``start``."""
         ...
 
 
@@ -20,5 +20,22 @@ class Box:
 
     radius: float = 1.0
 
-    def project(self, variable: torch.Tensor) -> torch.Tensor:
+    def project(self, variable: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
         return variable.clamp(-self.radius, self.radius)
+
+
+@dataclass(frozen=True)
+class SameNorm:
+    """``start + δ`` keeps the norm of ``start``: the latent stays on its seed's Gaussian shell.
+
+    A N(0, I) latent lies, with overwhelming probability, near the sphere of
+    radius √d; a sign step adds ±step to every element, and the loss's gradient
+    on a diffusion sampler tends to align with the latent itself (more contrast),
+    so an unconstrained δ drifts the squared norm out of the χ² band within a few
+    steps. Keeping the norm changes only the direction, which is what makes the
+    perturbed latent as typical as the seed's (SAGE's "not an outlier" claim).
+    """
+
+    def project(self, variable: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        moved = start + variable
+        return moved * (start.norm() / moved.norm().clamp_min(1e-12)) - start

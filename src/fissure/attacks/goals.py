@@ -32,8 +32,10 @@ class TargetAbsent:
     """SAGE's goal: the target class is gone, as the surrogate judge sees it.
 
     The loss is SAGE's ``-Σ_m (1 - 2·p_m[target])`` over the surrogate's members.
-    Success is the vote's probability of the target below ``absent_below``, a
-    chosen threshold (0.1 by default; the verifiers use the same one).
+    Success is every member's probability of the target below ``absent_below``
+    (0.1 by default; the verifiers use the same threshold): an image that only
+    the members' mean calls target-free sits on the ensemble's boundary, where
+    held-out judges disagree most often.
     """
 
     surrogate: Judge
@@ -41,10 +43,10 @@ class TargetAbsent:
 
     def evaluate(self, images: torch.Tensor, targets: torch.Tensor) -> GoalEvaluation:
         members = member_probabilities(self.surrogate, images)
-        vote = members.mean(dim=0).detach()
-        target_probability = vote.gather(1, targets.view(-1, 1)).squeeze(1)
+        index = targets.view(1, -1, 1).expand(members.shape[0], -1, 1)
+        member_targets = members.detach().gather(2, index).squeeze(2)  # M×B
         return GoalEvaluation(
             loss=sage_loss(members, targets),
-            probabilities=vote,
-            achieved=target_probability < self.absent_below,
+            probabilities=members.mean(dim=0).detach(),
+            achieved=(member_targets < self.absent_below).all(dim=0),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fissure.attacks.attack import Attack
-from fissure.attacks.constraints import Box
+from fissure.attacks.constraints import Box, SameNorm
 from fissure.attacks.goals import TargetAbsent
 from fissure.attacks.search import RandomSearch, SignGradientDescent
 from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP, LatentPerturbation
@@ -27,8 +27,13 @@ def sage_latent(
     guidance: float = 7.5,
     absent_below: float = 0.1,
     batch_size: int = 8,
+    keep_norm: bool = True,
 ) -> Attack:
     """SAGE's latent attack (Liu et al., arXiv 2306.00974): sign-gradient steps on δ in a box.
+
+    With ``keep_norm`` (default) ``z + δ`` is also kept at the norm of the seed's
+    ``z`` (:class:`SameNorm`), so the failure it finds starts from a latent as
+    typical as the seed's; the box is projected last and always holds.
 
     The default gradient is the residual shortcut from the last ``k`` = 2 steps:
     on the tiny test models its gradient has cosine 0.94–0.96 with the exact one
@@ -52,7 +57,7 @@ def sage_latent(
         name="sage-latent",
         space=LatentPerturbation(generator, steps, guidance, gradient, k, batch_size),
         goal=TargetAbsent(surrogate, absent_below),
-        constraints=(Box(radius),),
+        constraints=(SameNorm(), Box(radius)) if keep_norm else (Box(radius),),
         search=SignGradientDescent(step, max_iterations),
     )
 

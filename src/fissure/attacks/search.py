@@ -140,7 +140,7 @@ class SignGradientDescent(SearchMethod):
             state = active[row]
             variable = state.variable - self.step * gradient[row].sign()
             for constraint in constraints:
-                variable = constraint.project(variable)
+                variable = constraint.project(variable, state.start.latent[0])
             state.variable = variable.detach()
             state.iterations += 1
             state.unet_evals += BACKWARD_EVALS_PER_STEP * rendering.gradient_steps

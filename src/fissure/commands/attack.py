@@ -193,6 +193,9 @@ def sage_latent(
         str, typer.Option(help="residual (the last k steps, then SAGE's shortcut) or exact.")
     ] = "residual",
     k: Annotated[int, typer.Option(help="Final steps differentiated exactly (residual).")] = 2,
+    keep_norm: Annotated[
+        bool, typer.Option(help="Keep z + δ at the norm of the seed's z (a typical latent).")
+    ] = True,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
     absent_below: AbsentBelow = 0.1,
@@ -207,6 +210,7 @@ def sage_latent(
     options = dict(
         radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
         steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,
+        keep_norm=keep_norm,
     )  # fmt: skip
     run_attack_command(
         "sage-latent", options, out=out, prompts=prompt, classes=classes, template=template,

@@ -62,7 +62,7 @@ def _preprocessing(
     except Exception:
         return default_mean, default_std, default_size
     size = getattr(processor, "crop_size", None) or getattr(processor, "size", None) or {}
-    if isinstance(size, dict):
+    if not isinstance(size, int):  # a dict, or transformers 5's SizeDict
         size = size.get("height") or size.get("shortest_edge") or default_size
     return (
         tuple(getattr(processor, "image_mean", None) or default_mean),

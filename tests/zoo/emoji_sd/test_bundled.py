@@ -56,3 +56,12 @@ def test_stock_diffusers_runs_the_bundled_model_without_fissure():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ok" in result.stdout
+
+
+def test_its_clip_is_the_emoji_clip_judge():
+    from fissure.judges import load_judge
+    from fissure.world import class_names
+
+    judge = load_judge("emoji/clip")
+    assert judge.labels == list(class_names())
+    assert judge.input_size == 64
