@@ -1,4 +1,4 @@
-"""Constraints project δ back into the allowed set; the goal asks every surrogate member."""
+"""Constraints project δ back into the allowed set."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import torch
 
 from fissure.attacks import Attempt, sage_latent
 from fissure.attacks.constraints import Box, SameNorm
-from fissure.attacks.goals import TargetAbsent
-from fissure.judges.ensemble import Ensemble
 
-from .conftest import STEPS, BrightnessJudge
+from .conftest import STEPS
 
 
 def test_box_clamps_each_element():
@@ -38,15 +36,3 @@ def test_sage_latent_keeps_the_norm_and_the_box(generator, surrogate):
         start = state.start.latent[0]
         assert abs(float((start + state.variable).norm() / start.norm()) - 1) < 0.02
         assert state.variable.abs().max() <= 1.0 + 1e-6
-
-
-def test_the_goal_holds_only_when_every_member_says_absent():
-    images = torch.full((1, 3, 32, 32), 0.5)
-    dark_enough = BrightnessJudge(threshold=0.9)  # "light" absent
-    still_light = BrightnessJudge(threshold=0.1)  # "light" present
-    target = torch.tensor([0])
-    assert TargetAbsent(Ensemble([dark_enough, dark_enough])).evaluate(images, target).achieved
-    split = TargetAbsent(Ensemble([dark_enough, still_light, dark_enough, dark_enough]))
-    evaluation = split.evaluate(images, target)
-    assert evaluation.probabilities[0, 0] < 0.3  # the mean vote alone would call it gone
-    assert not evaluation.achieved

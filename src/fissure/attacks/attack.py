@@ -29,6 +29,7 @@ class Attack:
             attack=self.name,
             **self.space.settings(),
             absent_below=self.goal.absent_below,
+            views=self.goal.views,
             constraints=[repr(constraint) for constraint in self.constraints],
             **self.search.settings(),
         )

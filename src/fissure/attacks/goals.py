@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fissure.attacks.views import image_views
 from fissure.judges.base import Judge
 from fissure.judges.ensemble import Ensemble
 from fissure.judges.losses import sage_loss
@@ -40,13 +41,21 @@ class TargetAbsent:
 
     surrogate: Judge
     absent_below: float = 0.1
+    views: bool = False
+    """Score :func:`~fissure.attacks.views.image_views` too: the loss is their mean, and
+    success needs every member below ``absent_below`` on every view."""
 
     def evaluate(self, images: torch.Tensor, targets: torch.Tensor) -> GoalEvaluation:
-        members = member_probabilities(self.surrogate, images)
-        index = targets.view(1, -1, 1).expand(members.shape[0], -1, 1)
-        member_targets = members.detach().gather(2, index).squeeze(2)  # M×B
+        seen = image_views(images) if self.views else images.unsqueeze(0)  # V×B×3×H×W
+        count, batch = seen.shape[:2]
+        members = member_probabilities(self.surrogate, seen.flatten(0, 1))
+        members = members.unflatten(1, (count, batch))  # M×V×B×C
+        index = targets.view(1, 1, -1, 1).expand(*members.shape[:3], 1)
+        member_targets = members.detach().gather(3, index).squeeze(3)  # M×V×B
         return GoalEvaluation(
-            loss=sage_loss(members, targets),
-            probabilities=members.mean(dim=0).detach(),
-            achieved=(member_targets < self.absent_below).all(dim=0),
+            loss=torch.stack([sage_loss(members[:, view], targets) for view in range(count)]).mean(
+                dim=0
+            ),
+            probabilities=members[:, 0].mean(dim=0).detach(),
+            achieved=(member_targets < self.absent_below).flatten(0, 1).all(dim=0),
         )

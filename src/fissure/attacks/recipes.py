@@ -28,6 +28,7 @@ def sage_latent(
     absent_below: float = 0.1,
     batch_size: int = 8,
     keep_norm: bool = True,
+    views: bool = False,
 ) -> Attack:
     """SAGE's latent attack (Liu et al., arXiv 2306.00974): sign-gradient steps on δ in a box.
 
@@ -56,7 +57,7 @@ def sage_latent(
     return Attack(
         name="sage-latent",
         space=LatentPerturbation(generator, steps, guidance, gradient, k, batch_size),
-        goal=TargetAbsent(surrogate, absent_below),
+        goal=TargetAbsent(surrogate, absent_below, views),
         constraints=(SameNorm(), Box(radius)) if keep_norm else (Box(radius),),
         search=SignGradientDescent(step, max_iterations),
     )
@@ -71,6 +72,7 @@ def random_latent(
     guidance: float = 7.5,
     absent_below: float = 0.1,
     batch_size: int = 8,
+    views: bool = False,
 ) -> Attack:
     """The baseline: fresh initial latents within a UNet-evaluation budget.
 
@@ -87,7 +89,7 @@ def random_latent(
     return Attack(
         name="random-latent",
         space=LatentPerturbation(generator, steps, guidance, "none", 1, batch_size),
-        goal=TargetAbsent(surrogate, absent_below),
+        goal=TargetAbsent(surrogate, absent_below, views),
         constraints=(),
         search=RandomSearch(budget),
     )

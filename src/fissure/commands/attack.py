@@ -46,6 +46,10 @@ Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale.")
 AbsentBelow = Annotated[
     float, typer.Option(help="The target counts as gone below this probability.")
 ]
+Views = Annotated[
+    bool,
+    typer.Option(help="The surrogate must also agree on flipped, shifted and zoomed views."),
+]
 BatchSize = Annotated[int, typer.Option(help="Attempts attacked together in one UNet batch.")]
 Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
 
@@ -196,6 +200,7 @@ def sage_latent(
     keep_norm: Annotated[
         bool, typer.Option(help="Keep z + δ at the norm of the seed's z (a typical latent).")
     ] = True,
+    views: Views = False,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
     absent_below: AbsentBelow = 0.1,
@@ -210,7 +215,7 @@ def sage_latent(
     options = dict(
         radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
         steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,
-        keep_norm=keep_norm,
+        keep_norm=keep_norm, views=views,
     )  # fmt: skip
     run_attack_command(
         "sage-latent", options, out=out, prompts=prompt, classes=classes, template=template,
@@ -239,13 +244,14 @@ def random_latent(
     steps: Steps = 25,
     guidance: Guidance = 7.5,
     absent_below: AbsentBelow = 0.1,
+    views: Views = False,
     batch_size: BatchSize = 8,
     device: Device = "cpu",
 ) -> None:
     """The baseline: fresh initial latents, scored like an attack, within a UNet-evaluation budget."""
     options = dict(
         budget=budget, steps=steps, guidance=guidance, absent_below=absent_below,
-        batch_size=batch_size,
+        batch_size=batch_size, views=views,
     )  # fmt: skip
     run_attack_command(
         "random-latent", options, out=out, prompts=prompt, classes=classes, template=template,

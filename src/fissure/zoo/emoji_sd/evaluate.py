@@ -180,7 +180,7 @@ def evaluate_pipeline(
         write_sheet(
             sheet,
             images[: len(names)],
-            [f"{p} → {names[int(k)]}" for p, k in zip(single_prompts, predicted, strict=False)],
+            [f"{p} -> {names[int(k)]}" for p, k in zip(single_prompts, predicted, strict=False)],
             pair_images[:32],
             pair_texts[:32],
         )
@@ -194,7 +194,7 @@ def write_sheet(
     pairs: torch.Tensor,
     pair_captions: list[str],
 ) -> None:
-    """One PNG: a sample of every class (prompt → verifier's top-1), then pair samples."""
+    """One PNG: a sample of every class (prompt -> verifier's top-1), then pair samples."""
     from fissure.report.sheets import contact_sheet
 
     def to_pil(image: torch.Tensor) -> Image.Image:
