@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,20 @@ from fissure.judges.emoji import EmojiJudge
 from fissure.world import class_names
 from fissure.zoo.emoji_sd.config import tiny_config
 from fissure.zoo.emoji_sd.recipe import train_emoji_sd
+
+
+def run_without_fissure(code: str, timeout: float = 300) -> None:
+    """Run ``code`` in a fresh Python outside the repo; it must print "ok" and never import fissure."""
+    check = '\nimport sys\nassert "fissure" not in sys.modules\nprint("ok")\n'
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code) + check],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd="/",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ok" in result.stdout
 
 
 def make_verifier() -> EmojiJudge:
