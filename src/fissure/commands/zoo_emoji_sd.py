@@ -174,6 +174,9 @@ def evaluate(
     steps: Annotated[int, typer.Option(help="DDIM steps.")] = 25,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
     batch_size: Annotated[int, typer.Option(help="Images per pipeline call.")] = 16,
+    clip_scenes: Annotated[
+        int, typer.Option(help="Rendered held-out scenes for the CLIP retrieval bar.")
+    ] = 3000,
     verifier: VerifierOption = "emoji/verifier",
     threads: ThreadsOption = None,
     update_card: Annotated[
@@ -192,7 +195,7 @@ def evaluate(
     from fissure.models import load_pipeline
     from fissure.models.loading import resolve_model_source
     from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
-    from fissure.zoo.emoji_sd.gates import clip_judge
+    from fissure.zoo.emoji_sd.gates import clip_judge, gate_bank
     from fissure.zoo.emoji_sd.model_card import update_quality
 
     if threads:
@@ -218,6 +221,7 @@ def evaluate(
         guidance=guidance,
         batch_size=batch_size,
         sheet=out / "contact_sheet.png",
+        clip_scenes=gate_bank(clip_scenes, 1, out / "scenes") if clip is not None else None,
     )
     (out / "evaluation.json").write_text(json.dumps(evaluation.to_dict(), indent=2))
     if update_card and update_quality(Path(resolve_model_source(source)), evaluation):
@@ -227,7 +231,8 @@ def evaluate(
         table.add_column(column, justify="right" if column != "measure" else "left")
     for measure, (score, bar, met) in evaluation.checks().items():
         shown = "–" if score is None else f"{score:.1%}"
-        table.add_row(measure, shown, f"{bar:.0%}", "yes" if met else "[red]no[/red]")
+        verdict = "" if met is None else "yes" if met else "[red]no[/red]"
+        table.add_row(measure, shown, "" if bar is None else f"{bar:.0%}", verdict)
     Console().print(table)
     typer.echo(f"weakest classes: {', '.join(evaluation.worst_classes)}")
     typer.echo(

@@ -74,14 +74,18 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
         2,
         "--verifier",
         verifier_dir,
+        "--clip-scenes",
+        40,
     )
     assert result.exit_code == 0, result.output
     assert "single_top1" in result.output
     assert (evaluation / "contact_sheet.png").is_file()
     scores = json.loads((evaluation / "evaluation.json").read_text())
     assert scores["seeds"] == 1 and scores["clip_text_to_image_top1"] is not None
+    assert scores["clip_generated_text_to_image_top1"] is not None
     card = (out / "pipeline" / "README.md").read_text()
-    assert "| single_top1 |" in card and "Not measured yet" not in card
+    assert "(`single_top1`) |" in card and "Not measured yet" not in card
+    assert "CLIP text→image top-1 on rendered held-out scenes" in card
 
 
 def test_max_minutes_pauses_with_exit_code_3(tmp_path, verifier_dir):

@@ -75,8 +75,9 @@ def test_pairs_are_fixed_and_distinct():
 
 
 def test_evaluation_bars():
-    evaluation = Evaluation(0.9, 0.96, 0.61, 0.71, 0.7, {}, 20, 200, 25, 7.5, 1.0)
-    assert evaluation.passed()
+    evaluation = Evaluation(0.9, 0.96, 0.61, 0.71, 0.3, {}, 20, 200, 25, 7.5, 1.0)
+    assert evaluation.passed()  # CLIP on generated images has no bar
+    assert evaluation.checks()["clip_generated_text_to_image_top1"] == (0.3, None, None)
     assert not dataclasses.replace(evaluation, pairs_top2=0.5).passed()
     assert not dataclasses.replace(evaluation, clip_text_to_image_top1=None).passed()
 

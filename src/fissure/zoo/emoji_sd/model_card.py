@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fissure.zoo.emoji_sd.common import StageRecord
 from fissure.zoo.emoji_sd.config import EmojiSdConfig
-from fissure.zoo.emoji_sd.evaluate import Evaluation
+from fissure.zoo.emoji_sd.evaluate import MEASURES, Evaluation
 
 
 def _hours(seconds: float) -> str:
@@ -120,7 +120,11 @@ def quality_section(evaluation: Evaluation | None) -> str:
     ]
     for name, (score, bar, met) in evaluation.checks().items():
         shown = "–" if score is None else f"{score:.1%}"
-        lines.append(f"| {name} | {shown} | {bar:.0%} | {'yes' if met else 'no'} |")
+        verdict = "" if met is None else "yes" if met else "no"
+        lines.append(
+            f"| {MEASURES[name]} (`{name}`) | {shown} | {'' if bar is None else f'{bar:.0%}'} "
+            f"| {verdict} |"
+        )
     lines += ["", f"Weakest classes: {', '.join(evaluation.worst_classes)}"]
     return "\n".join(lines)
 

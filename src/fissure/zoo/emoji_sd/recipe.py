@@ -46,7 +46,7 @@ from fissure.zoo.emoji_sd.common import (
 )
 from fissure.zoo.emoji_sd.config import EmojiSdConfig, default_config
 from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
-from fissure.zoo.emoji_sd.gates import clip_gate, clip_judge, vae_gate
+from fissure.zoo.emoji_sd.gates import clip_gate, clip_judge, gate_bank, vae_gate
 from fissure.zoo.emoji_sd.model_card import model_card, write_model_card
 from fissure.zoo.emoji_sd.tokenizer import caption_corpus, train_tokenizer
 from fissure.zoo.emoji_sd.unet_stage import (
@@ -372,6 +372,7 @@ class Recipe:
                 guidance=stage.gate_guidance,
                 progress=self.progress,
                 sheet=folder / "final" / "gate_sheet.png",
+                clip_scenes=gate_bank(self.config.clip.gate_scenes, 1, self.out / "gates"),
             )
             scores = {name: score for name, (score, _, _) in evaluation.checks().items()}
             return self._record("unet", step, seconds, scores, evaluation.passed())
