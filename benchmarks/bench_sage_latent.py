@@ -66,6 +66,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-sage-latent"))
+    parser.add_argument(
+        "--methods",
+        default="residual,exact,random",
+        help="Comma-separated subset of residual, exact, random.",
+    )
+    parser.add_argument("--views", action="store_true", help="The goal's fixed views (--views).")
     parser.add_argument("--no-write", action="store_true", help="Print only.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -79,18 +85,31 @@ def main() -> None:
     chosen = labels[:: max(1, len(labels) // args.classes)][: args.classes]
     attempts = class_attempts(chosen, range(args.seeds), labels)
     budget = sage_latent_budget(args.steps, args.max_iterations, args.k)
-    runs = {
-        f"SAGE residual (k={args.k})": (
+    methods = {
+        "residual": (
+            f"SAGE residual (k={args.k})",
             "sage-latent",
             dict(gradient="residual", k=args.k, max_iterations=args.max_iterations),
         ),
-        "SAGE exact": ("sage-latent", dict(gradient="exact", max_iterations=args.max_iterations)),
-        "random latents": ("random-latent", dict(budget=budget)),
+        "exact": (
+            "SAGE exact",
+            "sage-latent",
+            dict(gradient="exact", max_iterations=args.max_iterations),
+        ),
+        "random": ("random latents", "random-latent", dict(budget=budget)),
     }
+    chosen_methods = args.methods.split(",")
+    if unknown := set(chosen_methods) - set(methods):
+        parser.error(f"unknown --methods {', '.join(sorted(unknown))}: use {', '.join(methods)}")
     rows = []
-    for name, (attack_name, options) in runs.items():
+    for name, attack_name, options in (methods[method] for method in chosen_methods):
         attack = ATTACKS[attack_name](
-            generator, surrogate, steps=args.steps, batch_size=args.batch_size, **options
+            generator,
+            surrogate,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            views=args.views,
+            **options,
         )
         settings = dict(
             model=args.model, surrogate="emoji/surrogate", verifiers=verifier_names,
@@ -108,7 +127,8 @@ def main() -> None:
             "",
             f"`python benchmarks/bench_sage_latent.py` — {args.model}, {len(chosen)} classes × "
             f'{args.seeds} seeds, "a photo of a <class>", {args.steps} DDIM steps, guidance 7.5, '
-            f"surrogate emoji/surrogate, verifiers {', '.join(verifier_names)}, "
+            f"surrogate emoji/surrogate{' with views' if args.views else ''}, "
+            f"verifiers {', '.join(verifier_names)}, "
             f"batch {args.batch_size}; "
             f"machine: {machine(args.threads, args.device)}; {time.strftime('%Y-%m-%d')}.",
             "",
