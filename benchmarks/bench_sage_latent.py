@@ -71,7 +71,15 @@ def main() -> None:
         default="residual,exact,random",
         help="Comma-separated subset of residual, exact, random.",
     )
-    parser.add_argument("--views", action="store_true", help="The goal's fixed views (--views).")
+    parser.add_argument(
+        "--no-views", dest="views", action="store_false", help="The goal without its views."
+    )
+    parser.add_argument(
+        "--stop-below",
+        type=float,
+        default=0.1,
+        help="The goal: every surrogate member under this (the verifiers keep 0.1).",
+    )
     parser.add_argument("--no-write", action="store_true", help="Print only.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -109,6 +117,7 @@ def main() -> None:
             steps=args.steps,
             batch_size=args.batch_size,
             views=args.views,
+            absent_below=args.stop_below,
             **options,
         )
         settings = dict(
@@ -127,7 +136,8 @@ def main() -> None:
             "",
             f"`python benchmarks/bench_sage_latent.py` — {args.model}, {len(chosen)} classes × "
             f'{args.seeds} seeds, "a photo of a <class>", {args.steps} DDIM steps, guidance 7.5, '
-            f"surrogate emoji/surrogate{' with views' if args.views else ''}, "
+            f"surrogate emoji/surrogate{' with views' if args.views else ' without views'} "
+            f"(stop when every member < {args.stop_below}), "
             f"verifiers {', '.join(verifier_names)}, "
             f"batch {args.batch_size}; "
             f"machine: {machine(args.threads, args.device)}; {time.strftime('%Y-%m-%d')}.",

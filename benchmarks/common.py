@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+import fissure.console  # noqa: F401  (keeps library chatter off before transformers loads)
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 

@@ -28,13 +28,16 @@ def sage_latent(
     absent_below: float = 0.1,
     batch_size: int = 8,
     keep_norm: bool = True,
-    views: bool = False,
+    views: bool = True,
 ) -> Attack:
     """SAGE's latent attack (Liu et al., arXiv 2306.00974): sign-gradient steps on δ in a box.
 
     With ``keep_norm`` (default) ``z + δ`` is also kept at the norm of the seed's
     ``z`` (:class:`SameNorm`), so the failure it finds starts from a latent as
-    typical as the seed's; the box is projected last and always holds.
+    typical as the seed's; the box is projected last and always holds. With
+    ``views`` (default) the surrogate must miss the target on flipped, shifted and
+    zoomed views too, which doubled the verified failures on emoji-sd
+    (docs/sage-latent.md).
 
     The default gradient is the residual shortcut from the last ``k`` = 2 steps:
     on the tiny test models its gradient has cosine 0.94–0.96 with the exact one
@@ -72,7 +75,7 @@ def random_latent(
     guidance: float = 7.5,
     absent_below: float = 0.1,
     batch_size: int = 8,
-    views: bool = False,
+    views: bool = True,
 ) -> Attack:
     """The baseline: fresh initial latents within a UNet-evaluation budget.
 

@@ -200,7 +200,7 @@ def sage_latent(
     keep_norm: Annotated[
         bool, typer.Option(help="Keep z + δ at the norm of the seed's z (a typical latent).")
     ] = True,
-    views: Views = False,
+    views: Views = True,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
     absent_below: AbsentBelow = 0.1,
@@ -244,7 +244,7 @@ def random_latent(
     steps: Steps = 25,
     guidance: Guidance = 7.5,
     absent_below: AbsentBelow = 0.1,
-    views: Views = False,
+    views: Views = True,
     batch_size: BatchSize = 8,
     device: Device = "cpu",
 ) -> None:
