@@ -9,7 +9,7 @@ import torch
 from fissure.attacks.views import image_views
 from fissure.judges.base import Judge
 from fissure.judges.ensemble import Ensemble
-from fissure.judges.losses import sage_loss
+from fissure.judges.losses import sage_loss, target_column
 
 
 def member_probabilities(judge: Judge, images: torch.Tensor) -> torch.Tensor:
@@ -50,12 +50,9 @@ class TargetAbsent:
         count, batch = seen.shape[:2]
         members = member_probabilities(self.surrogate, seen.flatten(0, 1))
         members = members.unflatten(1, (count, batch))  # M×V×B×C
-        index = targets.view(1, 1, -1, 1).expand(*members.shape[:3], 1)
-        member_targets = members.detach().gather(3, index).squeeze(3)  # M×V×B
+        member_targets = target_column(members.detach(), targets)  # M×V×B
         return GoalEvaluation(
-            loss=torch.stack([sage_loss(members[:, view], targets) for view in range(count)]).mean(
-                dim=0
-            ),
+            loss=sage_loss(members, targets).mean(dim=0),  # SAGE's loss per view, averaged
             probabilities=members[:, 0].mean(dim=0).detach(),
             achieved=(member_targets < self.absent_below).flatten(0, 1).all(dim=0),
         )

@@ -11,18 +11,20 @@ def _target_index(scores: torch.Tensor, target: torch.Tensor | int) -> torch.Ten
     return per_image.expand(*scores.shape[:-1])
 
 
-def _target_column(scores: torch.Tensor, target: torch.Tensor | int) -> torch.Tensor:
+def target_column(scores: torch.Tensor, target: torch.Tensor | int) -> torch.Tensor:
+    """Each image's score for its target: ``scores`` ``…×B×C`` to ``…×B``."""
     return scores.gather(-1, _target_index(scores, target).unsqueeze(-1)).squeeze(-1)
 
 
 def sage_loss(member_probabilities: torch.Tensor, target: torch.Tensor | int) -> torch.Tensor:
     """SAGE's robust surrogate, ``-Σ_m (1 - 2·p_m[target])``, one value per image.
 
-    ``member_probabilities`` is ``M×B×C`` (see :meth:`Ensemble.member_probabilities`).
+    ``member_probabilities`` is ``M×B×C`` (see :meth:`Ensemble.member_probabilities`),
+    or ``M×…×B×C`` with the extra dimensions kept in the result.
     Minimising it drives every member's belief in the target below one half, so
     a failure must fool all architectures at once rather than one.
     """
-    return -(1 - 2 * _target_column(member_probabilities, target)).sum(dim=0)
+    return -(1 - 2 * target_column(member_probabilities, target)).sum(dim=0)
 
 
 def margin_loss(
@@ -33,7 +35,7 @@ def margin_loss(
     ``scores`` is ``B×C`` (CLIP similarities or logits). It reaches its floor once
     another class beats the target by ``margin``, and stops pushing there.
     """
-    target_scores = _target_column(scores, target)
+    target_scores = target_column(scores, target)
     mask = torch.zeros_like(scores, dtype=torch.bool)
     mask.scatter_(-1, _target_index(scores, target).unsqueeze(-1), True)
     best_other = scores.masked_fill(mask, float("-inf")).amax(dim=-1)

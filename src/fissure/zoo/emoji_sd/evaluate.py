@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from fissure.judges.base import Judge
 from fissure.judges.pretrained import ClipJudge
 from fissure.world import class_names
-from fissure.zoo.emoji_sd.gates import clip_retrieval_scores
+from fissure.zoo.emoji_sd.gates import clip_retrieval_scores, scene_retrieval_scores
 from fissure.zoo.scene_bank import SceneBank
 
 #: Noise seeds of evaluations; training draws its noise from other generators.
@@ -169,7 +169,7 @@ def evaluate_pipeline(
 
     generated = clip_retrieval_scores(clip, images, labels) if clip is not None else None
     rendered = (
-        clip_retrieval_scores(clip, clip_scenes.images.float() / 255, clip_scenes.targets.argmax(1))
+        scene_retrieval_scores(clip, clip_scenes)
         if clip is not None and clip_scenes is not None
         else None
     )

@@ -85,6 +85,11 @@ def clip_retrieval_scores(
     return retrieval(similarities, labels)
 
 
+def scene_retrieval_scores(judge: ClipJudge, bank: SceneBank) -> dict:
+    """:func:`retrieval` over rendered single-object scenes, each labelled by its one class."""
+    return clip_retrieval_scores(judge, bank.images.float() / 255, bank.targets.argmax(1))
+
+
 def clip_gate(
     clip: CLIPModel, tokenizer: CLIPTokenizer, count: int, threshold: float, folder: Path
 ) -> tuple[dict, bool]:
@@ -92,7 +97,7 @@ def clip_gate(
     bank = gate_bank(count, 1, folder)
     device = next(clip.parameters()).device
     judge = clip_judge(clip.float().cpu(), tokenizer)
-    scores = clip_retrieval_scores(judge, bank.images.float() / 255, bank.targets.argmax(1))
+    scores = scene_retrieval_scores(judge, bank)
     clip.to(device)
     scores["threshold"] = threshold
     return scores, scores["text_to_image_top1"] >= threshold
