@@ -1,10 +1,11 @@
 """Measure how fast emoji-sd samples: 16 images × 25 DDIM steps with guidance 7.5.
 
     python benchmarks/bench_emoji_sd.py [--threads 2] [--model PATH] [--repeats 3]
+    python benchmarks/bench_emoji_sd.py --unet-channels 48,96,192 --no-write
 
 The bar (issue 11): under 5 s on two CPU cores. Timing depends on the
-architecture, not the weights, so until the trained model is installed the
-benchmark builds the recipe's architecture with random weights and says so.
+architecture, not the weights, so ``--unet-channels`` / ``--unet-layers`` price a
+candidate recipe (random weights) before anyone spends hours training it.
 Writes its section of BENCHMARKS.md between ``<!-- emoji-sd:start -->`` and
 ``<!-- emoji-sd:end -->``.
 """
@@ -18,6 +19,9 @@ import time
 import torch
 from common import machine, random_emoji_sd, write_section
 
+from fissure.models import load_pipeline
+from fissure.zoo.emoji_sd.common import count_parameters
+
 BAR_SECONDS = 5.0
 
 
@@ -28,20 +32,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="Print only.")
     parser.add_argument("--note", default="", help="A sentence on the conditions, printed too.")
+    parser.add_argument(
+        "--unet-channels", help="A candidate UNet's block widths, e.g. 48,96,192 (random weights)."
+    )
+    parser.add_argument("--unet-layers", type=int, help="A candidate UNet's layers per block.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from fissure.models import load_pipeline
-    from fissure.zoo import bundled_model_available
-    from fissure.zoo.emoji_sd.common import count_parameters
-
-    if args.model or bundled_model_available("emoji-sd"):
+    candidate = {}
+    if args.unet_channels:
+        candidate["block_out_channels"] = tuple(int(c) for c in args.unet_channels.split(","))
+    if args.unet_layers:
+        candidate["layers_per_block"] = args.unet_layers
+    if candidate:
+        pipeline = random_emoji_sd(**candidate)
+        settings = ", ".join(f"{key} {value}" for key, value in candidate.items())
+        weights = f"a candidate recipe, random weights (UNet {settings})"
+    else:
         source = args.model or "emoji-sd"
         pipeline = load_pipeline(source)
         weights = f"trained weights ({source})"
-    else:
-        pipeline = random_emoji_sd()
-        weights = "random weights in the recipe's architecture (emoji-sd is not trained yet)"
     prompts = [f"a photo of a dog {i}" for i in range(16)]
 
     def sample() -> float:

@@ -36,12 +36,11 @@ import time
 from pathlib import Path
 
 import torch
-from common import machine, random_emoji_sd, write_section
+from common import machine, write_section
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from fissure.models import Generator, load_pipeline
-from fissure.zoo import bundled_model_available
 from fissure.zoo.tiny import build_byte_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,10 +107,7 @@ def build_model(sd15: bool, device: str, dtype: str) -> tuple[StableDiffusionPip
     torch_dtype = getattr(torch, dtype)
     if sd15:
         return sd15_architecture().to(device, torch_dtype), "SD-1.5 architecture, random weights"
-    if bundled_model_available("emoji-sd"):
-        return load_pipeline("emoji-sd", device=device, dtype=dtype), "emoji-sd (trained)"
-    pipeline = random_emoji_sd().to(device, torch_dtype)
-    return pipeline, "emoji-sd architecture, random weights (emoji-sd not installed yet)"
+    return load_pipeline("emoji-sd", device=device, dtype=dtype), "emoji-sd (trained)"
 
 
 def _status(field: str) -> int:

@@ -42,8 +42,13 @@ def write_section(name: str, text: str) -> None:
     BENCHMARKS.write_text(new)
 
 
-def random_emoji_sd():
-    """emoji-sd's recipe with random weights: the trained model's exact cost, before it exists."""
+def random_emoji_sd(**unet_settings):
+    """emoji-sd's recipe with random weights: what a recipe costs before it is trained.
+
+    ``unet_settings`` replace fields of the recipe's ``UnetStage`` (a candidate architecture).
+    """
+    import dataclasses
+
     from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip
     from fissure.zoo.emoji_sd.config import default_config
     from fissure.zoo.emoji_sd.recipe import assemble_pipeline
@@ -57,5 +62,6 @@ def random_emoji_sd():
     )
     clip = build_clip(config.clip, tokenizer)
     vae = build_vae(config.vae)
-    unet = build_unet(config.unet, config.vae.latent_channels, config.clip.text_hidden)
+    stage = dataclasses.replace(config.unet, **unet_settings)
+    unet = build_unet(stage, config.vae.latent_channels, config.clip.text_hidden)
     return assemble_pipeline(tokenizer, text_encoder_from_clip(clip), vae, unet.eval(), config)
