@@ -13,6 +13,7 @@ Writes its section of BENCHMARKS.md between ``<!-- emoji-sd:start -->`` and
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
@@ -21,6 +22,7 @@ from common import machine, random_emoji_sd, write_section
 
 from fissure.models import load_pipeline
 from fissure.zoo.emoji_sd.common import count_parameters
+from fissure.zoo.emoji_sd.config import default_config
 
 BAR_SECONDS = 5.0
 
@@ -41,7 +43,10 @@ def main() -> None:
 
     candidate = {}
     if args.unet_channels:
-        candidate["block_out_channels"] = tuple(int(c) for c in args.unet_channels.split(","))
+        widths = tuple(int(c) for c in args.unet_channels.split(","))
+        candidate["block_out_channels"] = widths
+        # GroupNorm needs groups that divide every width (48 is not a multiple of 32).
+        candidate["norm_num_groups"] = math.gcd(default_config().unet.norm_num_groups, *widths)
     if args.unet_layers:
         candidate["layers_per_block"] = args.unet_layers
     if candidate:

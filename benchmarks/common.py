@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import re
@@ -47,8 +48,6 @@ def random_emoji_sd(**unet_settings):
 
     ``unet_settings`` replace fields of the recipe's ``UnetStage`` (a candidate architecture).
     """
-    import dataclasses
-
     from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip
     from fissure.zoo.emoji_sd.config import default_config
     from fissure.zoo.emoji_sd.recipe import assemble_pipeline
