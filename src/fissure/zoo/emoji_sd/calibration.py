@@ -5,8 +5,8 @@ earlier stages of a real work folder (``fissure zoo train emoji-sd --out WORK``)
 then measures it on held-out scenes:
 
 - ``clip``: the gate of the latest CLIP checkpoint (to follow a running stage);
-- ``vae``: L1+MSE alone vs. with the CLIP feature loss (and any other variants):
-  PSNR, and how much of a judge's accuracy survives reconstruction;
+- ``vae``: L1+MSE alone vs. with the CLIP feature loss (and any other variants, such
+  as twice the widths): PSNR, and how much of a judge's accuracy survives reconstruction;
 - ``decoder``: more steps of stage 2b from where the work folder's stage 2b ended, with
   its judge or another surrogate judge in the loss: stage 2's gate (verifier retention);
 - ``unet``: plain ε-MSE vs. min-SNR vs. min-SNR + REPA (and no warm-up): held-out
@@ -460,6 +460,7 @@ def main(argv: list[str] | None = None) -> None:
             "l1+mse": dataclasses.replace(base, perceptual_weight=0.0),
             "l1+mse+clip-features": base,
             "l1+mse+resnet-kl": dataclasses.replace(base, perceptual_weight=0.0, judge_weight=0.1),
+            "wide": dataclasses.replace(base, block_out_channels=(64, 128, 128)),
         }
     else:
         base = dataclasses.replace(config.unet, steps=args.steps, warmup_steps=50)
