@@ -22,14 +22,9 @@ import torch.nn.functional as F
 from common import machine, write_section
 
 from fissure.judges.emoji import EmojiJudge
+from fissure.models.loading import native_bfloat16
 from fissure.world import class_names
-from fissure.zoo.judge_training import (
-    RECIPES,
-    JudgeRecipe,
-    judge_loss,
-    memory_layout,
-    native_bfloat16,
-)
+from fissure.zoo.judge_training import RECIPES, JudgeRecipe, judge_loss, memory_layout
 
 TARGET_SECONDS = 3600.0
 

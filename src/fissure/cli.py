@@ -15,6 +15,7 @@ import typer
 from fissure.commands import judges as judges_cli
 from fissure.commands import zoo_emoji_sd
 from fissure.commands.attack import attack_app
+from fissure.commands.options import Device, Dtype
 from fissure.commands.world import world_app
 from fissure.console import quiet_libraries, user_errors
 
@@ -38,8 +39,6 @@ zoo_app.command("evaluate")(zoo_emoji_sd.evaluate)
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="emoji-sd (bundled), a diffusers folder, or a hub id.")
 ]
-DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
-DtypeOption = Annotated[str, typer.Option(help="float32, or float16/bfloat16 on a GPU.")]
 
 
 def _version(value: bool) -> None:
@@ -71,8 +70,8 @@ def generate(
     steps: Annotated[int, typer.Option(help="Denoising steps.")] = 25,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
     batch_size: Annotated[int, typer.Option(help="Images per UNet batch.")] = 8,
-    device: DeviceOption = "cpu",
-    dtype: DtypeOption = "float32",
+    device: Device = "cpu",
+    dtype: Dtype = "float32",
 ) -> None:
     """Generate one image per (prompt, seed), reproducibly."""
     from fissure.generate import generate as generate_images

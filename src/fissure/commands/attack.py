@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fissure.commands.options import Device
 from fissure.console import quiet_libraries, user_errors
 
 attack_app = typer.Typer(
@@ -51,7 +52,6 @@ Views = Annotated[
     typer.Option(help="The surrogate must also agree on flipped, shifted and zoomed views."),
 ]
 BatchSize = Annotated[int, typer.Option(help="Attempts attacked together in one UNet batch.")]
-Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
 
 
 def default_verifiers(model: str) -> list[str]:

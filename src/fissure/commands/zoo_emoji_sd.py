@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from fissure.commands.options import Dtype
 from fissure.console import quiet_libraries, user_errors
 
 TRAINABLE = ("emoji-sd",)
@@ -179,6 +180,7 @@ def evaluate(
     ] = 3000,
     verifier: VerifierOption = "emoji/verifier",
     threads: ThreadsOption = None,
+    dtype: Dtype = "float32",
     update_card: Annotated[
         bool, typer.Option(help="Write the scores into the model's README.md (model card).")
     ] = True,
@@ -202,7 +204,7 @@ def evaluate(
         torch.set_num_threads(threads)
     quiet_libraries()
     source = str(model) if model is not None else name
-    pipeline = load_pipeline(source)
+    pipeline = load_pipeline(source, dtype=dtype)
     clip_folder = Path(resolve_model_source(source)) / "clip"
     clip: ClipJudge | None = None
     if (clip_folder / "config.json").is_file():

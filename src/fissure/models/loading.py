@@ -56,8 +56,15 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return resolved
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 kernels natively (elsewhere autocast would be slower)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """float32 by default; half precision only where it runs well (a GPU)."""
+    """float32 by default; float16 on a GPU only; bfloat16 anywhere (fast where native)."""
     if dtype is None:
         return torch.float32
     if isinstance(dtype, str):

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from fissure.judges.emoji import EmojiJudge
 from fissure.judges.registry import EMOJI_JUDGES, JUDGES_DIR
+from fissure.models.loading import native_bfloat16
 from fissure.world import class_names
 from fissure.zoo.augment import StyleAugment
 from fissure.zoo.scene_bank import BankSpec, SceneBank
@@ -136,13 +137,6 @@ assert set(RECIPES) == set(EMOJI_JUDGES)
 #: Seconds per step, one thread each, two at once on the development CPU (the judge.json
 #: train_seconds of ``fissure zoo train-judges``): orders the recipes longest first.
 COST_PER_STEP = {"resnet": 0.18, "vit": 0.48, "regnet": 0.24, "edge": 0.15, "verifier": 0.16}
-
-
-def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` runs bfloat16 kernels natively (elsewhere autocast would be slower)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def memory_layout(device: torch.device, bfloat16: bool) -> torch.memory_format:

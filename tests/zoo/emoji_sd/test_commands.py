@@ -76,6 +76,8 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
         verifier_dir,
         "--clip-scenes",
         40,
+        "--dtype",
+        "bfloat16",
     )
     assert result.exit_code == 0, result.output
     assert "single_top1" in result.output
@@ -83,8 +85,10 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     scores = json.loads((evaluation / "evaluation.json").read_text())
     assert scores["seeds"] == 1 and scores["clip_text_to_image_top1"] is not None
     assert scores["clip_generated_text_to_image_top1"] is not None
+    assert scores["dtype"] == "bfloat16"
     card = (out / "pipeline" / "README.md").read_text()
     assert "(`single_top1`) |" in card and "Not measured yet" not in card
+    assert "guidance 7.5, bfloat16," in card
     assert "CLIP text→image top-1 on rendered held-out scenes" in card
 
 

@@ -66,6 +66,8 @@ class Evaluation:
     guidance: float
     seconds: float
     worst_classes: list[str] = field(default_factory=list)
+    dtype: str = "float32"
+    """The pipeline's weights: bfloat16 samples faster where a CPU computes it natively."""
 
     def checks(self) -> dict[str, tuple[float | None, float | None, bool | None]]:
         """Each measure: (score, bar, met); bar and met are None for a measure without a bar."""
@@ -186,6 +188,7 @@ def evaluate_pipeline(
         guidance=guidance,
         seconds=round(time.monotonic() - started, 1),
         worst_classes=sorted(per_class, key=per_class.get)[:10],
+        dtype=str(pipeline.unet.dtype).removeprefix("torch."),
     )
     if sheet is not None:
         write_sheet(

@@ -111,7 +111,8 @@ def quality_section(evaluation: Evaluation | None) -> str:
         "## Measured quality",
         "",
         f"`fissure zoo evaluate emoji-sd`: {evaluation.steps} DDIM steps, guidance "
-        f"{evaluation.guidance}, {evaluation.seeds} seeds per class, {evaluation.pairs} pairs, "
+        f"{evaluation.guidance}, {evaluation.dtype}, {evaluation.seeds} seeds per class, "
+        f"{evaluation.pairs} pairs, "
         "judged by the held-out verifier (`emoji/verifier`) and this model's CLIP "
         f"({evaluation.seconds:.0f} s).",
         "",
