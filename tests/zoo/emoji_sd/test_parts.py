@@ -68,6 +68,36 @@ def test_fingerprints_ignore_steps_and_gates_but_not_architecture():
     assert EmojiSdConfig.from_dict(config.to_dict()) == config
 
 
+def test_a_later_setting_at_its_neutral_value_keeps_old_fingerprints():
+    config = tiny_config()
+    settings = config.to_dict()
+    del settings["decoder"]["extra_layers"]  # a work folder from before the setting
+    assert EmojiSdConfig.from_dict(settings).fingerprint("decoder") == config.fingerprint("decoder")
+    deeper = dataclasses.replace(
+        config, decoder=dataclasses.replace(config.decoder, extra_layers=1)
+    )
+    assert deeper.fingerprint("decoder") != config.fingerprint("decoder")
+    assert deeper.fingerprint("unet") == config.fingerprint("unet")  # same latents
+
+
+def test_deepen_keeps_the_function_and_adds_trainable_depth():
+    from fissure.zoo.emoji_sd.vae_stage import build_vae, deepen
+
+    torch.manual_seed(0)
+    vae = build_vae(tiny_config().vae).eval()
+    deeper = deepen(vae, 1).eval()
+    assert deeper.config.layers_per_block == vae.config.layers_per_block + 1
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        latents = vae.encode(images).latent_dist.mean
+        assert torch.equal(deeper.encode(images).latent_dist.mean, latents)
+        assert torch.allclose(deeper.decode(latents).sample, vae.decode(latents).sample, atol=1e-6)
+    new_conv = deeper.decoder.up_blocks[0].resnets[-1].conv2
+    deeper.decode(latents).sample.square().mean().backward()
+    assert new_conv.weight.grad is not None and new_conv.weight.grad.abs().sum() > 0
+    assert deepen(vae, 0) is vae
+
+
 def test_pairs_are_fixed_and_distinct():
     pairs = pair_prompts(50)
     assert pairs == pair_prompts(50)

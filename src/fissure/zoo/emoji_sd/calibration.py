@@ -133,8 +133,13 @@ def calibrate_vae(
     return results
 
 
-def calibrate_decoder(work: Path, out: Path, variants: dict[str, DecoderStage]) -> dict[str, dict]:
-    """Fine-tune the work folder's finished stage-2b VAE further per variant; gate each."""
+def calibrate_decoder(
+    work: Path, out: Path, variants: dict[str, DecoderStage], gate_scenes: int | None = None
+) -> dict[str, dict]:
+    """Fine-tune the work folder's finished stage-2b VAE further per variant; gate each.
+
+    ``gate_scenes``: held-out scenes per kind (default: the recipe's gate).
+    """
     from fissure.judges import load_judge
 
     config, tokenizer, bank = load_work(work)
@@ -156,7 +161,11 @@ def calibrate_decoder(work: Path, out: Path, variants: dict[str, DecoderStage]) 
             device=torch.device("cpu"),
         )
         scores, _ = vae_gate(
-            vae, verifier, config.vae.gate_scenes, config.vae.gate_retention, work / "gates"
+            vae,
+            verifier,
+            gate_scenes or config.vae.gate_scenes,
+            config.vae.gate_retention,
+            work / "gates",
         )
         scores.update(steps=step, train_seconds=round(seconds, 1))
         scores["wall_seconds"] = round(time.monotonic() - started, 1)
@@ -424,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--vae", type=Path, help="unet: the calibration VAE folder to build on")
     parser.add_argument("--only", nargs="*", help="run only these variants")
+    parser.add_argument("--gate-scenes", type=int, help="decoder: held-out scenes per kind")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = EmojiSdConfig.from_dict(json.loads((args.work / "config.json").read_text()))
@@ -453,6 +463,7 @@ def main(argv: list[str] | None = None) -> None:
         variants = {
             "resnet-kl": base,
             "surrogate-kl": dataclasses.replace(base, judge="emoji/surrogate"),
+            "deeper": dataclasses.replace(base, extra_layers=1),
         }
     elif args.kind == "vae":
         base = dataclasses.replace(config.vae, steps=args.steps, warmup_steps=50)
@@ -474,7 +485,7 @@ def main(argv: list[str] | None = None) -> None:
         variants = {name: variants[name] for name in args.only}
     args.out.mkdir(parents=True, exist_ok=True)
     if args.kind == "decoder":
-        results = calibrate_decoder(args.work, args.out, variants)
+        results = calibrate_decoder(args.work, args.out, variants, args.gate_scenes)
     elif args.kind == "vae":
         results = calibrate_vae(args.work, args.out, variants)
     else:

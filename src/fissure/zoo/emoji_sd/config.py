@@ -103,6 +103,8 @@ class DecoderStage:
     judge_weight: float = 0.2
     judge: str = "emoji/resnet"
     """A surrogate member, never the verifier that gates stage 2."""
+    extra_layers: int = 0
+    """Resnets added to every block first, as the identity: a deeper decoder, same latents."""
     seed: int = 4
 
 
@@ -148,6 +150,11 @@ INPUTS = {
 }
 
 
+#: Settings added after weights were trained with the recipe: at these values they
+#: change nothing, so they leave the fingerprints (and resume points) as they were.
+LATER_SETTINGS = {"decoder": {"extra_layers": 0}}
+
+
 @dataclass(frozen=True)
 class EmojiSdConfig:
     """The whole recipe; stages are trained in this order, each gated before the next."""
@@ -164,9 +171,12 @@ class EmojiSdConfig:
         parts = {name: asdict(getattr(self, name)) for name in INPUTS[stage]}
         # Gates and step counts decide what is trained, not what a weight means: a
         # resume point stays usable when a stage is given more steps.
-        for settings in parts.values():
+        for name, settings in parts.items():
             for key in [k for k in settings if k.startswith("gate_") or k == "steps"]:
                 del settings[key]
+            for key, neutral in LATER_SETTINGS.get(name, {}).items():
+                if settings[key] == neutral:
+                    del settings[key]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:

@@ -174,6 +174,43 @@ def train_vae(
     return _fit(vae, stage, stage, bank, vision, judge, "emoji-sd 2/3 VAE", loop)
 
 
+def deepen(vae: AutoencoderKL, extra_layers: int) -> AutoencoderKL:
+    """The same autoencoder with ``extra_layers`` more resnets in every block of both halves.
+
+    Stock ``AutoencoderKL`` gives the decoder the encoder's widths, so depth is how
+    the decoder grows. A resnet whose last convolution is zero adds nothing to its
+    input, so the new ones start as the identity: the encoder's latents (the UNet's
+    data) stay exactly as they were, and the decoder starts where it was, with
+    more room to learn into.
+    """
+    if extra_layers == 0:
+        return vae
+    config = dict(vae.config)
+    config["layers_per_block"] += extra_layers
+    deeper = AutoencoderKL.from_config(config).to(next(vae.parameters()).device)
+    missing, unexpected = deeper.load_state_dict(vae.state_dict(), strict=False)
+    old = vae.config.layers_per_block
+    new_blocks = {
+        *(
+            f"encoder.down_blocks.{b}.resnets.{r}"
+            for b in range(len(config["block_out_channels"]))
+            for r in range(old, old + extra_layers)
+        ),
+        *(
+            f"decoder.up_blocks.{b}.resnets.{r}"
+            for b in range(len(config["block_out_channels"]))
+            for r in range(old + 1, old + 1 + extra_layers)
+        ),
+    }
+    assert not unexpected and {key.rsplit(".", 2)[0] for key in missing} <= new_blocks
+    with torch.no_grad():
+        for name in new_blocks:
+            conv = deeper.get_submodule(name).conv2
+            conv.weight.zero_()
+            conv.bias.zero_()
+    return deeper
+
+
 def train_decoder(
     stage: DecoderStage,
     vae_stage: VaeStage,
@@ -183,9 +220,13 @@ def train_decoder(
     judge: Judge | None = None,
     **loop,
 ) -> tuple[AutoencoderKL, int, float]:
-    """Fine-tune (or resume) the decoder of the trained ``vae``; its encoder stays frozen."""
+    """Fine-tune (or resume) the decoder of the trained ``vae``; its encoder stays frozen.
+
+    ``stage.extra_layers`` first deepens both halves (:func:`deepen`); the encoder's
+    new resnets stay the identity, frozen with the rest of it.
+    """
     torch.manual_seed(stage.seed)
-    vae = vae.to(loop["device"]).requires_grad_(False)
+    vae = deepen(vae.to(loop["device"]), stage.extra_layers).requires_grad_(False)
     for part in (vae.decoder, vae.post_quant_conv):
         part.requires_grad_(True)
     losses = dataclasses.replace(vae_stage, judge_weight=stage.judge_weight, judge=stage.judge)
