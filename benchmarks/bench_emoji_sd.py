@@ -2,11 +2,12 @@
 
     python benchmarks/bench_emoji_sd.py [--threads 2] [--model PATH] [--repeats 3]
     python benchmarks/bench_emoji_sd.py --unet-channels 48,96,192 --no-write
+    python benchmarks/bench_emoji_sd.py --unet-attention-levels 1 --no-write
 
 The bar (issue 11): under 5 s on two CPU cores. Each row is one precision of the
 weights: float32, and bfloat16 where the CPU computes it natively (AVX512-BF16, AMX;
 elsewhere it is emulated and slower, so it is not timed). Timing depends on the
-architecture, not the weights, so ``--unet-channels`` / ``--unet-layers`` price a
+architecture, not the weights, so the ``--unet-*`` options price a
 candidate recipe (random weights) before anyone spends hours training it.
 Writes its section of BENCHMARKS.md between ``<!-- emoji-sd:start -->`` and
 ``<!-- emoji-sd:end -->``.
@@ -41,6 +42,10 @@ def main() -> None:
         "--unet-channels", help="A candidate UNet's block widths, e.g. 48,96,192 (random weights)."
     )
     parser.add_argument("--unet-layers", type=int, help="A candidate UNet's layers per block.")
+    parser.add_argument(
+        "--unet-attention-levels",
+        help="A candidate UNet's resolutions with attention, 0 the finest, e.g. 1 or 1,2.",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -52,6 +57,10 @@ def main() -> None:
         candidate["norm_num_groups"] = math.gcd(default_config().unet.norm_num_groups, *widths)
     if args.unet_layers:
         candidate["layers_per_block"] = args.unet_layers
+    if args.unet_attention_levels:
+        candidate["attention_levels"] = tuple(
+            int(level) for level in args.unet_attention_levels.split(",")
+        )
     if candidate:
         pipeline = random_emoji_sd(**candidate)
         settings = ", ".join(f"{key} {value}" for key, value in candidate.items())

@@ -12,6 +12,7 @@ from fissure.zoo.emoji_sd.common import ExponentialAverage
 from fissure.zoo.emoji_sd.config import EmojiSdConfig, default_config, tiny_config, with_steps
 from fissure.zoo.emoji_sd.evaluate import Evaluation, pair_prompts
 from fissure.zoo.emoji_sd.gates import psnr, retrieval
+from fissure.zoo.emoji_sd.recipe import STAGES
 from fissure.zoo.emoji_sd.unet_stage import min_snr_weights, training_scheduler
 
 
@@ -71,13 +72,35 @@ def test_fingerprints_ignore_steps_and_gates_but_not_architecture():
 def test_a_later_setting_at_its_neutral_value_keeps_old_fingerprints():
     config = tiny_config()
     settings = config.to_dict()
-    del settings["decoder"]["extra_layers"]  # a work folder from before the setting
-    assert EmojiSdConfig.from_dict(settings).fingerprint("decoder") == config.fingerprint("decoder")
+    del settings["decoder"]["extra_layers"]  # a work folder from before these settings
+    del settings["unet"]["attention_levels"]
+    old = EmojiSdConfig.from_dict(settings)
+    assert all(old.fingerprint(stage) == config.fingerprint(stage) for stage in STAGES)
     deeper = dataclasses.replace(
         config, decoder=dataclasses.replace(config.decoder, extra_layers=1)
     )
     assert deeper.fingerprint("decoder") != config.fingerprint("decoder")
     assert deeper.fingerprint("unet") == config.fingerprint("unet")  # same latents
+    coarse = dataclasses.replace(
+        config, unet=dataclasses.replace(config.unet, attention_levels=(1,))
+    )
+    assert coarse.fingerprint("unet") != config.fingerprint("unet")
+
+
+def test_attention_levels_choose_the_attending_resolutions():
+    from fissure.zoo.emoji_sd.unet_stage import build_unet
+
+    stage = tiny_config().unet
+    default = build_unet(stage, 4, 32).config
+    assert default.down_block_types == (
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    )
+    assert default.up_block_types == ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
+    coarse = build_unet(dataclasses.replace(stage, attention_levels=(1,)), 4, 32).config
+    assert coarse.down_block_types == ("DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
+    assert coarse.up_block_types == ("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")
 
 
 def test_deepen_keeps_the_function_and_adds_trainable_depth():

@@ -114,6 +114,8 @@ class UnetStage:
 
     block_out_channels: tuple[int, ...] = (32, 64, 128)
     layers_per_block: int = 2
+    attention_levels: tuple[int, ...] | None = None
+    """Resolutions with cross-attention, 0 the finest; None: all but the coarsest."""
     attention_heads: int = 4
     norm_num_groups: int = 32
     batch_size: int = 64
@@ -152,7 +154,7 @@ INPUTS = {
 
 #: Settings added after weights were trained with the recipe: at these values they
 #: change nothing, so they leave the fingerprints (and resume points) as they were.
-LATER_SETTINGS = {"decoder": {"extra_layers": 0}}
+LATER_SETTINGS = {"decoder": {"extra_layers": 0}, "unet": {"attention_levels": None}}
 
 
 @dataclass(frozen=True)
