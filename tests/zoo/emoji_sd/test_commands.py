@@ -86,6 +86,8 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     assert scores["seeds"] == 1 and scores["clip_text_to_image_top1"] is not None
     assert scores["clip_generated_text_to_image_top1"] is not None
     assert scores["dtype"] == "bfloat16"
+    assert scores["single_top1_strict"] is not None  # polysemous names accepted or not
+    assert scores["single_top1"] >= scores["single_top1_strict"]
     card = (out / "pipeline" / "README.md").read_text()
     assert "(`single_top1`) |" in card and "Not measured yet" not in card
     assert "guidance 7.5, bfloat16," in card

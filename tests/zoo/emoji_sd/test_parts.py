@@ -10,7 +10,7 @@ from torch import nn
 
 from fissure.zoo.emoji_sd.common import ExponentialAverage
 from fissure.zoo.emoji_sd.config import EmojiSdConfig, default_config, tiny_config, with_steps
-from fissure.zoo.emoji_sd.evaluate import Evaluation, pair_prompts
+from fissure.zoo.emoji_sd.evaluate import Evaluation, accepted_classes, pair_found, pair_prompts
 from fissure.zoo.emoji_sd.gates import psnr, retrieval
 from fissure.zoo.emoji_sd.recipe import STAGES
 from fissure.zoo.emoji_sd.unet_stage import min_snr_weights, training_scheduler
@@ -125,6 +125,17 @@ def test_pairs_are_fixed_and_distinct():
     pairs = pair_prompts(50)
     assert pairs == pair_prompts(50)
     assert all(a != b for a, b in pairs)
+
+
+def test_a_polysemous_prompt_accepts_every_class_it_names():
+    assert accepted_classes("a photo of a mouse") == [frozenset({"mouse", "computer mouse"})]
+    assert accepted_classes("a photo of a computer mouse") == [frozenset({"computer mouse"})]
+    pair = accepted_classes("a bat and a lion")
+    assert pair_found(("lion", "cricket game"), pair) and pair_found(("bat", "lion"), pair)
+    assert not pair_found(("lion", "tiger"), pair)
+    both = accepted_classes("a mouse and a computer mouse")
+    assert pair_found(("computer mouse", "mouse"), both)
+    assert not pair_found(("computer mouse", "lion"), both)  # one image, one mention
 
 
 def test_evaluation_bars():

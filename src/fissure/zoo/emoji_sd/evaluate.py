@@ -3,6 +3,13 @@
 - single objects: "a photo of a <class>" for every class × ``seeds`` seeds; the
   verifier's top-1 (average over classes, and the share of classes ≥ 50%);
 - pairs: "a <A> and a <B>" over random class pairs; both in the verifier's top 2;
+
+A prompt is followed when the verifier reads a class its words name. Five class
+names are polysemous in the world by design (``fissure.world.lexicon``): "mouse"
+also names the computer mouse, "keyboard" the musical keyboard, "glasses"
+clinking glasses, "bat" and "cricket" the cricket game, so an image of either
+meaning follows "a photo of a mouse". The ``*_strict`` scores accept the prompted
+class only.
 - CLIP retrieval, text→image top-1 over galleries of one image per class: on
   rendered held-out scenes (the bar: the CLIP pair itself), and on the generated
   single-object images (no bar: how well the samples match their prompts for CLIP).
@@ -26,6 +33,7 @@ from tqdm.auto import tqdm
 from fissure.judges.base import Judge
 from fissure.judges.pretrained import ClipJudge
 from fissure.world import class_names
+from fissure.world.lexicon import mentions
 from fissure.zoo.emoji_sd.gates import clip_retrieval_scores, scene_retrieval_scores
 from fissure.zoo.scene_bank import SceneBank
 
@@ -47,6 +55,9 @@ MEASURES = {
     "pairs_top2": 'both classes in the verifier\'s top 2 on "a <A> and a <B>"',
     "clip_text_to_image_top1": "CLIP text→image top-1 on rendered held-out scenes",
     "clip_generated_text_to_image_top1": "CLIP text→image top-1 on the generated singles",
+    "single_top1_strict": "verifier top-1 on singles, the prompted class only",
+    "classes_at_50_strict": "share of classes ≥ 50%, the prompted class only",
+    "pairs_top2_strict": "pairs, the two prompted classes only",
 }
 
 
@@ -68,6 +79,9 @@ class Evaluation:
     worst_classes: list[str] = field(default_factory=list)
     dtype: str = "float32"
     """The pipeline's weights: bfloat16 samples faster where a CPU computes it natively."""
+    single_top1_strict: float | None = None
+    classes_at_50_strict: float | None = None
+    pairs_top2_strict: float | None = None
 
     def checks(self) -> dict[str, tuple[float | None, float | None, bool | None]]:
         """Each measure: (score, bar, met); bar and met are None for a measure without a bar."""
@@ -89,6 +103,29 @@ def pair_prompts(count: int, seed: int = PAIR_SEED) -> list[tuple[str, str]]:
     names = class_names()
     chooser = random.Random(seed)
     return [tuple(chooser.sample(names, 2)) for _ in range(count)]  # type: ignore[misc]
+
+
+def accepted_classes(prompt: str) -> list[frozenset[str]]:
+    """For each class mention of ``prompt``, the classes an image may show to follow it."""
+    return [frozenset(mention.classes) for mention in mentions(prompt)]
+
+
+def pair_found(read: tuple[str, str], accepted: list[frozenset[str]]) -> bool:
+    """Whether the two classes read cover the prompt's two mentions, one each."""
+    if len(accepted) != 2:
+        return False
+    (x, y), (first, second) = read, accepted
+    return (x in first and y in second) or (y in first and x in second)
+
+
+def class_means(correct: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict[str, float]:
+    """Each class's mean of ``correct`` over its images."""
+    return {names[c]: float(correct[labels == c].mean()) for c in range(len(names))}
+
+
+def share_at_50(per_class: dict[str, float]) -> float:
+    """The share of classes scoring at least 50%."""
+    return sum(score >= 0.5 for score in per_class.values()) / len(per_class)
 
 
 def article(noun: str) -> str:
@@ -154,8 +191,10 @@ def evaluate_pipeline(
     predicted = torch.cat(
         [verifier(images[i : i + 256]).argmax(1) for i in range(0, len(images), 256)]
     )
-    correct = (predicted == labels).float()
-    per_class = {names[c]: float(correct[labels == c].mean()) for c in range(len(names))}
+    accepted = [set().union(*accepted_classes(prompt)) for prompt in single_prompts]
+    correct = torch.tensor([names[int(k)] in ok for k, ok in zip(predicted, accepted, strict=True)])
+    per_class = class_means(correct.float(), labels, names)
+    strict = class_means((predicted == labels).float(), labels, names)
 
     pair_list = pair_prompts(pairs)
     pair_texts = [f"{article(a)} {a} and {article(b)} {b}" for a, b in pair_list]
@@ -163,11 +202,15 @@ def evaluate_pipeline(
     pair_images = generate(
         pipeline, pair_texts, pair_seeds, steps, guidance, batch_size, progress, "pairs"
     )
-    pair_hits = 0
-    for start in range(0, len(pair_images), 256):
-        top = verifier(pair_images[start : start + 256]).topk(2, dim=1).indices
-        for row, (a, b) in zip(top.tolist(), pair_list[start : start + 256], strict=True):
-            pair_hits += {names[i] for i in row} == {a, b}
+    top2 = torch.cat(
+        [
+            verifier(pair_images[i : i + 256]).topk(2, dim=1).indices
+            for i in range(0, len(pair_images), 256)
+        ]
+    )
+    read = [(names[x], names[y]) for x, y in top2.tolist()]
+    pair_hits = sum(map(pair_found, read, map(accepted_classes, pair_texts)))
+    strict_pair_hits = sum(set(r) == set(p) for r, p in zip(read, pair_list, strict=True))
 
     generated = clip_retrieval_scores(clip, images, labels) if clip is not None else None
     rendered = (
@@ -177,7 +220,7 @@ def evaluate_pipeline(
     )
     evaluation = Evaluation(
         single_top1=sum(per_class.values()) / len(per_class),
-        classes_at_50=sum(score >= 0.5 for score in per_class.values()) / len(per_class),
+        classes_at_50=share_at_50(per_class),
         pairs_top2=pair_hits / max(1, pairs),
         clip_text_to_image_top1=rendered["text_to_image_top1"] if rendered else None,
         clip_generated_text_to_image_top1=generated["text_to_image_top1"] if generated else None,
@@ -189,6 +232,9 @@ def evaluate_pipeline(
         seconds=round(time.monotonic() - started, 1),
         worst_classes=sorted(per_class, key=per_class.get)[:10],
         dtype=str(pipeline.unet.dtype).removeprefix("torch."),
+        single_top1_strict=sum(strict.values()) / len(strict),
+        classes_at_50_strict=share_at_50(strict),
+        pairs_top2_strict=strict_pair_hits / max(1, pairs),
     )
     if sheet is not None:
         write_sheet(
