@@ -50,7 +50,8 @@ BARS = {
 
 #: What each measure is, for tables.
 MEASURES = {
-    "single_top1": 'verifier top-1 on "a photo of a <class>", mean over classes',
+    "single_top1": 'verifier top-1 on "a photo of a <class>" is a class the prompt names, '
+    "mean over classes",
     "classes_at_50": "share of classes with verifier top-1 ≥ 50%",
     "pairs_top2": 'both classes in the verifier\'s top 2 on "a <A> and a <B>"',
     "clip_text_to_image_top1": "CLIP text→image top-1 on rendered held-out scenes",

@@ -126,7 +126,15 @@ def quality_section(evaluation: Evaluation | None) -> str:
             f"| {MEASURES[name]} (`{name}`) | {shown} | {'' if bar is None else f'{bar:.0%}'} "
             f"| {verdict} |"
         )
-    lines += ["", f"Weakest classes: {', '.join(evaluation.worst_classes)}"]
+    lines += [
+        "",
+        "A prompt is followed when the verifier reads a class its words name: five class "
+        'names are polysemous in the emoji world by design ("mouse" also names the computer '
+        'mouse, "keyboard" the musical keyboard, "glasses" clinking glasses, "bat" and '
+        '"cricket" the cricket game). The `_strict` rows accept the prompted class only.',
+        "",
+        f"Weakest classes: {', '.join(evaluation.worst_classes)}",
+    ]
     return "\n".join(lines)
 
 
