@@ -4,12 +4,10 @@
   verifier's top-1 (average over classes, and the share of classes ≥ 50%);
 - pairs: "a <A> and a <B>" over random class pairs; both in the verifier's top 2;
 
-A prompt is followed when the verifier reads a class its words name. Five class
-names are polysemous in the world by design (``fissure.world.lexicon``): "mouse"
-also names the computer mouse, "keyboard" the musical keyboard, "glasses"
-clinking glasses, "bat" and "cricket" the cricket game, so an image of either
-meaning follows "a photo of a mouse". The ``*_strict`` scores accept the prompted
-class only.
+A prompt is followed when the verifier reads a class its words name. Some class
+names are polysemous in the world by design (:func:`polysemous_class_names`; "mouse"
+also names the computer mouse), so an image of either meaning follows "a photo of
+a mouse". The ``*_strict`` scores accept the prompted class only.
 - CLIP retrieval, text→image top-1 over galleries of one image per class: on
   rendered held-out scenes (the bar: the CLIP pair itself), and on the generated
   single-object images (no bar: how well the samples match their prompts for CLIP).
@@ -109,6 +107,12 @@ def pair_prompts(count: int, seed: int = PAIR_SEED) -> list[tuple[str, str]]:
 def accepted_classes(prompt: str) -> list[frozenset[str]]:
     """For each class mention of ``prompt``, the classes an image may show to follow it."""
     return [frozenset(mention.classes) for mention in mentions(prompt)]
+
+
+def polysemous_class_names() -> dict[str, list[str]]:
+    """Class names that also name other classes ("mouse"), with those classes."""
+    others = {name: sorted(set().union(*accepted_classes(name)) - {name}) for name in class_names()}
+    return {name: other for name, other in others.items() if other}
 
 
 def pair_found(read: tuple[str, str], accepted: list[frozenset[str]]) -> bool:

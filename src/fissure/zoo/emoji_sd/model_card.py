@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fissure.zoo.emoji_sd.common import StageRecord
 from fissure.zoo.emoji_sd.config import EmojiSdConfig
-from fissure.zoo.emoji_sd.evaluate import MEASURES, Evaluation
+from fissure.zoo.emoji_sd.evaluate import MEASURES, Evaluation, polysemous_class_names
 
 
 def _hours(seconds: float) -> str:
@@ -128,10 +128,13 @@ def quality_section(evaluation: Evaluation | None) -> str:
         )
     lines += [
         "",
-        "A prompt is followed when the verifier reads a class its words name: five class "
-        'names are polysemous in the emoji world by design ("mouse" also names the computer '
-        'mouse, "keyboard" the musical keyboard, "glasses" clinking glasses, "bat" and '
-        '"cricket" the cricket game). The `_strict` rows accept the prompted class only.',
+        "A prompt is followed when the verifier reads a class its words name: some class "
+        "names are polysemous in the emoji world by design ("
+        + "; ".join(
+            f'"{name}" also names the {" and the ".join(other)}'
+            for name, other in polysemous_class_names().items()
+        )
+        + "). The `_strict` rows accept the prompted class only.",
         "",
         f"Weakest classes: {', '.join(evaluation.worst_classes)}",
     ]
