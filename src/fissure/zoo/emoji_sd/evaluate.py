@@ -3,14 +3,14 @@
 - single objects: "a photo of a <class>" for every class × ``seeds`` seeds; the
   verifier's top-1 (average over classes, and the share of classes ≥ 50%);
 - pairs: "a <A> and a <B>" over random class pairs; both in the verifier's top 2;
+- CLIP retrieval, text→image top-1 over galleries of one image per class: on
+  rendered held-out scenes (the bar: the CLIP pair itself), and on the generated
+  single-object images (no bar: how well the samples match their prompts for CLIP).
 
 A prompt is followed when the verifier reads a class its words name. Some class
 names are polysemous in the world by design (:func:`polysemous_class_names`; "mouse"
 also names the computer mouse), so an image of either meaning follows "a photo of
 a mouse". The ``*_strict`` scores accept the prompted class only.
-- CLIP retrieval, text→image top-1 over galleries of one image per class: on
-  rendered held-out scenes (the bar: the CLIP pair itself), and on the generated
-  single-object images (no bar: how well the samples match their prompts for CLIP).
 
 Bars (25 DDIM steps, guidance 7.5): average top-1 ≥ 85%, ≥ 50% for ≥ 95% of
 classes, pairs ≥ 60%, CLIP retrieval on rendered scenes ≥ 70%.
@@ -109,10 +109,18 @@ def accepted_classes(prompt: str) -> list[frozenset[str]]:
     return [frozenset(mention.classes) for mention in mentions(prompt)]
 
 
+def class_readings() -> dict[str, frozenset[str]]:
+    """Each class name's readings: the classes its words name (two for "mouse")."""
+    return {name: frozenset().union(*accepted_classes(name)) for name in class_names()}
+
+
 def polysemous_class_names() -> dict[str, list[str]]:
     """Class names that also name other classes ("mouse"), with those classes."""
-    others = {name: sorted(set().union(*accepted_classes(name)) - {name}) for name in class_names()}
-    return {name: other for name, other in others.items() if other}
+    return {
+        name: sorted(readings - {name})
+        for name, readings in class_readings().items()
+        if len(readings) > 1
+    }
 
 
 def pair_found(read: tuple[str, str], accepted: list[frozenset[str]]) -> bool:
@@ -196,8 +204,9 @@ def evaluate_pipeline(
     predicted = torch.cat(
         [verifier(images[i : i + 256]).argmax(1) for i in range(0, len(images), 256)]
     )
-    accepted = [set().union(*accepted_classes(prompt)) for prompt in single_prompts]
-    correct = torch.tensor([names[int(k)] in ok for k, ok in zip(predicted, accepted, strict=True)])
+    readings = class_readings()  # "a photo of a" names no class: the name's readings
+    read_and_asked = zip(predicted.tolist(), labels.tolist(), strict=True)
+    correct = torch.tensor([names[k] in readings[names[c]] for k, c in read_and_asked])
     per_class = class_means(correct.float(), labels, names)
     strict = class_means((predicted == labels).float(), labels, names)
 
