@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from diffusers import StableDiffusionPipeline
 
-from fissure.zoo.emoji_sd.calibration import sample_live_unet
+from fissure.zoo.emoji_sd.calibration import calibrate_vae, load_vae_checkpoint, sample_live_unet
 from fissure.zoo.emoji_sd.config import tiny_config
 
 
@@ -20,3 +22,13 @@ def test_live_unet_samples_are_scored_drawn_and_saved(trained, tmp_path):
     assert (tmp_path / "live-raw.png").is_file() and (tmp_path / "live-ema.png").is_file()
     pipeline = StableDiffusionPipeline.from_pretrained(tmp_path / "pipeline", local_files_only=True)
     assert pipeline.unet.config.cross_attention_dim == tiny_config().clip.text_hidden
+
+
+def test_a_vae_variant_is_measured_and_reloads_in_its_own_shape(trained, tmp_path):
+    config = tiny_config()
+    wider_latent = dataclasses.replace(config.vae, steps=2, latent_channels=8)
+    results = calibrate_vae(trained["out"], tmp_path, {"8-channels": wider_latent}, scenes=4)
+    assert results["8-channels"]["steps"] == 2
+    assert {"single_psnr", "pairs_psnr", "pairs_verifier_retention"} <= set(results["8-channels"])
+    vae = load_vae_checkpoint(config, tmp_path / "vae" / "8-channels")
+    assert vae.config.latent_channels == 8 != config.vae.latent_channels

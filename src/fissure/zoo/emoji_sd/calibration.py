@@ -6,7 +6,8 @@ then measures it on held-out scenes:
 
 - ``clip``: the gate of the latest CLIP checkpoint (to follow a running stage);
 - ``vae``: L1+MSE alone vs. with the CLIP feature loss (and any other variants, such
-  as twice the widths): PSNR, and how much of a judge's accuracy survives reconstruction;
+  as twice the widths or twice the latent channels): PSNR, and how much of a judge's
+  accuracy survives reconstruction;
 - ``decoder``: more steps of stage 2b from where the work folder's stage 2b ended, with
   its judge or another surrogate judge in the loss: stage 2's gate (verifier retention);
 - ``unet``: plain ε-MSE vs. min-SNR vs. min-SNR + REPA (and no warm-up): held-out
@@ -106,6 +107,9 @@ def calibrate_vae(
     results = {}
     for name, stage in variants.items():
         folder = out / "vae" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        variant = dataclasses.replace(config, vae=stage).to_dict()
+        (folder / "config.json").write_text(json.dumps(variant, indent=2))
         started = time.monotonic()
         judge = None
         if stage.judge_weight:
@@ -229,7 +233,10 @@ def sample_accuracy(
 
 
 def load_vae_checkpoint(config: EmojiSdConfig, folder: Path) -> AutoencoderKL:
-    """The VAE of a finished calibration run's checkpoint, in eval mode."""
+    """The VAE of a finished calibration run's checkpoint, in eval mode, in its variant's shape."""
+    variant = folder / "config.json"
+    if variant.is_file():
+        config = EmojiSdConfig.from_dict(json.loads(variant.read_text()))
     vae = build_vae(config.vae)
     vae.load_state_dict(torch.load(folder / CHECKPOINT_NAME, map_location="cpu")["modules"]["vae"])
     return vae.eval()
@@ -277,7 +284,7 @@ def calibrate_unet(
             stage,
             encodings if stage.repa_weight else dataclasses.replace(encodings, repa=None),
             scaling,
-            config.vae.latent_channels,
+            vae.config.latent_channels,
             config.clip.text_hidden,
             folder,
             torch.device("cpu"),
@@ -472,6 +479,7 @@ def main(argv: list[str] | None = None) -> None:
             "l1+mse+clip-features": base,
             "l1+mse+resnet-kl": dataclasses.replace(base, perceptual_weight=0.0, judge_weight=0.1),
             "wide": dataclasses.replace(base, block_out_channels=(64, 128, 128)),
+            "8-channels": dataclasses.replace(base, latent_channels=8),
         }
     else:
         base = dataclasses.replace(config.unet, steps=args.steps, warmup_steps=50)
