@@ -38,7 +38,13 @@ from transformers import CLIPModel, CLIPTokenizer
 from fissure.judges.base import Judge
 from fissure.world import class_names
 from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip
-from fissure.zoo.emoji_sd.config import DecoderStage, EmojiSdConfig, UnetStage, VaeStage
+from fissure.zoo.emoji_sd.config import (
+    CONFIG_FILE,
+    DecoderStage,
+    EmojiSdConfig,
+    UnetStage,
+    VaeStage,
+)
 from fissure.zoo.emoji_sd.evaluate import EVALUATION_SEED, generate, write_sheet
 from fissure.zoo.emoji_sd.gates import (
     clip_gate,
@@ -68,7 +74,7 @@ from fissure.zoo.training_loop import CHECKPOINT_NAME
 
 
 def load_work(work: Path) -> tuple[EmojiSdConfig, CLIPTokenizer, SceneBank]:
-    config = EmojiSdConfig.from_dict(json.loads((work / "config.json").read_text()))
+    config = EmojiSdConfig.load(work)
     tokenizer = CLIPTokenizer.from_pretrained(work / "tokenizer")
     bank = SceneBank.cached(config.data.bank_spec(), work / "banks", progress=False)
     return config, tokenizer, bank
@@ -107,9 +113,7 @@ def calibrate_vae(
     results = {}
     for name, stage in variants.items():
         folder = out / "vae" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        variant = dataclasses.replace(config, vae=stage).to_dict()
-        (folder / "config.json").write_text(json.dumps(variant, indent=2))
+        dataclasses.replace(config, vae=stage).save(folder)
         started = time.monotonic()
         judge = None
         if stage.judge_weight:
@@ -234,9 +238,8 @@ def sample_accuracy(
 
 def load_vae_checkpoint(config: EmojiSdConfig, folder: Path) -> AutoencoderKL:
     """The VAE of a finished calibration run's checkpoint, in eval mode, in its variant's shape."""
-    variant = folder / "config.json"
-    if variant.is_file():
-        config = EmojiSdConfig.from_dict(json.loads(variant.read_text()))
+    if (folder / CONFIG_FILE).is_file():
+        config = EmojiSdConfig.load(folder)
     vae = build_vae(config.vae)
     vae.load_state_dict(torch.load(folder / CHECKPOINT_NAME, map_location="cpu")["modules"]["vae"])
     return vae.eval()
@@ -443,7 +446,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gate-scenes", type=int, help="decoder: held-out scenes per kind")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = EmojiSdConfig.from_dict(json.loads((args.work / "config.json").read_text()))
+    config = EmojiSdConfig.load(args.work)
     if args.kind == "clip":  # the gate of the work folder's latest CLIP checkpoint
         _, tokenizer, _ = load_work(args.work)
         clip, step = load_clip(args.work, config, tokenizer)

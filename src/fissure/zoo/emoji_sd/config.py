@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from fissure.zoo.scene_bank import BankSpec
 
@@ -154,6 +155,9 @@ INPUTS = {
 
 #: Settings added after weights were trained with the recipe: at these values they
 #: change nothing, so they leave the fingerprints (and resume points) as they were.
+CONFIG_FILE = "config.json"
+"""Where a work folder (or a calibration variant's folder) keeps its recipe."""
+
 LATER_SETTINGS = {"decoder": {"extra_layers": 0}, "unet": {"attention_levels": None}}
 
 
@@ -183,6 +187,15 @@ class EmojiSdConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def save(self, folder: Path) -> None:
+        """Write the recipe as ``folder/config.json`` (a work folder's, or a variant's)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CONFIG_FILE).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> EmojiSdConfig:
+        return cls.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
 
     @classmethod
     def from_dict(cls, values: dict) -> EmojiSdConfig:

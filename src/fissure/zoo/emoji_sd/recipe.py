@@ -44,7 +44,7 @@ from fissure.zoo.emoji_sd.common import (
     machine_description,
     read_sessions,
 )
-from fissure.zoo.emoji_sd.config import EmojiSdConfig, default_config
+from fissure.zoo.emoji_sd.config import CONFIG_FILE, EmojiSdConfig, default_config
 from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
 from fissure.zoo.emoji_sd.gates import clip_gate, clip_judge, gate_bank, vae_gate
 from fissure.zoo.emoji_sd.model_card import model_card, write_model_card
@@ -133,9 +133,8 @@ class Recipe:
 
     def check_work_folder(self) -> None:
         """Refuse a work folder whose trained stages another recipe made (later ones may change)."""
-        path = self.out / "config.json"
-        if path.is_file():
-            previous = EmojiSdConfig.from_dict(json.loads(path.read_text()))
+        if (self.out / CONFIG_FILE).is_file():
+            previous = EmojiSdConfig.load(self.out)
             for stage in STAGES:
                 begun = (self.out / stage / CHECKPOINT_NAME).is_file()
                 if begun and previous.fingerprint(stage) != self.config.fingerprint(stage):
@@ -143,8 +142,7 @@ class Recipe:
                         f"{self.out} holds a run of another recipe (stage {stage} differs); "
                         "use a new --out folder"
                     )
-        self.out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.config.to_dict(), indent=2))
+        self.config.save(self.out)
 
     def tokenizer(self) -> CLIPTokenizer:
         folder = self.out / "tokenizer"
@@ -501,10 +499,9 @@ def write_resume_point(out: str | Path, target: str | Path) -> dict:
     Returns the manifest written.
     """
     out, target = Path(out), Path(target)
-    config_path = out / "config.json"
-    if not config_path.is_file():
-        raise FissureError(f"{out} holds no emoji-sd training run (no config.json)")
-    config = EmojiSdConfig.from_dict(json.loads(config_path.read_text()))
+    if not (out / CONFIG_FILE).is_file():
+        raise FissureError(f"{out} holds no emoji-sd training run (no {CONFIG_FILE})")
+    config = EmojiSdConfig.load(out)
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
