@@ -95,6 +95,13 @@ def train(
         list[str] | None,
         typer.Option(help="Train a stage longer: STAGE=N, e.g. --steps unet=30000 (repeatable)."),
     ] = None,
+    recipe: Annotated[
+        Path | None,
+        typer.Option(
+            help="Train another recipe: a JSON file like a work folder's config.json "
+            "(or a folder holding one); default: the shipped recipe."
+        ),
+    ] = None,
     install: Annotated[
         bool, typer.Option(help="Copy the finished model into the package (weights/emoji-sd).")
     ] = True,
@@ -125,7 +132,12 @@ def train(
 
     from fissure.models.loading import resolve_device
     from fissure.zoo import WEIGHTS_DIR
-    from fissure.zoo.emoji_sd.config import default_config, tiny_config, with_steps
+    from fissure.zoo.emoji_sd.config import (
+        EmojiSdConfig,
+        default_config,
+        tiny_config,
+        with_steps,
+    )
     from fissure.zoo.emoji_sd.recipe import TrainingPaused, train_emoji_sd, write_resume_point
 
     if snapshot:
@@ -139,7 +151,11 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     quiet_libraries()
-    config = with_steps(tiny_config() if tiny else default_config(), **stage_steps)
+    if recipe is not None:
+        base = EmojiSdConfig.read(recipe)
+    else:
+        base = tiny_config() if tiny else default_config()
+    config = with_steps(base, **stage_steps)
     deadline = time.monotonic() + 60 * max_minutes if max_minutes else None
     try:
         folder = train_emoji_sd(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from typer.testing import CliRunner
 
 from fissure.cli import app
+from fissure.zoo.emoji_sd.config import EmojiSdConfig, tiny_config
 
 runner = CliRunner()
 
@@ -112,3 +114,23 @@ def test_max_minutes_pauses_with_exit_code_3(tmp_path, verifier_dir):
     )
     assert result.exit_code == 3, result.output
     assert "paused clip at step 1/3" in result.output
+
+
+def test_a_recipe_file_is_trained_instead_of_the_shipped_one(tmp_path, verifier_dir):
+    config = tiny_config()
+    richer = dataclasses.replace(config, vae=dataclasses.replace(config.vae, latent_channels=8))
+    recipe = tmp_path / "richer.json"
+    recipe.write_text(json.dumps(richer.to_dict()))
+    out = tmp_path / "run"
+    result = invoke(
+        "zoo", "train", "emoji-sd", "--recipe", recipe, "--out", out, "--no-install",
+        "--verifier", verifier_dir, "--resume-point", tmp_path / "none", "--max-minutes", 1e-6,
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert EmojiSdConfig.load(out) == richer
+    for bad, message in ((tmp_path / "missing.json", "no recipe at"), (out / "clip", "no recipe")):
+        result = invoke("zoo", "train", "emoji-sd", "--recipe", bad, "--out", tmp_path / "x")
+        assert result.exit_code == 2 and message in result.output, result.output
+    (tmp_path / "broken.json").write_text('{"data": {}}')
+    result = invoke("zoo", "train", "emoji-sd", "--recipe", tmp_path / "broken.json")
+    assert result.exit_code == 2 and "is not an emoji-sd recipe" in result.output

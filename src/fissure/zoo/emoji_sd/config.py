@@ -198,6 +198,20 @@ class EmojiSdConfig:
         return cls.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
 
     @classmethod
+    def read(cls, path: Path) -> EmojiSdConfig:
+        """A recipe a user gives: a JSON file, or a folder holding one as ``config.json``."""
+        from fissure.errors import FissureError
+
+        file = path / CONFIG_FILE if path.is_dir() else path
+        hint = "give a JSON file written like a work folder's config.json"
+        if not file.is_file():
+            raise FissureError(f"no recipe at {file}: {hint}")
+        try:
+            return cls.from_dict(json.loads(file.read_text()))
+        except (ValueError, KeyError, TypeError) as error:
+            raise FissureError(f"{file} is not an emoji-sd recipe ({error}): {hint}") from None
+
+    @classmethod
     def from_dict(cls, values: dict) -> EmojiSdConfig:
         def build(kind, settings):
             return kind(
