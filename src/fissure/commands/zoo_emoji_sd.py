@@ -200,6 +200,13 @@ def evaluate(
     update_card: Annotated[
         bool, typer.Option(help="Write the scores into the model's README.md (model card).")
     ] = True,
+    calibration: Annotated[
+        Path,
+        typer.Option(
+            help="Calibration notes to put in the model card too, when the file exists "
+            "(a checkout's resume point keeps them)."
+        ),
+    ] = Path("training/emoji-sd/CALIBRATION.md"),
 ) -> None:
     """Measure emoji-sd with the held-out verifier and its CLIP; print the bars."""
     _check_name(name)
@@ -214,14 +221,15 @@ def evaluate(
     from fissure.models.loading import resolve_model_source
     from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
     from fissure.zoo.emoji_sd.gates import clip_judge, gate_bank
-    from fissure.zoo.emoji_sd.model_card import update_quality
+    from fissure.zoo.emoji_sd.model_card import update_calibration, update_quality
 
     if threads:
         torch.set_num_threads(threads)
     quiet_libraries()
     source = str(model) if model is not None else name
     pipeline = load_pipeline(source, dtype=dtype)
-    clip_folder = Path(resolve_model_source(source)) / "clip"
+    folder = Path(resolve_model_source(source))
+    clip_folder = folder / "clip"
     clip: ClipJudge | None = None
     if (clip_folder / "config.json").is_file():
         from transformers import CLIPModel
@@ -242,8 +250,10 @@ def evaluate(
         clip_scenes=gate_bank(clip_scenes, 1, out / "scenes") if clip is not None else None,
     )
     (out / "evaluation.json").write_text(json.dumps(evaluation.to_dict(), indent=2))
-    if update_card and update_quality(Path(resolve_model_source(source)), evaluation):
+    if update_card and update_quality(folder, evaluation):
         typer.echo("updated the model card's quality section")
+        if calibration.is_file() and update_calibration(folder, calibration.read_text()):
+            typer.echo(f"updated the model card's calibration section from {calibration}")
     table = Table(title=f"{source}: {steps} DDIM steps, guidance {guidance}")
     for column in ("measure", "score", "bar", "met"):
         table.add_column(column, justify="right" if column != "measure" else "left")

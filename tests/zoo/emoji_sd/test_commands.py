@@ -60,6 +60,8 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     assert result.exit_code == 0, result.output
     assert "gate 1 clip" in result.output and "emoji-sd is trained" in result.output
     evaluation = tmp_path / "evaluation"
+    notes = tmp_path / "CALIBRATION.md"
+    notes.write_text("### A calibration measured after the training\n")
     result = invoke(
         "zoo",
         "evaluate",
@@ -80,6 +82,8 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
         40,
         "--dtype",
         "bfloat16",
+        "--calibration",
+        notes,
     )
     assert result.exit_code == 0, result.output
     assert "single_top1" in result.output
@@ -94,6 +98,7 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     assert "(`single_top1`) |" in card and "Not measured yet" not in card
     assert "guidance 7.5, bfloat16," in card
     assert "CLIP text→image top-1 on rendered held-out scenes" in card
+    assert card.endswith("## Calibration runs\n\n### A calibration measured after the training\n")
 
 
 def test_max_minutes_pauses_with_exit_code_3(tmp_path, verifier_dir):

@@ -12,6 +12,7 @@ from fissure.zoo.emoji_sd.common import ExponentialAverage
 from fissure.zoo.emoji_sd.config import EmojiSdConfig, default_config, tiny_config, with_steps
 from fissure.zoo.emoji_sd.evaluate import Evaluation, accepted_classes, pair_found, pair_prompts
 from fissure.zoo.emoji_sd.gates import psnr, retrieval
+from fissure.zoo.emoji_sd.model_card import update_calibration
 from fissure.zoo.emoji_sd.recipe import STAGES
 from fissure.zoo.emoji_sd.unet_stage import min_snr_weights, training_scheduler
 
@@ -166,3 +167,15 @@ def test_the_verifier_never_enters_a_training_loss(tmp_path):
 
     with pytest.raises(FissureError, match="must never enter a loss"):
         Recipe(tmp_path, tiny_config()).surrogate_judge("emoji/verifier")
+
+
+def test_the_calibration_section_is_replaced_not_repeated(tmp_path):
+    (tmp_path / "README.md").write_text("# emoji-sd\n\n## Recipe\n")
+    assert update_calibration(tmp_path, "### First notes")
+    assert update_calibration(tmp_path, "### First notes\n\n### Second notes\n")
+    card = (tmp_path / "README.md").read_text()
+    assert (
+        card
+        == "# emoji-sd\n\n## Recipe\n\n## Calibration runs\n\n### First notes\n\n### Second notes\n"
+    )
+    assert not update_calibration(tmp_path / "nothing", "notes")

@@ -96,8 +96,30 @@ def model_card(
     lines += ["## Recipe", "", "```json", json.dumps(config.to_dict(), indent=2), "```", ""]
     lines += [QUALITY_START, quality_section(evaluation), QUALITY_END, ""]
     if calibration:
-        lines += ["## Calibration runs", "", calibration.strip(), ""]
+        lines.append(calibration_section(calibration))
     return "\n".join(lines)
+
+
+CALIBRATION_HEADING = "## Calibration runs"
+
+
+def calibration_section(notes: str) -> str:
+    """The card's last section: the calibration notes of the resume-point folder."""
+    return f"{CALIBRATION_HEADING}\n\n{notes.strip()}\n"
+
+
+def update_calibration(folder: Path, notes: str) -> bool:
+    """Replace (or add) the calibration section of the model card in ``folder``.
+
+    The notes grow by hand between trainings; this keeps the shipped card in step
+    without retraining. False if ``folder`` has no card.
+    """
+    path = Path(folder) / "README.md"
+    if not path.is_file():
+        return False
+    head = path.read_text().split(CALIBRATION_HEADING, 1)[0].rstrip("\n")
+    path.write_text(f"{head}\n\n{calibration_section(notes)}")
+    return True
 
 
 QUALITY_START, QUALITY_END = "<!-- quality:start -->", "<!-- quality:end -->"
