@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import time
 
 import torch
-from common import machine, random_emoji_sd, write_section
+from common import machine, random_emoji_sd, sampling_seconds, write_section
 
 from fissure.models import load_pipeline
 from fissure.models.loading import native_bfloat16
@@ -69,22 +68,13 @@ def main() -> None:
         source = args.model or "emoji-sd"
         pipeline = load_pipeline(source)
         weights = f"trained weights ({source})"
-    prompts = [f"a photo of a dog {i}" for i in range(16)]
-
-    def sample() -> float:
-        generators = [torch.Generator().manual_seed(i) for i in range(16)]
-        started = time.perf_counter()
-        pipeline(prompts, num_inference_steps=25, guidance_scale=7.5, generator=generators)
-        return time.perf_counter() - started
-
     dtypes = [torch.float32]
     if native_bfloat16(torch.device("cpu")):
         dtypes.append(torch.bfloat16)
     rows, runs = [], []
     for dtype in dtypes:
         pipeline.to(dtype=dtype)
-        sample()  # warm-up
-        times = [sample() for _ in range(args.repeats)]
+        times = sampling_seconds(pipeline, args.repeats)
         median = statistics.median(times)
         verdict = "meets" if median < BAR_SECONDS else "MISSES"
         name = str(dtype).removeprefix("torch.")
