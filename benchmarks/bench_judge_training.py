@@ -14,12 +14,10 @@ The target: the whole command in under an hour on two cores.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
-from common import machine, write_section
+from common import machine, median_step_seconds, write_section
 
 from fissure.judges.emoji import EmojiJudge
 from fissure.models.loading import native_bfloat16
@@ -38,15 +36,14 @@ def seconds_per_step(recipe: JudgeRecipe, mixed: bool, steps: int) -> float:
     optimizer = torch.optim.AdamW(judge.parameters(), lr=1e-3)
     images = torch.rand(recipe.batch_size, 3, 64, 64)
     targets = F.one_hot(torch.arange(recipe.batch_size) % len(class_names()), len(class_names()))
-    times = []
-    for _ in range(steps + 2):
-        started = time.perf_counter()
+
+    def step() -> None:
         loss = judge_loss(recipe, judge, images, targets.float(), mixed)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times[2:])
+
+    return median_step_seconds(step, steps)
 
 
 def two_core_wall(seconds: dict[str, float]) -> float:

@@ -18,10 +18,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
-import time
 
 import torch
-from common import machine, random_emoji_sd, sampling_seconds, write_section
+from common import (
+    machine,
+    median_step_seconds,
+    random_emoji_sd,
+    sampling_seconds,
+    write_section,
+)
 
 from fissure.models.loading import native_bfloat16
 from fissure.zoo.emoji_sd.common import count_parameters
@@ -74,16 +79,16 @@ def seconds_per_training_step(stage: UnetStage, latent_channels: int, steps: int
         "text": torch.randn(size, config.data.max_length, config.clip.text_hidden),
         "repa": torch.randn(size, tokens, config.clip.vision_hidden),
     }
-    times = []
-    for _ in range(steps + 2):
-        started = time.perf_counter()
+
+    def step() -> None:
         loss, _ = unet_loss(stage, unet, scheduler, batch, projector, mid)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        times.append(time.perf_counter() - started)
+
+    seconds = median_step_seconds(step, steps)
     mid.remove()
-    return statistics.median(times[2:])
+    return seconds
 
 
 def main() -> None:

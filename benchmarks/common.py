@@ -6,6 +6,7 @@ import dataclasses
 import os
 import platform
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -87,3 +88,15 @@ def sampling_seconds(pipeline, repeats: int) -> list[float]:
 
     sample()
     return [sample() for _ in range(repeats)]
+
+
+def median_step_seconds(step, steps: int, warmups: int = 2) -> float:
+    """Median seconds of ``steps`` calls of ``step()`` after ``warmups`` untimed ones."""
+    for _ in range(warmups):
+        step()
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
