@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -86,6 +87,21 @@ def test_a_later_setting_at_its_neutral_value_keeps_old_fingerprints():
         config, unet=dataclasses.replace(config.unet, attention_levels=(1,))
     )
     assert coarse.fingerprint("unet") != config.fingerprint("unet")
+
+
+def test_a_recipe_save_cut_short_leaves_the_previous_recipe_readable(tmp_path, monkeypatch):
+    before = tiny_config()
+    before.save(tmp_path)
+    write_text = Path.write_text
+
+    def cut_short(path: Path, text: str) -> None:
+        write_text(path, text[: len(text) // 2])
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(Path, "write_text", cut_short)
+    with pytest.raises(OSError):
+        default_config().save(tmp_path)
+    assert EmojiSdConfig.load(tmp_path) == before
 
 
 def test_attention_levels_choose_the_attending_resolutions():

@@ -189,9 +189,15 @@ class EmojiSdConfig:
         return asdict(self)
 
     def save(self, folder: Path) -> None:
-        """Write the recipe as ``folder/config.json`` (a work folder's, or a variant's)."""
+        """Write the recipe as ``folder/config.json`` (a work folder's, or a variant's).
+
+        Atomically: every training process rewrites its work folder's recipe while a
+        snapshot (``--snapshot``) may be reading it.
+        """
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(self.to_dict(), indent=2))
+        partial = folder / f"{CONFIG_FILE}.tmp"
+        partial.write_text(json.dumps(self.to_dict(), indent=2))
+        partial.replace(folder / CONFIG_FILE)
 
     @classmethod
     def load(cls, folder: Path) -> EmojiSdConfig:
