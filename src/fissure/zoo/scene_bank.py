@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fissure.world import class_names, sample_scene
+from fissure.zoo.atomic import atomic_write
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,6 @@ class SceneBank:
             return cls(**torch.load(path))
         bank = cls.build(spec, progress)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")  # two runs may build the same bank
-        torch.save(asdict(bank), partial)
-        partial.replace(path)
+        with atomic_write(path) as partial:
+            torch.save(asdict(bank), partial)
         return bank

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from fissure.zoo.atomic import atomic_write
+
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
 
@@ -143,8 +145,8 @@ def train(
                 "step": step,
                 "seconds": seconds,
             }
-            torch.save(state, checkpoint.with_suffix(".tmp"))
-            checkpoint.with_suffix(".tmp").replace(checkpoint)
+            with atomic_write(checkpoint) as partial:
+                torch.save(state, partial)
             last_save = time.monotonic()
         if out_of_time:
             break

@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fissure.zoo.atomic import atomic_write
 from fissure.zoo.scene_bank import BankSpec
 
 
@@ -195,9 +196,8 @@ class EmojiSdConfig:
         snapshot (``--snapshot``) may be reading it.
         """
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f"{CONFIG_FILE}.tmp"
-        partial.write_text(json.dumps(self.to_dict(), indent=2))
-        partial.replace(folder / CONFIG_FILE)
+        with atomic_write(folder / CONFIG_FILE) as partial:
+            partial.write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> EmojiSdConfig:

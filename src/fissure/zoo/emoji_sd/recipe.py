@@ -34,6 +34,7 @@ from transformers import CLIPModel, CLIPTokenizer
 
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
+from fissure.zoo.atomic import atomic_write
 from fissure.zoo.emoji_sd.clip_stage import image_processor, text_encoder_from_clip, train_clip
 from fissure.zoo.emoji_sd.common import (
     SESSIONS,
@@ -580,8 +581,8 @@ def restore_resume_point(source: str | Path, out: str | Path, config: EmojiSdCon
             )
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {"modules": modules, "step": entry["step"], "seconds": entry["seconds"]}
-        torch.save(state, checkpoint.with_suffix(".tmp"))
-        checkpoint.with_suffix(".tmp").replace(checkpoint)
+        with atomic_write(checkpoint) as partial:
+            torch.save(state, partial)
         if entry.get("record"):
             StageRecord(**entry["record"]).save(out / stage / "final")
         if entry.get("sessions") and not (out / stage / SESSIONS).is_file():

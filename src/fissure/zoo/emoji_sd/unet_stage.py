@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModel
 
+from fissure.zoo.atomic import atomic_write
 from fissure.zoo.emoji_sd.clip_stage import clip_pixels
 from fissure.zoo.emoji_sd.common import LOG_EVERY, ExponentialAverage, optimizer_groups
 from fissure.zoo.emoji_sd.config import UnetStage
@@ -165,8 +166,8 @@ def cached_encodings(path: Path, make) -> Encodings:
         return Encodings(**torch.load(path))
     encodings = make()
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(encodings.__dict__, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
+    with atomic_write(path) as partial:
+        torch.save(encodings.__dict__, partial)
     return encodings
 
 

@@ -1,0 +1,24 @@
+"""Files written whole or not at all.
+
+Training processes are killed mid-write (session ends, ``--max-minutes``) and
+snapshots read their folders while they run: neither may ever see half a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_write(path: Path) -> Iterator[Path]:
+    """Yield a partial file beside ``path`` to write; on success move it into place in one rename.
+
+    The partial file's name holds the process id: two processes that write the same
+    path (two runs building one scene bank) never share a partial file.
+    """
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    yield partial
+    partial.replace(path)
