@@ -11,13 +11,14 @@ from fissure.zoo.emoji_sd.config import tiny_config
 
 
 def test_live_unet_samples_are_scored_drawn_and_saved(trained, tmp_path):
-    scores = sample_live_unet(trained["out"], tmp_path)
+    scores = sample_live_unet(trained["out"], tmp_path, pairs=3)
     assert scores.pop("step") == tiny_config().unet.steps
     assert set(scores) == {
         f"{weights}_samples_{judge}_top1"
         for weights in ("raw", "ema")
         for judge in ("clip", "verifier")
-    }
+    } | {"ema_pairs_top2"}
+    assert scores["ema_pairs_top2"] in {0.0, 1 / 3, 2 / 3, 1.0}
     assert all(0.0 <= value <= 1.0 for value in scores.values())
     assert (tmp_path / "live-raw.png").is_file() and (tmp_path / "live-ema.png").is_file()
     pipeline = StableDiffusionPipeline.from_pretrained(tmp_path / "pipeline", local_files_only=True)

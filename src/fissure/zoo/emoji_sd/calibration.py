@@ -45,7 +45,7 @@ from fissure.zoo.emoji_sd.config import (
     UnetStage,
     VaeStage,
 )
-from fissure.zoo.emoji_sd.evaluate import EVALUATION_SEED, generate, write_sheet
+from fissure.zoo.emoji_sd.evaluate import EVALUATION_SEED, generate, pair_evaluation, write_sheet
 from fissure.zoo.emoji_sd.gates import (
     clip_gate,
     clip_judge,
@@ -366,8 +366,12 @@ def unet_weights(modules: dict, weights: str) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def sample_live_unet(work: Path, out: Path, seeds: int = 1) -> dict[str, float]:
-    """:func:`sample_accuracy` of the latest UNet checkpoint in ``work`` (raw and EMA)."""
+def sample_live_unet(work: Path, out: Path, seeds: int = 1, pairs: int = 0) -> dict[str, float]:
+    """:func:`sample_accuracy` of the latest UNet checkpoint in ``work`` (raw and EMA).
+
+    ``pairs``: also the EMA's share of the evaluation's first ``pairs`` pair prompts
+    with both objects found, the bar the singles say least about.
+    """
     from fissure.zoo.emoji_sd.unet_stage import build_unet
 
     config, tokenizer, _ = load_work(work)
@@ -385,6 +389,11 @@ def sample_live_unet(work: Path, out: Path, seeds: int = 1) -> dict[str, float]:
         accuracy = sample_accuracy(pipeline, judges, seeds, sheet=out / f"live-{weights}.png")
         if weights == "ema":  # a pipeline to try attacks on before the stage ends
             pipeline.save_pretrained(out / "pipeline", safe_serialization=True)
+            if pairs and "verifier" in judges:
+                _, _, found, _ = pair_evaluation(
+                    pipeline, judges["verifier"], pairs, progress=False
+                )
+                accuracy["pairs_top2"] = found / pairs
         scores.update({f"{weights}_{key}": value for key, value in accuracy.items()})
     return scores
 
@@ -444,6 +453,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vae", type=Path, help="unet: the calibration VAE folder to build on")
     parser.add_argument("--only", nargs="*", help="run only these variants")
     parser.add_argument("--gate-scenes", type=int, help="decoder: held-out scenes per kind")
+    parser.add_argument(
+        "--pairs", type=int, default=0, help="unet-live: also score the EMA on this many pairs"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = EmojiSdConfig.load(args.work)
@@ -457,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.kind == "unet-live":
         args.out.mkdir(parents=True, exist_ok=True)
-        print(json.dumps(sample_live_unet(args.work, args.out)))
+        print(json.dumps(sample_live_unet(args.work, args.out, pairs=args.pairs)))
         return
     if args.kind == "unet-probe":
         results = probe_unet(args.work, args.out, args.vae, args.only or [])

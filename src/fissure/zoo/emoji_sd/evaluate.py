@@ -210,22 +210,9 @@ def evaluate_pipeline(
     per_class = class_means(correct.float(), labels, names)
     strict = class_means((predicted == labels).float(), labels, names)
 
-    pair_list = pair_prompts(pairs)
-    pair_texts = [f"{article(a)} {a} and {article(b)} {b}" for a, b in pair_list]
-    pair_seeds = [EVALUATION_SEED + 1_000_000 + i for i in range(pairs)]
-    pair_images = generate(
-        pipeline, pair_texts, pair_seeds, steps, guidance, batch_size, progress, "pairs"
+    pair_texts, pair_images, pair_hits, strict_pair_hits = pair_evaluation(
+        pipeline, verifier, pairs, steps, guidance, batch_size, progress
     )
-    top2 = torch.cat(
-        [
-            verifier(pair_images[i : i + 256]).topk(2, dim=1).indices
-            for i in range(0, len(pair_images), 256)
-        ]
-    )
-    read = [(names[x], names[y]) for x, y in top2.tolist()]
-    pair_hits = sum(map(pair_found, read, map(accepted_classes, pair_texts)))
-    strict_pair_hits = sum(set(r) == set(p) for r, p in zip(read, pair_list, strict=True))
-
     generated = clip_retrieval_scores(clip, images, labels) if clip is not None else None
     rendered = (
         scene_retrieval_scores(clip, clip_scenes)
@@ -259,6 +246,34 @@ def evaluate_pipeline(
             pair_texts[:32],
         )
     return evaluation
+
+
+@torch.no_grad()
+def pair_evaluation(
+    pipeline: StableDiffusionPipeline,
+    verifier: Judge,
+    pairs: int,
+    steps: int = 25,
+    guidance: float = 7.5,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> tuple[list[str], torch.Tensor, int, int]:
+    """The evaluation's "a <A> and a <B>" prompts, their images, and how many find both.
+
+    Returns (prompts, images, pairs found, pairs found as the two prompted classes).
+    """
+    names = class_names()
+    pair_list = pair_prompts(pairs)
+    texts = [f"{article(a)} {a} and {article(b)} {b}" for a, b in pair_list]
+    seeds = [EVALUATION_SEED + 1_000_000 + i for i in range(pairs)]
+    images = generate(pipeline, texts, seeds, steps, guidance, batch_size, progress, "pairs")
+    top2 = torch.cat(
+        [verifier(images[i : i + 256]).topk(2, dim=1).indices for i in range(0, len(images), 256)]
+    )
+    read = [(names[x], names[y]) for x, y in top2.tolist()]
+    hits = sum(map(pair_found, read, map(accepted_classes, texts)))
+    strict_hits = sum(set(r) == set(p) for r, p in zip(read, pair_list, strict=True))
+    return texts, images, hits, strict_hits
 
 
 def write_sheet(
