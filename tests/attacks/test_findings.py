@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,3 +72,30 @@ def test_a_line_cut_by_a_kill_is_dropped_and_the_next_one_is_whole(tmp_path):
     reopened = FindingStore(tmp_path, SETTINGS)
     _add(reopened, 1)
     assert [f.seed for f in reopened.findings()] == [0, 1]
+
+
+def test_a_kill_while_dropping_a_cut_line_loses_no_finding(tmp_path, monkeypatch):
+    store = FindingStore(tmp_path, SETTINGS)
+    _add(store, 0)
+    with open(store.findings_file, "a") as stream:
+        stream.write('{"id": "cut-sho')
+    original_write_bytes = Path.write_bytes
+
+    def killed_halfway(path, data):
+        if not path.name.startswith("findings.jsonl"):
+            return original_write_bytes(path, data)
+        original_write_bytes(path, data[:10])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_bytes", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        FindingStore(tmp_path, SETTINGS)
+    monkeypatch.undo()
+    assert [f.seed for f in FindingStore(tmp_path, SETTINGS).findings()] == [0]
+
+
+def test_an_unreadable_run_file_is_a_clear_error(tmp_path):
+    _add(FindingStore(tmp_path, SETTINGS), 0)
+    (tmp_path / "run.json").write_text('{"att')
+    with pytest.raises(FissureError, match="run.json is not valid JSON: delete it"):
+        FindingStore(tmp_path, SETTINGS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import (
@@ -72,6 +74,18 @@ def test_save_and_load_round_trip_in_half_precision(tmp_path):
     images = torch.rand(4, 3, 32, 32)
     assert loaded.labels == LABELS
     assert torch.allclose(judge(images), loaded(images), atol=2e-3)
+
+
+def test_a_save_cut_short_leaves_no_judge_to_load(tmp_path, monkeypatch):
+    def killed_halfway(state, path):
+        Path(path).write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fissure.judges.emoji.save_file", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_emoji_judge().save_pretrained(tmp_path)
+    assert not (tmp_path / "judge.json").exists()
+    assert not (tmp_path / "model.safetensors").exists()
 
 
 def test_corrupt_weights_are_a_clear_error(tmp_path):

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from fissure.atomic import atomic_write
 from fissure.attacks.spaces import Attempt
 from fissure.errors import FissureError
 from fissure.generate import prepare_output_dir
@@ -76,6 +77,15 @@ def _save_png(image: torch.Tensor, path: Path) -> None:
     Image.fromarray(np.ascontiguousarray(pixels)).save(path)
 
 
+def _read_settings(run_file: Path) -> dict[str, object]:
+    try:
+        return json.loads(run_file.read_text())
+    except json.JSONDecodeError:
+        raise FissureError(
+            f"{run_file} is not valid JSON: delete it and run the same command to resume"
+        ) from None
+
+
 class FindingStore:
     """A run folder: opened for one attack's settings, appended to one finding at a time."""
 
@@ -85,7 +95,7 @@ class FindingStore:
         settings = json.loads(json.dumps(settings))
         self._drop_cut_line()
         self._done = {finding.id for finding in self.findings()}
-        recorded = json.loads(run_file.read_text()) if run_file.is_file() else None
+        recorded = _read_settings(run_file) if run_file.is_file() else None
         if self._done and recorded is not None and recorded != settings:
             changed = sorted(
                 k for k in {**recorded, **settings} if recorded.get(k) != settings.get(k)
@@ -94,7 +104,8 @@ class FindingStore:
                 f"{self.folder} holds findings made with other settings ({', '.join(changed)}): "
                 "use another --out, or the same options to resume it"
             )
-        run_file.write_text(json.dumps(settings, indent=2) + "\n")
+        with atomic_write(run_file) as partial:
+            partial.write_text(json.dumps(settings, indent=2) + "\n")
         (self.folder / "images").mkdir(exist_ok=True)
         (self.folder / "deltas").mkdir(exist_ok=True)
         self.settings = settings
@@ -108,8 +119,9 @@ class FindingStore:
         if not self.findings_file.is_file():
             return
         text = self.findings_file.read_bytes()
-        if text and not text.endswith(b"\n"):
-            self.findings_file.write_bytes(text[: text.rfind(b"\n") + 1])
+        if text and not text.endswith(b"\n"):  # a kill during this rewrite keeps the old file
+            with atomic_write(self.findings_file) as partial:
+                partial.write_bytes(text[: text.rfind(b"\n") + 1])
 
     def has(self, attempt: Attempt) -> bool:
         return attempt_id(attempt) in self._done

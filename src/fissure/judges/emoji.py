@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from fissure.atomic import atomic_write
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.judges.networks import build_network
@@ -51,15 +52,21 @@ class EmojiJudge(Judge):
         }
 
     def save_pretrained(self, folder: str | Path, half: bool = True) -> None:
-        """Write ``judge.json`` and ``model.safetensors`` (float16 by default: half the size)."""
+        """Write ``model.safetensors`` (float16 by default: half the size), then ``judge.json``.
+
+        Each file is written whole or not at all, and ``judge.json`` last: a folder
+        that has it holds a complete judge, so a save cut short is redone, never loaded.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2))
         state = {
             name: (value.half() if half and value.is_floating_point() else value).contiguous()
             for name, value in self.network.state_dict().items()
         }
-        save_file(state, folder / WEIGHTS_NAME)
+        with atomic_write(folder / WEIGHTS_NAME) as partial:
+            save_file(state, partial)
+        with atomic_write(folder / CONFIG_NAME) as partial:
+            partial.write_text(json.dumps(self.config(), indent=2))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> EmojiJudge:

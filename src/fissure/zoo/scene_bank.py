@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fissure.atomic import atomic_write
 from fissure.world import class_names, sample_scene
-from fissure.zoo.atomic import atomic_write
 
 
 @dataclass(frozen=True)

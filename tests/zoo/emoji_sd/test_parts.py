@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from fissure.zoo.emoji_sd.common import ExponentialAverage
+from fissure.zoo.emoji_sd.common import ExponentialAverage, StageRecord
 from fissure.zoo.emoji_sd.config import EmojiSdConfig, default_config, tiny_config, with_steps
 from fissure.zoo.emoji_sd.evaluate import Evaluation, accepted_classes, pair_found, pair_prompts
 from fissure.zoo.emoji_sd.gates import psnr, retrieval
@@ -89,8 +89,12 @@ def test_a_later_setting_at_its_neutral_value_keeps_old_fingerprints():
     assert coarse.fingerprint("unet") != config.fingerprint("unet")
 
 
-def test_a_recipe_save_cut_short_leaves_the_previous_recipe_readable(tmp_path, monkeypatch):
-    before = tiny_config()
+@pytest.mark.parametrize("kind", ["recipe", "stage record"])
+def test_a_save_cut_short_leaves_the_previous_file_readable(kind, tmp_path, monkeypatch):
+    before, after, load = {
+        "recipe": (tiny_config(), default_config(), EmojiSdConfig.load),
+        "stage record": (StageRecord("vae", 1, 2.0), StageRecord("vae", 5, 9.0), StageRecord.load),
+    }[kind]
     before.save(tmp_path)
     write_text = Path.write_text
 
@@ -100,8 +104,8 @@ def test_a_recipe_save_cut_short_leaves_the_previous_recipe_readable(tmp_path, m
 
     monkeypatch.setattr(Path, "write_text", cut_short)
     with pytest.raises(OSError):
-        default_config().save(tmp_path)
-    assert EmojiSdConfig.load(tmp_path) == before
+        after.save(tmp_path)
+    assert load(tmp_path) == before
 
 
 def test_attention_levels_choose_the_attending_resolutions():

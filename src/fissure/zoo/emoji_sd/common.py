@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from fissure.atomic import atomic_write
+
 STAGE_RECORD = "stage.json"
 SESSIONS = "sessions.jsonl"
 LOG_EVERY = 50  # steps per line of a stage's log.jsonl
@@ -87,8 +89,10 @@ class StageRecord:
     sessions: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, folder: Path) -> None:
+        """Write ``stage.json`` whole: snapshots read it while training runs."""
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / STAGE_RECORD).write_text(json.dumps(asdict(self), indent=2))
+        with atomic_write(folder / STAGE_RECORD) as partial:
+            partial.write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> StageRecord | None:

@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fissure.zoo.atomic import atomic_write
+from fissure.atomic import atomic_write
 from fissure.zoo.scene_bank import BankSpec
 
 

@@ -32,9 +32,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import CLIPModel, CLIPTokenizer
 
+from fissure.atomic import atomic_write
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
-from fissure.zoo.atomic import atomic_write
 from fissure.zoo.emoji_sd.clip_stage import image_processor, text_encoder_from_clip, train_clip
 from fissure.zoo.emoji_sd.common import (
     SESSIONS,

@@ -28,7 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModel
 
-from fissure.zoo.atomic import atomic_write
+from fissure.atomic import atomic_write
 from fissure.zoo.emoji_sd.clip_stage import clip_pixels
 from fissure.zoo.emoji_sd.common import LOG_EVERY, ExponentialAverage, optimizer_groups
 from fissure.zoo.emoji_sd.config import UnetStage

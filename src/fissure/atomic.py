@@ -1,7 +1,8 @@
 """Files written whole or not at all.
 
-Training processes are killed mid-write (session ends, ``--max-minutes``) and
-snapshots read their folders while they run: neither may ever see half a file.
+Training processes and attack runs are killed mid-write (Ctrl-C, session ends,
+``--max-minutes``), and snapshots read folders while they are written: a resumed
+run or a reader may never see half a file.
 """
 
 from __future__ import annotations
