@@ -30,6 +30,23 @@ class BrightnessJudge(Judge):
         return torch.stack([light, -light, torch.zeros_like(light)], dim=1)
 
 
+class BlurredBrightnessJudge(BrightnessJudge):
+    """:class:`BrightnessJudge` behind a seeded 3×3 blur, a convolution as in real judges.
+
+    CPU convolution kernels round a row's last bits differently in batches of other
+    sizes: what makes an attempt depend on its batch partners if batches change size.
+    """
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__(threshold)
+        self.blur = torch.nn.Conv2d(3, 3, 3, padding=1, padding_mode="replicate", bias=False)
+        weight = torch.rand(self.blur.weight.shape, generator=torch.Generator().manual_seed(0))
+        self.blur.weight.data = weight / weight.sum(dim=(1, 2, 3), keepdim=True)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        return self.blur(super().preprocess(images))
+
+
 @pytest.fixture(scope="module")
 def generator() -> Generator:
     return Generator(build_tiny_pipeline("sd1"))

@@ -9,7 +9,7 @@ from fissure.attacks import Attempt, random_latent, sage_latent
 from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP
 from fissure.errors import FissureError
 
-from .conftest import STEPS, BrightnessJudge
+from .conftest import STEPS, BlurredBrightnessJudge, BrightnessJudge
 
 
 def _attempts(seeds) -> list[Attempt]:
@@ -43,12 +43,20 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_an_attempt_does_not_depend_on_its_batch_partners(generator, surrogate, one_thread):
-    attack = sage_latent(generator, surrogate, steps=STEPS, k=1, max_iterations=4, batch_size=3)
+@pytest.mark.parametrize("blurred", [False, True], ids=["brightness", "convolution"])
+def test_an_attempt_does_not_depend_on_its_batch_partners(
+    generator, surrogate, blurred, one_thread
+):
+    judge = BlurredBrightnessJudge(surrogate.threshold) if blurred else surrogate
+    attack = sage_latent(
+        generator, judge, steps=STEPS, k=1, max_iterations=4, batch_size=3, views=False
+    )
     alone = next(iter(attack.run(_attempts([1]))))
     together = {s.attempt.seed: s for s in attack.run(_attempts([0, 1, 2]))}[1]
     assert torch.equal(alone.variable, together.variable)
     assert torch.equal(alone.images, together.images)
+    assert torch.equal(alone.probabilities, together.probabilities)
+    assert alone.target_trace == together.target_trace
     assert alone.iterations == together.iterations
 
 

@@ -16,7 +16,13 @@ import torch
 
 from fissure.attacks.constraints import Constraint
 from fissure.attacks.goals import GoalEvaluation, TargetAbsent
-from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP, Attempt, LatentPerturbation, LatentStart
+from fissure.attacks.spaces import (
+    BACKWARD_EVALS_PER_STEP,
+    Attempt,
+    LatentPerturbation,
+    LatentStart,
+    Rendering,
+)
 
 
 @dataclass
@@ -96,8 +102,11 @@ class SearchMethod:
             active = [state for state in active if not state.done]
 
 
-def _targets(states: Sequence[SearchState], device: torch.device) -> torch.Tensor:
-    return torch.tensor([state.attempt.target_index for state in states], device=device)
+def _targets(states: Sequence[SearchState], rendering: Rendering) -> torch.Tensor:
+    """The states' target indices, padded like the rendering's rows."""
+    targets = [state.attempt.target_index for state in states]
+    targets += targets[-1:] * (len(rendering.images) - len(targets))
+    return torch.tensor(targets, device=rendering.images.device)
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,7 @@ class SignGradientDescent(SearchMethod):
     ) -> None:
         deltas = torch.stack([state.variable for state in active]).requires_grad_(True)
         rendering = space.render([state.start for state in active], deltas, differentiable=True)
-        evaluation = goal.evaluate(rendering.images, _targets(active, deltas.device))
+        evaluation = goal.evaluate(rendering.images, _targets(active, rendering))
         stepping = []
         for row, state in enumerate(active):
             state.unet_evals += rendering.unet_evals
@@ -169,7 +178,7 @@ class RandomSearch(SearchMethod):
     ) -> None:
         deltas = torch.stack([space.fresh(state.start, state.iterations) for state in active])
         rendering = space.render([state.start for state in active], deltas, differentiable=False)
-        evaluation = goal.evaluate(rendering.images, _targets(active, deltas.device))
+        evaluation = goal.evaluate(rendering.images, _targets(active, rendering))
         for row, state in enumerate(active):
             state.variable = deltas[row]
             state.unet_evals += rendering.unet_evals

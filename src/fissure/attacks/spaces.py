@@ -2,10 +2,11 @@
 
 A space binds each attempt (prompt, seed) to its fixed inputs once, then renders
 any batch of search variables. Every batch it renders has the same number of
-rows (short batches are padded by repeating a row): CPU convolution kernels
-change with the batch shape, so a fixed shape keeps each attempt's images
-independent of which other attempts shared its batch (bit for bit on one
-thread; several threads may round a row's last bits by its position).
+rows (short batches are padded by repeating a row), and so has every batch the
+judges score: CPU convolution kernels and reductions change with the batch
+shape, so a fixed shape keeps each attempt's images and scores independent of
+which other attempts shared its batch (bit for bit on one thread; several
+threads may round a row's last bits by its position).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class LatentStart:
 class Rendering:
     """Images of a batch of variables and what they cost per row."""
 
-    images: torch.Tensor  # B×3×H×W in [0, 1]
+    images: torch.Tensor  # batch_size×3×H×W in [0, 1]: the rows, then copies of the last
     unet_evals: int  # forward UNet evaluations per row
     gradient_steps: int  # steps a backward pass would traverse per row
 
@@ -127,7 +128,12 @@ class LatentPerturbation:
     def render(
         self, starts: Sequence[LatentStart], deltas: torch.Tensor, differentiable: bool
     ) -> Rendering:
-        """Images of ``z + δ`` for each row; gradients reach ``deltas`` if ``differentiable``."""
+        """Images of ``z + δ`` for each row; gradients reach ``deltas`` if ``differentiable``.
+
+        Short batches are padded with copies of the last row, and the images keep the
+        padding: a judge that scores them sees batches of one size too, so a row's
+        scores never depend on how many partners it has.
+        """
         rows = len(starts)
         pad = self.batch_size - rows if rows < self.batch_size else 0
         starts = list(starts) + [starts[-1]] * pad
@@ -146,4 +152,4 @@ class LatentPerturbation:
             gradient=self.gradient if differentiable else "none",
             k=self.k,
         )
-        return Rendering(output.images[:rows], output.unet_evals, output.gradient_steps)
+        return Rendering(output.images, output.unet_evals, output.gradient_steps)
