@@ -7,7 +7,7 @@ import pytest
 from fissure.attacks import class_attempts, find_target, make_attempts
 from fissure.errors import FissureError
 
-EMOJI = ["cat", "dog", "red apple", "bat", "cricket game"]
+EMOJI = ["cat", "dog", "red apple", "bat", "cricket game", "bear", "teddy bear"]
 
 
 @pytest.mark.parametrize(
@@ -17,6 +17,7 @@ EMOJI = ["cat", "dog", "red apple", "bat", "cricket game"]
         ("A Photo of a Red Apple", "red apple"),
         ("a bat at night", "bat"),
         ("a big cricket game", "cricket game"),
+        ("a teddy bear and a teddy bear", "teddy bear"),
     ],
 )
 def test_the_named_class_is_found(prompt, target):
@@ -37,6 +38,8 @@ def test_words_inside_other_words_do_not_count():
 def test_two_classes_need_an_explicit_target():
     with pytest.raises(FissureError, match="several classes"):
         find_target("a cat and a dog", EMOJI)
+    with pytest.raises(FissureError, match="several classes"):
+        find_target("a bear hugging a teddy bear", EMOJI)
     attempts = make_attempts(["a cat and a dog"], [0, 1], EMOJI, target="dog")
     assert [(a.target, a.target_index, a.seed) for a in attempts] == [("dog", 1, 0), ("dog", 1, 1)]
 
@@ -54,3 +57,7 @@ def test_class_attempts_fill_the_template_and_target_each_class():
     ]  # fmt: skip
     with pytest.raises(FissureError, match="needs one"):
         class_attempts(["cat"], [0], EMOJI, "a {} and a {}")
+
+
+def test_a_class_named_twice_is_attacked_once():
+    assert len(class_attempts(["cat", "cat"], [0], EMOJI)) == 1

@@ -14,22 +14,29 @@ def _names(label: str) -> list[str]:
     return [name.strip().lower() for name in label.split(",") if name.strip()]
 
 
+def _mention(name: str) -> re.Pattern[str]:
+    """``name`` as whole words."""
+    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+
+
 def find_target(prompt: str, labels: Sequence[str]) -> str:
-    """The one label the prompt names (the longest match, as whole words), or a clear error."""
+    """The one label the prompt names (the longest match, as whole words), or a clear error.
+
+    A shorter name counts only where the prompt says it outside the longest one:
+    "a teddy bear" names the teddy bear, "a bear and a teddy bear" names both.
+    """
     text = prompt.lower()
     matches: dict[str, str] = {}
     for label in labels:
         for name in _names(label):
-            named = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)
-            if named and len(name) > len(matches.get(label, "")):
+            if _mention(name).search(text) and len(name) > len(matches.get(label, "")):
                 matches[label] = name
     if not matches:
         raise FissureError(f"no class of the judge is named in {prompt!r}: say which with --target")
     longest = max(matches.values(), key=len)
+    rest = _mention(longest).sub(" ", text)
     rivals = sorted(
-        label
-        for label, name in matches.items()
-        if name == longest or not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", longest)
+        label for label, name in matches.items() if name == longest or _mention(name).search(rest)
     )
     if len(rivals) > 1:
         raise FissureError(
@@ -64,6 +71,6 @@ def class_attempts(
         raise FissureError(f"--template needs one {{}} where the class goes, not {template!r}")
     return [
         attempt
-        for name in names
+        for name in dict.fromkeys(names)  # a class named twice is attacked once
         for attempt in make_attempts([template.replace("{}", name)], seeds, labels, name)
     ]
