@@ -110,10 +110,12 @@ def run_attack_command(
     else:
         attempts = make_attempts(prompts, seed_list, surrogate_judge.labels, target)
     verifier_names = verifiers or default_verifiers(model)
-    overlap = set(verifier_names) & judges_in_loss(surrogate)
+    in_loss = judges_in_loss(surrogate)
+    overlap = sorted(name for name in verifier_names if judges_in_loss(name) & in_loss)
     if overlap:
         raise FissureError(
-            f"{', '.join(sorted(overlap))} is in the surrogate: a verifier must never be in the loss"
+            f"{', '.join(overlap)} is in the surrogate or holds it: "
+            "a verifier must never be in the loss"
         )
     verifier_judges = {name: load_judge(name, device=device) for name in verifier_names}
     check_verifier_labels(verifier_judges, [attempt.target for attempt in attempts])

@@ -57,8 +57,11 @@ def load_judge(
     name: str, device: str | torch.device = "cpu", labels: Sequence[str] | None = None
 ) -> Judge:
     """A judge ready to score images: eval mode, frozen weights, on ``device``."""
+    from fissure.models.loading import resolve_device
+
     if not name or not name.strip():
         raise FissureError("empty judge name; try emoji/surrogate, emoji/verifier or a hub id")
+    device = resolve_device(device)  # a bad device fails before any weights load
     if name == "emoji/surrogate":
         judge: Judge = Ensemble(
             [_load_emoji_member(m) for m in SURROGATE_MEMBERS], names=SURROGATE_MEMBERS
