@@ -85,3 +85,15 @@ def test_findings_page_escapes_prompts(tmp_path):
     finding.files = {"before": "images/b.png", "after": "images/a.png", "delta": "d"}
     page = write_findings_page(tmp_path, [finding], {"model": "m"}, "title").read_text()
     assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt; cat &amp; co" in page
+
+
+def test_findings_page_marks_only_failures_the_attack_caused_as_verified(tmp_path):
+    caused = _finding(Attempt("a photo of a cat", "cat", 0, 0))
+    natural = _finding(Attempt("a photo of a cat", "cat", 0, 1))
+    natural.clean_shows_target = False  # the verifiers never saw the cat: nothing was removed
+    for finding in (caused, natural):
+        finding.files = {"before": "b.png", "after": "a.png", "delta": "d"}
+    page = write_findings_page(tmp_path, [natural, caused], {"model": "m"}, "title").read_text()
+    assert page.count('class="card verified"') == 1
+    assert page.count(">verified</span>") == 1 and page.count(">natural failure</span>") == 1
+    assert page.index("seed 0") < page.index("seed 1")  # verified failures first

@@ -64,6 +64,11 @@ class Finding:
     files: dict[str, str] = field(default_factory=dict)
     target_trace: list[float] = field(default_factory=list)
 
+    @property
+    def verified_failure(self) -> bool:
+        """Verified, and the clean image showed the target: a failure the attack caused."""
+        return self.verified and self.clean_shows_target
+
 
 def attempt_id(attempt: Attempt) -> str:
     """A readable file stem for an attempt, unique by a hash of its exact prompt and target."""

@@ -67,7 +67,7 @@ def run_attack(
     Ctrl-C stops at once: every finding finished so far is already on disk.
     """
     todo = [attempt for attempt in attempts if not store.has(attempt)]
-    verified = sum(f.verified and f.clean_shows_target for f in store.findings())
+    verified = sum(f.verified_failure for f in store.findings())
     with tqdm(
         total=len(attempts),
         initial=len(attempts) - len(todo),
@@ -78,7 +78,7 @@ def run_attack(
         for state in attack.run(todo):
             finding = to_finding(attack, state, verifiers, model)
             store.add(finding, state.images_before, state.images, state.variable)
-            verified += finding.verified and finding.clean_shows_target
+            verified += finding.verified_failure
             bar.set_postfix(verified=verified, last_iterations=finding.iterations)
             bar.update()
     return store.findings()

@@ -16,7 +16,7 @@ def write_findings_page(
 ) -> Path:
     """Write ``index.html`` into the run folder (image paths are relative to it)."""
     environment = Environment(loader=PackageLoader("fissure.report", "templates"), autoescape=True)
-    ordered = sorted(findings, key=lambda f: (not f.verified, f.prompt, f.seed))
+    ordered = sorted(findings, key=lambda f: (not f.verified_failure, f.prompt, f.seed))
     page = environment.get_template("findings.html.j2").render(
         title=title, settings=settings, summaries=summarize(findings), findings=ordered
     )
