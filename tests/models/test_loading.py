@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
 from fissure.errors import FissureError
 from fissure.models import load_pipeline, resolve_device, resolve_dtype
@@ -55,6 +55,18 @@ def test_other_pipeline_class_is_refused(tmp_path, tiny_sd1_dir):
     index["_class_name"] = "StableDiffusionXLPipeline"
     (folder / "model_index.json").write_text(json.dumps(index))
     with pytest.raises(FissureError, match="not a Stable Diffusion 1.x/2.x pipeline"):
+        load_pipeline(str(folder))
+
+
+def test_an_inpainting_unet_is_refused(tmp_path, tiny_sd1_dir):
+    folder = tmp_path / "inpaint"
+    shutil.copytree(tiny_sd1_dir, folder)
+    config = UNet2DConditionModel.load_config(folder / "unet")
+    UNet2DConditionModel.from_config({**config, "in_channels": 9}).save_pretrained(folder / "unet")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["_class_name"] = "StableDiffusionInpaintPipeline"
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(FissureError, match="takes 9 input channels, not the VAE's 4"):
         load_pipeline(str(folder))
 
 

@@ -166,5 +166,13 @@ def load_pipeline(
             f"could not load a Stable Diffusion pipeline from {where} ({reason[:200]}); "
             "check the path or id, or re-save the weights"
         ) from error
+    unet_channels = pipeline.unet.config.in_channels
+    latent_channels = pipeline.vae.config.latent_channels
+    if unet_channels != latent_channels:
+        raise FissureError(
+            f"{model}'s UNet takes {unet_channels} input channels, not the VAE's "
+            f"{latent_channels} (an inpainting or otherwise conditioned UNet): "
+            "give a text-to-image checkpoint"
+        )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(torch_device)
