@@ -33,6 +33,12 @@ def test_no_scenes_exits_2_with_one_line(tmp_path):
     assert result.output.strip().count("\n") == 0 and "--n" in result.output
 
 
+def test_an_out_without_image_extension_exits_2_with_one_line(tmp_path):
+    result = runner.invoke(app, ["world", "preview", "--n", "1", "--out", str(tmp_path / "sheet")])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "end it in .png" in result.output
+
+
 def test_classes_prints_every_class():
     result = runner.invoke(app, ["world", "classes"])
     assert result.exit_code == 0

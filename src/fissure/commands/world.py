@@ -31,6 +31,8 @@ def preview(
 
     if n <= 0:
         raise FissureError(f"--n must be a positive number of scenes, not {n}")
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise FissureError(f"--out {out} names no image file: end it in .png")
     scenes = [sample_scene(seed + index, emoji_set=emoji_set) for index in range(n)]
     images, captions = [scene.image for scene in scenes], [scene.caption for scene in scenes]
     sheet = contact_sheet(images, captions, caption_lines=5)
