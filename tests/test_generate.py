@@ -98,8 +98,9 @@ def test_batch_sizes_agree_to_one_grey_level(pipeline, tmp_path):
 
 
 def test_bad_settings_are_refused_before_any_work(pipeline, tmp_path):
-    with pytest.raises(FissureError, match="--steps"):
-        generate(pipeline, ["a dog"], [0], tmp_path, steps=0)
+    for steps in (0, 1001):
+        with pytest.raises(FissureError, match="--steps must be between 1 and"):
+            generate(pipeline, ["a dog"], [0], tmp_path, steps=steps)
     with pytest.raises(FissureError, match="no prompt"):
         generate(pipeline, [], [0], tmp_path)
     with pytest.raises(FissureError, match="multiples"):

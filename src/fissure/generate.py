@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 import fissure
 from fissure.errors import FissureError
+from fissure.models.generator import check_steps
 from fissure.models.prompts import check_prompt
 from fissure.report.sheets import contact_sheet
 
@@ -107,8 +108,7 @@ def generate(
         raise FissureError("no prompt given: pass at least one --prompt")
     if not seeds:
         raise FissureError("no seeds given: pass --seeds, for example 0-7")
-    if steps < 1:
-        raise FissureError(f"--steps must be at least 1, not {steps}")
+    check_steps(steps, pipeline.scheduler, "--steps")
     if batch_size < 1:
         raise FissureError(f"--batch-size must be at least 1, not {batch_size}")
     for prompt in prompts:

@@ -62,6 +62,13 @@ def test_vit_conv_stem_replaces_the_patchify_conv_and_needs_its_stride():
         EmojiJudge(LABELS, "vit", {**TINY_VIT, "patch_size": 8}, input_size=32)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_images_meet_float32_weights(dtype):
+    judge = tiny_emoji_judge()
+    images = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(judge(images.to(dtype)), judge(images), atol=1e-2)
+
+
 def test_wrong_image_shape_is_a_clear_error():
     with pytest.raises(FissureError, match="B×3×H×W"):
         tiny_emoji_judge()(torch.rand(3, 32, 32))

@@ -312,6 +312,9 @@ def test_bad_sampling_input_is_refused(tiny):
     latents = generator.initial_latents([0, 1], height=32, width=32)
     with pytest.raises(FissureError, match="gradient mode"):
         generator.sample(latents, "a cat", steps=2, gradient="full")
+    for steps in (0, 1001):
+        with pytest.raises(FissureError, match=f"between 1 and the scheduler's 1000 .*not {steps}"):
+            generator.sample(latents, "a cat", steps=steps)
     with pytest.raises(FissureError, match="k must be"):
         generator.sample(latents, "a cat", steps=2, gradient="residual", k=3)
     with pytest.raises(FissureError, match="latents must be"):
@@ -339,3 +342,15 @@ def test_bfloat16_matches_stock_and_differentiates(tiny):
     latents.requires_grad_()
     generator.sample(latents, PROMPTS, steps=2, gradient="exact").images.float().mean().backward()
     assert latents.grad.dtype == torch.bfloat16 and torch.isfinite(latents.grad).all()
+
+
+def test_a_bfloat16_unet_takes_float32_embeddings(tiny):
+    """Optimised embeddings are float32 leaves; the UNet casts them as the stock pipeline does."""
+    generator = Generator(tiny("sd1", torch.bfloat16))
+    latents = generator.initial_latents([0], height=32, width=32)
+    embeddings = generator.encode("a cat")
+    float32 = PromptEmbeddings(
+        embeddings.prompt_embeds.float(), embeddings.negative_prompt_embeds.float()
+    )
+    images = generator.sample(latents, float32, steps=2).images
+    assert images.ndim == 4 and torch.isfinite(images.float()).all()

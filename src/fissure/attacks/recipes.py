@@ -11,7 +11,7 @@ from fissure.attacks.search import RandomSearch, SignGradientDescent
 from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP, LatentPerturbation
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
-from fissure.models.generator import Generator, GradientMode
+from fissure.models.generator import Generator, GradientMode, check_steps
 
 
 def sage_latent(
@@ -44,7 +44,7 @@ def sage_latent(
     at k = 2 and 0.71–0.91 at k = 1 (tests/models/test_generator.py), for 6
     backward UNet evaluations per iteration instead of 75 (exact, 25 steps).
     """
-    _check_common(steps, absent_below, batch_size)
+    _check_common(generator, steps, absent_below, batch_size)
     _require(radius > 0, f"radius must be positive, not {radius}")
     _require(step > 0, f"step must be positive, not {step}")
     _require(max_iterations >= 0, f"max_iterations must be 0 or more, not {max_iterations}")
@@ -83,7 +83,7 @@ def random_latent(
     ``steps``: 100 iterations of ``steps`` forward and 6 backward evaluations,
     and the final rendering (3125 at 25 steps).
     """
-    _check_common(steps, absent_below, batch_size)
+    _check_common(generator, steps, absent_below, batch_size)
     budget = budget if budget is not None else sage_latent_budget(steps)
     _require(
         budget >= steps,
@@ -108,8 +108,8 @@ def _require(condition: bool, message: str) -> None:
         raise FissureError(message)
 
 
-def _check_common(steps: int, absent_below: float, batch_size: int) -> None:
-    _require(steps >= 1, f"steps must be at least 1, not {steps}")
+def _check_common(generator: Generator, steps: int, absent_below: float, batch_size: int) -> None:
+    check_steps(steps, generator.scheduler)
     _require(0 < absent_below < 1, f"absent_below must be between 0 and 1, not {absent_below}")
     _require(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}")
 

@@ -63,7 +63,7 @@ def ks_normal_p(latent: torch.Tensor) -> tuple[float, float]:
     values = latent.detach().double().flatten().sort().values
     n = values.numel()
     cdf = 0.5 * (1 + torch.special.erf(values / math.sqrt(2)))
-    ranks = torch.arange(1, n + 1, dtype=torch.float64)
+    ranks = torch.arange(1, n + 1, dtype=torch.float64, device=values.device)
     statistic = float(torch.maximum(ranks / n - cdf, cdf - (ranks - 1) / n).max())
     root = math.sqrt(n)
     return statistic, kolmogorov_survival((root + 0.12 + 0.11 / root) * statistic)

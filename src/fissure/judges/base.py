@@ -46,9 +46,14 @@ class Judge(nn.Module):
         return len(self.labels)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """Resize to the judge's input size and normalise, differentiably."""
+        """Resize to the judge's input size and normalise, differentiably.
+
+        Images come in the judge's own precision: a half-precision generator's
+        images meet float32 weights.
+        """
         if images.ndim != 4 or images.shape[1] != 3:
             raise FissureError(f"a judge takes images shaped B×3×H×W, not {tuple(images.shape)}")
+        images = images.to(self.mean.dtype)
         if images.shape[-2:] != (self.input_size, self.input_size):
             downscale = images.shape[-1] > self.input_size
             images = F.interpolate(
@@ -58,7 +63,7 @@ class Judge(nn.Module):
                 align_corners=False,
                 antialias=downscale,
             )
-        return (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+        return (images - self.mean) / self.std
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Unnormalised scores ``B×C`` for images in ``[0, 1]``."""

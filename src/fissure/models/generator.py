@@ -63,6 +63,15 @@ DETERMINISTIC_SCHEDULERS = frozenset(
 )
 
 
+def check_steps(steps: int, scheduler: SchedulerMixin, option: str = "steps") -> None:
+    """Between 1 and the scheduler's training timesteps, or a one-line error."""
+    limit = scheduler.config.num_train_timesteps
+    if not 1 <= steps <= limit:
+        raise FissureError(
+            f"{option} must be between 1 and the scheduler's {limit} timesteps, not {steps}"
+        )
+
+
 @dataclass
 class PromptEmbeddings:
     """Text-encoder outputs that condition the UNet, with what made them.
@@ -356,6 +365,7 @@ class Generator:
         embeddings = prompt if isinstance(prompt, PromptEmbeddings) else self.encode(prompt)
         context = self._guidance_context(embeddings, len(latents), guided=guidance > 1)
 
+        check_steps(steps, self.scheduler)
         scheduler = type(self.scheduler).from_config(self.scheduler.config)
         scheduler.set_timesteps(steps, device=self.device)
         timesteps = scheduler.timesteps
@@ -441,14 +451,12 @@ class Generator:
         parts = [embeddings.negative_prompt_embeds] if guided else []
         parts.append(embeddings.prompt_embeds)
         parts = [part.expand(batch, *part.shape[1:]) for part in parts]
-        return torch.cat(parts).to(device=self.device)
+        return torch.cat(parts).to(device=self.device, dtype=self.dtype)
 
     def _first_gradient_step(
         self, latents: torch.Tensor, gradient: str, k: int, steps: int, loop_length: int
     ) -> int:
         """Validate the sampling inputs; the loop index where the gradient path starts."""
-        if steps < 1:
-            raise FissureError(f"steps must be at least 1, not {steps}")
         channels = self.unet.config.in_channels
         multiple = 2 ** (len(self.unet.config.block_out_channels) - 1)
         if latents.ndim != 4 or latents.shape[1] != channels:
