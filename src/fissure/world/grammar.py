@@ -22,8 +22,9 @@ _A_BEFORE = ("eu", "ew", "uni", "use", "one")
 
 def plural(term: str) -> str:
     """The plural of a singular noun phrase: "red apple" -> "red apples", "ear of corn" -> "ears of corn"."""
-    if term in _IRREGULAR_PLURALS:
-        return _IRREGULAR_PLURALS[term]
+    for singular, irregular in _IRREGULAR_PLURALS.items():
+        if term == singular or (" " in singular and term.endswith(f" {singular}")):
+            return term.removesuffix(singular) + irregular  # "small nut and bolt" too
     head, of, rest = term.partition(" of ")
     if of:
         return plural(head) + of + rest
