@@ -1,6 +1,8 @@
 import pytest
 
+from fissure.world import sample_scene
 from fissure.world.grammar import indefinite, noun_phrase, plural
+from fissure.world.lexicon import mentions
 
 
 @pytest.mark.parametrize(
@@ -38,9 +40,6 @@ def test_noun_phrases_count_and_size():
 
 
 def test_a_sized_pair_of_nouns_is_one_mention_in_a_caption():
-    from fissure.world import sample_scene
-    from fissure.world.lexicon import mentions
-
     caption = sample_scene(13033).caption  # two small nut-and-bolt emoji
     assert "small nuts and bolts" in caption
     assert [m.classes for m in mentions(caption)] == [("nut and bolt",)]
