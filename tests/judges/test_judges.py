@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from transformers import (
     CLIPConfig,
     CLIPImageProcessor,
     CLIPModel,
+    ConvNextImageProcessor,
     ResNetConfig,
     ResNetForImageClassification,
+    ViTImageProcessor,
 )
 
 from fissure.errors import FissureError
@@ -126,6 +129,34 @@ def test_transformers_classifier_from_a_folder(tmp_path):
     assert judge.labels == ["tench", "goldfish", "shark"]
     assert judge(torch.rand(2, 3, 64, 64)).shape == (2, 3)
     assert not any(p.requires_grad for p in judge.parameters())
+
+
+def _disc(size: int = 64) -> torch.Tensor:
+    """A smooth test image: a bright disc off-centre on a dark ramp."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    disc = (((x - 0.6) ** 2 + (y - 0.4) ** 2) < 0.08).float()
+    return torch.stack([0.2 + 0.6 * disc, 0.3 * x + 0.5 * disc, 0.1 + 0.2 * y]).unsqueeze(0)
+
+
+@pytest.mark.parametrize(
+    "processor",
+    [
+        ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875),  # ResNet-50's
+        ViTImageProcessor(size={"height": 40, "width": 40}, resample=2),
+        CLIPImageProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}),
+    ],
+    ids=["resize-crop_pct", "resize", "resize-crop_size"],
+)
+def test_a_hub_classifier_sees_what_its_image_processor_gives(tmp_path, processor):
+    config = ResNetConfig(num_labels=2, **TINY_RESNET)
+    ResNetForImageClassification(config).save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    image = _disc()
+    pixels = (image[0].permute(1, 2, 0) * 255).round().byte().numpy()
+    expected = processor(Image.fromarray(pixels), return_tensors="pt").pixel_values
+    seen = load_judge(str(tmp_path)).preprocess(image)
+    assert seen.shape == expected.shape
+    assert (seen - expected).abs().mean() < 0.02
 
 
 def save_tiny_clip(folder) -> None:

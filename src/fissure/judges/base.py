@@ -30,10 +30,16 @@ class Judge(nn.Module):
         input_size: int,
         mean: Sequence[float] = (0.0, 0.0, 0.0),
         std: Sequence[float] = (1.0, 1.0, 1.0),
+        resize_size: int | None = None,
+        interpolation: str = "bilinear",
     ) -> None:
+        """``resize_size``: resize to it, then centre-crop ``input_size``, as many ImageNet
+        classifiers were trained (ResNet-50: 256, then 224); default: resize to ``input_size``."""
         super().__init__()
         self.labels = list(labels)
         self.input_size = int(input_size)
+        self.resize_size = int(resize_size or input_size)
+        self.interpolation = interpolation
         self.register_buffer(
             "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
         )
@@ -46,7 +52,7 @@ class Judge(nn.Module):
         return len(self.labels)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """Resize to the judge's input size and normalise, differentiably.
+        """Resize (and centre-crop) to the judge's input size and normalise, differentiably.
 
         Images come in the judge's own precision: a half-precision generator's
         images meet float32 weights.
@@ -54,15 +60,18 @@ class Judge(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3:
             raise FissureError(f"a judge takes images shaped B×3×H×W, not {tuple(images.shape)}")
         images = images.to(self.mean.dtype)
-        if images.shape[-2:] != (self.input_size, self.input_size):
-            downscale = images.shape[-1] > self.input_size
+        size = self.resize_size
+        if images.shape[-2:] != (size, size):
             images = F.interpolate(
                 images,
-                size=(self.input_size, self.input_size),
-                mode="bilinear",
+                size=(size, size),
+                mode=self.interpolation,
                 align_corners=False,
-                antialias=downscale,
-            )
+                antialias=images.shape[-1] > size,
+            ).clamp(0, 1)  # bicubic overshoots; image processors clip to the pixel range
+        if size != self.input_size:
+            top = (size - self.input_size) // 2
+            images = images[..., top : top + self.input_size, top : top + self.input_size]
         return (images - self.mean) / self.std
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:

@@ -53,31 +53,51 @@ def _load(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
         ) from error
 
 
+#: PIL resampling filters of image processors, as ``F.interpolate`` modes.
+_INTERPOLATION = {2: "bilinear", 3: "bicubic"}
+
+
+def _side(size: Any) -> int | None:
+    """One side of a processor's size: an int, or a dict (transformers 5: a SizeDict)."""
+    if size is None or isinstance(size, int):
+        return size
+    return size.get("height") or size.get("shortest_edge")
+
+
 def _preprocessing(
     source: str, default_mean: Sequence[float], default_std: Sequence[float], default_size: int
-):
-    """Mean, std and square input size from the model's image processor, if it has one."""
+) -> dict[str, Any]:
+    """The judge's preprocessing as the model's image processor does it, if it has one.
+
+    Square images: a processor's resize of the shortest edge, then its centre
+    crop (``crop_pct`` for ConvNeXt-style processors, ``crop_size`` otherwise).
+    """
     try:
         processor = AutoImageProcessor.from_pretrained(source, local_files_only=_offline())
     except Exception:
-        return default_mean, default_std, default_size
-    size = getattr(processor, "crop_size", None) or getattr(processor, "size", None) or {}
-    if not isinstance(size, int):  # a dict, or transformers 5's SizeDict
-        size = size.get("height") or size.get("shortest_edge") or default_size
-    return (
-        tuple(getattr(processor, "image_mean", None) or default_mean),
-        tuple(getattr(processor, "image_std", None) or default_std),
-        int(size),
+        return dict(mean=default_mean, std=default_std, input_size=default_size)
+    size = _side(getattr(processor, "size", None)) or default_size
+    crop_pct = getattr(processor, "crop_pct", None)
+    if crop_pct and size < 384:  # ConvNeXt's rule: resize to size / crop_pct, crop size
+        input_size, resize_size = size, int(size / crop_pct)
+    elif getattr(processor, "do_center_crop", False):
+        input_size, resize_size = _side(getattr(processor, "crop_size", None)) or size, size
+    else:
+        input_size, resize_size = size, size
+    return dict(
+        mean=tuple(getattr(processor, "image_mean", None) or default_mean),
+        std=tuple(getattr(processor, "image_std", None) or default_std),
+        input_size=input_size,
+        resize_size=resize_size,
+        interpolation=_INTERPOLATION.get(int(getattr(processor, "resample", 2) or 2), "bilinear"),
     )
 
 
 class TransformersJudge(Judge):
     """Any transformers image-classification model, labels from its config."""
 
-    def __init__(
-        self, model: torch.nn.Module, labels: Sequence[str], input_size: int, mean, std
-    ) -> None:
-        super().__init__(labels, input_size, mean, std)
+    def __init__(self, model: torch.nn.Module, labels: Sequence[str], **preprocessing: Any) -> None:
+        super().__init__(labels, **preprocessing)
         self.model = model
 
     @classmethod
@@ -89,8 +109,8 @@ class TransformersJudge(Judge):
             if isinstance(getattr(model.config, "image_size", None), int)
             else 224
         )
-        mean, std, size = _preprocessing(source, IMAGENET_MEAN, IMAGENET_STD, size)
-        return cls(model, labels, size, mean, std).eval()
+        preprocessing = _preprocessing(source, IMAGENET_MEAN, IMAGENET_STD, size)
+        return cls(model, labels, **preprocessing).eval()
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=self.preprocess(images)).logits
@@ -100,9 +120,18 @@ class ClipJudge(Judge):
     """CLIP zero-shot: cosine similarity of the image to "a photo of a <label>", scaled."""
 
     def __init__(
-        self, model: CLIPModel, tokenizer, labels: Sequence[str], template: str, mean, std
+        self,
+        model: CLIPModel,
+        tokenizer,
+        labels: Sequence[str],
+        template: str,
+        mean: Sequence[float],
+        std: Sequence[float],
+        resize_size: int | None = None,
+        interpolation: str = "bilinear",
     ) -> None:
-        super().__init__(labels, model.config.vision_config.image_size, mean, std)
+        image_size = model.config.vision_config.image_size
+        super().__init__(labels, image_size, mean, std, resize_size, interpolation)
         self.model = model
         self.template = template
         prompts = [template.format(label) for label in labels]
@@ -117,10 +146,12 @@ class ClipJudge(Judge):
     ) -> ClipJudge:
         model = _load(CLIPModel, source, "a CLIP model")
         tokenizer = _load(AutoTokenizer, source, "a CLIP tokenizer")
-        mean, std, _ = _preprocessing(
-            source, CLIP_MEAN, CLIP_STD, model.config.vision_config.image_size
-        )
-        return cls(model, tokenizer, list(labels or imagenet_labels()), template, mean, std).eval()
+        image_size = model.config.vision_config.image_size
+        preprocessing = _preprocessing(source, CLIP_MEAN, CLIP_STD, image_size)
+        if preprocessing.pop("input_size") != image_size:  # the model's own size rules
+            preprocessing.pop("resize_size", None)
+        labels = list(labels or imagenet_labels())
+        return cls(model, tokenizer, labels, template, **preprocessing).eval()
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         features = self.model.get_image_features(pixel_values=self.preprocess(images)).pooler_output
