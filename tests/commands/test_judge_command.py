@@ -67,3 +67,17 @@ def test_unknown_emoji_judge_is_one_line(tmp_path):
 def test_train_judges_refuses_unknown_names():
     result = runner.invoke(app, ["zoo", "train-judges", "--only", "alexnet"])
     assert result.exit_code == 2 and "unknown judge alexnet" in result.output
+
+
+def test_a_truncated_image_is_one_line(tmp_path):
+    whole = tmp_path / "whole.png"
+    Image.effect_noise((64, 64), 50).convert("RGB").save(whole)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) * 6 // 10])
+    result = runner.invoke(app, ["judge", str(cut)])
+    assert result.exit_code == 2 and "cannot read image" in result.output, result.output
+
+
+def test_no_scenes_to_evaluate_judges_on_is_refused():
+    result = runner.invoke(app, ["zoo", "evaluate-judges", "--count", "0"])
+    assert result.exit_code == 2 and "--count" in result.output

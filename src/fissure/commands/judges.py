@@ -26,7 +26,7 @@ def judge(
     """Print each image's most probable classes under a judge."""
     import numpy as np
     import torch
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
     from rich.console import Console
     from rich.table import Table
 
@@ -37,8 +37,8 @@ def judge(
     for path in images:
         try:
             pixels.append(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255)
-        except (FileNotFoundError, UnidentifiedImageError, IsADirectoryError) as error:
-            raise FissureError(f"cannot read image {path}: {error.__class__.__name__}") from error
+        except OSError as error:  # missing, truncated, unreadable, not an image
+            raise FissureError(f"cannot read image {path}: {error}") from error
     quiet_libraries()
     model = load_judge(judge_name)
     table = Table(title=f"judge {judge_name}")
@@ -98,7 +98,9 @@ def train_judges(
 
 @user_errors
 def evaluate_judges(
-    count: Annotated[int, typer.Option(help="Held-out scenes per set and object count.")] = 500,
+    count: Annotated[
+        int, typer.Option(min=1, help="Held-out scenes per set and object count.")
+    ] = 500,
     cache: Annotated[Path, typer.Option(help="Folder to cache rendered evaluation scenes.")] = Path(
         "runs/judges/banks"
     ),

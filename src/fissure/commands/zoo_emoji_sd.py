@@ -186,11 +186,11 @@ def evaluate(
     out: Annotated[
         Path, typer.Option(help="Folder for the contact sheet and evaluation.json.")
     ] = Path("runs/emoji-sd-evaluation"),
-    seeds: Annotated[int, typer.Option(help="Seeds per class prompt.")] = 20,
-    pairs: Annotated[int, typer.Option(help="Random two-class prompts.")] = 200,
-    steps: Annotated[int, typer.Option(help="DDIM steps.")] = 25,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per class prompt.")] = 20,
+    pairs: Annotated[int, typer.Option(min=1, help="Random two-class prompts.")] = 200,
+    steps: Annotated[int, typer.Option(min=1, help="DDIM steps.")] = 25,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
-    batch_size: Annotated[int, typer.Option(help="Images per pipeline call.")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per pipeline call.")] = 16,
     clip_scenes: Annotated[
         int, typer.Option(help="Rendered held-out scenes for the CLIP retrieval bar.")
     ] = 3000,
