@@ -285,10 +285,10 @@ def main() -> None:
             *(
                 [
                     "",
-                    "The CPUs were shared with other jobs while this ran, so times are noisy: "
-                    "compare the ratios within the table rather than the seconds across runs. "
-                    "One thread per worker, because PyTorch's OpenMP threads spin-wait and slow "
-                    "down many-fold when other processes hold the cores.",
+                    "CPU times vary with whatever else runs on the machine: compare the ratios "
+                    "within the table rather than the seconds across runs. "
+                    f"{args.threads} torch thread(s) per worker: PyTorch's OpenMP threads "
+                    "spin-wait and slow down many-fold when other processes hold the cores.",
                 ]
                 if args.device == "cpu"
                 else []

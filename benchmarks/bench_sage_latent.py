@@ -24,7 +24,7 @@ import torch
 from common import machine, write_section
 
 from fissure.attacks import ATTACKS, FindingStore, Verifiers, class_attempts, run_attack
-from fissure.attacks.findings import Finding
+from fissure.attacks.findings import Finding, attempt_id
 from fissure.attacks.recipes import sage_latent_budget
 from fissure.commands.attack import default_verifiers
 from fissure.console import quiet_libraries
@@ -126,7 +126,10 @@ def main() -> None:
         )  # fmt: skip
         store = FindingStore(args.work / name.split(" (")[0].replace(" ", "-"), settings)
         started = time.perf_counter()
-        findings = run_attack(attack, attempts, store, verifiers, args.model)
+        asked = {attempt_id(attempt) for attempt in attempts}  # the folder may hold others
+        findings = [
+            f for f in run_attack(attack, attempts, store, verifiers, args.model) if f.id in asked
+        ]
         rows.append(row(name, findings, budget, time.perf_counter() - started))
         print(rows[-1], flush=True)
 
