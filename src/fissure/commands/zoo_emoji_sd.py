@@ -198,15 +198,19 @@ def evaluate(
     threads: ThreadsOption = None,
     dtype: Dtype = "float32",
     update_card: Annotated[
-        bool, typer.Option(help="Write the scores into the model's README.md (model card).")
-    ] = True,
-    calibration: Annotated[
-        Path,
+        bool | None,
         typer.Option(
-            help="Calibration notes to put in the model card too, when the file exists "
-            "(a checkout's resume point keeps them)."
+            help="Write the scores into the model's README.md (model card); default: only "
+            "an evaluation at the bars' settings (20 seeds, 200 pairs, 25 steps, guidance 7.5)."
         ),
-    ] = Path("training/emoji-sd/CALIBRATION.md"),
+    ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="Calibration notes to put in the model card too; default: the checkout's "
+            "training/emoji-sd/CALIBRATION.md, for the bundled model only."
+        ),
+    ] = None,
 ) -> None:
     """Measure emoji-sd with the held-out verifier and its CLIP; print the bars."""
     _check_name(name)
@@ -248,11 +252,17 @@ def evaluate(
         batch_size=batch_size,
         sheet=out / "contact_sheet.png",
         clip_scenes=gate_bank(clip_scenes, 1, out / "scenes") if clip is not None else None,
+        verifier_name=str(verifier),
     )
     (out / "evaluation.json").write_text(json.dumps(evaluation.to_dict(), indent=2))
-    if update_card and update_quality(folder, evaluation):
+    if update_card is None and not evaluation.at_the_bars_settings():
+        typer.echo("model card left as it is: not the bars' settings (--update-card to force)")
+    elif (update_card is not False) and update_quality(folder, evaluation):
         typer.echo("updated the model card's quality section")
-        if calibration.is_file() and update_calibration(folder, calibration.read_text()):
+        if calibration is None and model is None:
+            calibration = Path("training/emoji-sd/CALIBRATION.md")
+        if calibration and calibration.is_file():
+            update_calibration(folder, calibration.read_text())
             typer.echo(f"updated the model card's calibration section from {calibration}")
     table = Table(title=f"{source}: {steps} DDIM steps, guidance {guidance}")
     for column in ("measure", "score", "bar", "met"):

@@ -84,6 +84,7 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
         "bfloat16",
         "--calibration",
         notes,
+        "--update-card",
     )
     assert result.exit_code == 0, result.output
     assert "single_top1" in result.output
@@ -91,14 +92,20 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     scores = json.loads((evaluation / "evaluation.json").read_text())
     assert scores["seeds"] == 1 and scores["clip_text_to_image_top1"] is not None
     assert scores["clip_generated_text_to_image_top1"] is not None
-    assert scores["dtype"] == "bfloat16"
+    assert scores["dtype"] == "bfloat16" and scores["verifier"] == str(verifier_dir)
     assert scores["single_top1_strict"] is not None  # polysemous names accepted or not
     assert scores["single_top1"] >= scores["single_top1_strict"]
     card = (out / "pipeline" / "README.md").read_text()
     assert "(`single_top1`) |" in card and "Not measured yet" not in card
-    assert "guidance 7.5, bfloat16," in card
+    assert "guidance 7.5, bfloat16," in card and f"verifier (`{verifier_dir}`)" in card
     assert "CLIP text→image top-1 on rendered held-out scenes" in card
     assert card.endswith("## Calibration runs\n\n### A calibration measured after the training\n")
+    quick = invoke(
+        "zoo", "evaluate", "emoji-sd", "--model", out / "pipeline", "--out", evaluation,
+        "--seeds", 1, "--pairs", 1, "--steps", 1, "--verifier", verifier_dir, "--clip-scenes", 20,
+    )  # fmt: skip
+    assert quick.exit_code == 0 and "model card left as it is" in quick.output, quick.output
+    assert (out / "pipeline" / "README.md").read_text() == card
 
 
 def test_max_minutes_pauses_with_exit_code_3(tmp_path, verifier_dir):

@@ -81,6 +81,12 @@ class Evaluation:
     single_top1_strict: float | None = None
     classes_at_50_strict: float | None = None
     pairs_top2_strict: float | None = None
+    verifier: str = "emoji/verifier"
+    """The judge that read the samples."""
+
+    def at_the_bars_settings(self) -> bool:
+        """Whether this is the evaluation the bars are stated for (the command's defaults)."""
+        return (self.seeds, self.pairs, self.steps, self.guidance) == (20, 200, 25, 7.5)
 
     def checks(self) -> dict[str, tuple[float | None, float | None, bool | None]]:
         """Each measure: (score, bar, met); bar and met are None for a measure without a bar."""
@@ -187,6 +193,7 @@ def evaluate_pipeline(
     progress: bool = True,
     sheet: Path | None = None,
     clip_scenes: SceneBank | None = None,
+    verifier_name: str = "emoji/verifier",
 ) -> Evaluation:
     """Generate the evaluation prompts and score them; optionally write a contact sheet.
 
@@ -236,6 +243,7 @@ def evaluate_pipeline(
         single_top1_strict=sum(strict.values()) / len(strict),
         classes_at_50_strict=share_at_50(strict),
         pairs_top2_strict=strict_pair_hits / max(1, pairs),
+        verifier=verifier_name,
     )
     if sheet is not None:
         write_sheet(

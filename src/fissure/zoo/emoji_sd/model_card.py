@@ -135,7 +135,7 @@ def quality_section(evaluation: Evaluation | None) -> str:
         f"`fissure zoo evaluate emoji-sd`: {evaluation.steps} DDIM steps, guidance "
         f"{evaluation.guidance}, {evaluation.dtype}, {evaluation.seeds} seeds per class, "
         f"{evaluation.pairs} pairs, "
-        "judged by the held-out verifier (`emoji/verifier`) and this model's CLIP "
+        f"judged by the held-out verifier (`{evaluation.verifier}`) and this model's CLIP "
         f"({evaluation.seconds:.0f} s).",
         "",
         "| measure | score | bar | met |",
