@@ -49,6 +49,25 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
+def _logged_step(line: str) -> float:
+    """The step a log line records; infinity for a line a kill cut short."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
+
+
+def _forget_log_after(path: Path, step: int) -> None:
+    """Drop the log lines past ``step``: the steps after a checkpoint run again on resume."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.endswith("\n") and _logged_step(line) <= step]
+    if len(kept) != len(lines):
+        with atomic_write(path) as partial:
+            partial.write_text("".join(kept))
+
+
 def train(
     modules: dict[str, nn.Module],
     optimizer: torch.optim.Optimizer,
@@ -70,7 +89,8 @@ def train(
     holds. ``after_step(step)`` runs after each optimiser step, before the step
     count advances (an exponential moving average updates here; put the averaged
     module in ``modules`` so checkpoints keep it). With ``log_every``, the mean
-    loss of every ``log_every`` steps is appended to ``folder/log.jsonl``.
+    loss of every ``log_every`` steps is appended to ``folder/log.jsonl`` (a resume
+    drops the lines past its checkpoint, so every step is logged once).
     With ``deadline`` (a ``time.monotonic()`` value), the loop checkpoints and
     returns early once it has passed. ``position`` is the progress bar's line when
     several processes train at once. Returns the step reached and the seconds
@@ -89,6 +109,7 @@ def train(
         if "optimizer" in state:  # a resume point carries weights only: fresh moments
             optimizer.load_state_dict(state["optimizer"])
         step, seconds = state["step"], state["seconds"]
+    _forget_log_after(folder / LOG_NAME, step)
     for module in modules.values():
         module.train()
     last_save = time.monotonic()

@@ -1,0 +1,51 @@
+"""The zoo's training loop: a killed run resumes where its checkpoint left it, logging each step once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fissure.zoo.training_loop import LOG_NAME, Schedule, train
+
+
+class Killed(Exception):
+    pass
+
+
+def _run(folder, kill_at: int | None = None, checkpoint_seconds: float = 1e9) -> None:
+    torch.manual_seed(0)
+    weight = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(weight.parameters(), lr=0.1)
+
+    def step_loss(step: int) -> torch.Tensor:
+        if step == kill_at:
+            raise Killed
+        return weight(torch.ones(1, 2)).square().sum()
+
+    train(
+        {"weight": weight}, optimizer, step_loss, Schedule(0.1, 10, warmup_steps=1), folder,
+        "test", progress=False, checkpoint_seconds=checkpoint_seconds, log_every=2,
+    )  # fmt: skip
+
+
+def _logged_steps(folder) -> list[int]:
+    return [json.loads(line)["step"] for line in (folder / LOG_NAME).read_text().splitlines()]
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path):
+    with pytest.raises(Killed):
+        _run(tmp_path, kill_at=7)  # no checkpoint yet: steps 1-7 run again
+    assert _logged_steps(tmp_path) == [2, 4, 6]
+    with open(tmp_path / LOG_NAME, "a") as log:
+        log.write('{"step": 8, "lo')  # a line the kill cut short
+    _run(tmp_path)
+    assert _logged_steps(tmp_path) == [2, 4, 6, 8, 10]
+
+
+def test_a_resume_keeps_the_lines_up_to_its_checkpoint(tmp_path):
+    with pytest.raises(Killed):
+        _run(tmp_path, kill_at=7, checkpoint_seconds=0)  # a checkpoint after every step
+    _run(tmp_path)
+    assert _logged_steps(tmp_path) == [2, 4, 6, 8, 10]
