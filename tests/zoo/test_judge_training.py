@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from fissure.errors import FissureError
 from fissure.judges.emoji import EmojiJudge
 from fissure.world import class_names
 from fissure.zoo.augment import StyleAugment, gaussian_blur
@@ -51,6 +52,13 @@ def test_blur_keeps_constant_images_and_smooths_noise():
     assert gaussian_blur(noise, torch.ones(2, 1, 1, 1)).std() < noise.std()
 
 
+def test_a_folder_of_another_recipe_is_refused(bank, tmp_path):
+    cpu = torch.device("cpu")
+    train_judge(TINY, bank, tmp_path, cpu, progress=False)
+    with pytest.raises(FissureError, match="another recipe \\(learning_rate\\)"):
+        train_judge(dataclasses.replace(TINY, learning_rate=1.0), bank, tmp_path, cpu)
+
+
 def test_a_batch_depends_only_on_seed_and_step(bank):
     weights = torch.ones(len(bank))
     first, _ = _batch(TINY, bank, weights, step=7)
@@ -66,9 +74,6 @@ def test_training_resumes_after_a_kill(bank, tmp_path):
     unbroken = train_judge(long_recipe, bank, tmp_path / "unbroken", cpu, progress=False)
 
     train_judge(TINY, bank, tmp_path / "killed", cpu, progress=False, checkpoint_seconds=0)
-    (
-        tmp_path / "killed" / "tiny" / "final" / "judge.json"
-    ).unlink()  # as if killed after the checkpoint
     resumed = train_judge(long_recipe, bank, tmp_path / "killed", cpu, progress=False)
 
     state = torch.load(tmp_path / "killed" / "tiny" / "checkpoint.pt")

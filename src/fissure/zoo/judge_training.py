@@ -19,6 +19,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from fissure.atomic import atomic_write
+from fissure.errors import FissureError
 from fissure.judges.emoji import EmojiJudge
 from fissure.judges.registry import EMOJI_JUDGES, JUDGES_DIR
 from fissure.models.loading import native_bfloat16
@@ -170,6 +172,23 @@ def _batch(
     return recipe.augment(bank.images[indices].float() / 255, generator), bank.targets[indices]
 
 
+def _claim_folder(folder: Path, recipe: JudgeRecipe) -> None:
+    """Record ``recipe`` in ``folder``, or refuse a folder another recipe trains in."""
+    path = folder / "recipe.json"
+    wanted = json.loads(json.dumps(asdict(recipe)))
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        changed = sorted(k for k in wanted if k != "steps" and recorded.get(k) != wanted[k])
+        if changed:
+            raise FissureError(
+                f"{folder} trains judge {recipe.name} with another recipe ({', '.join(changed)}): "
+                "delete that folder to start again, or use another --work"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as partial:
+        partial.write_text(json.dumps(wanted, indent=2))
+
+
 def train_judge(
     recipe: JudgeRecipe,
     bank: SceneBank,
@@ -179,11 +198,18 @@ def train_judge(
     checkpoint_seconds: float = 120.0,
     position: int | None = None,
 ) -> EmojiJudge:
-    """Train (or resume, or just load) one judge; returns it in eval mode."""
+    """Train (or resume, or just load) one judge; returns it in eval mode.
+
+    More ``steps`` than a finished judge had continue its training; any other
+    change of recipe needs a fresh folder.
+    """
     folder = work_dir / recipe.name
     final = folder / "final"
+    _claim_folder(folder, recipe)
     if (final / "judge.json").is_file():
-        return EmojiJudge.from_pretrained(final)
+        judge = EmojiJudge.from_pretrained(final)
+        if judge.metadata["recipe"]["steps"] == recipe.steps:
+            return judge
     torch.manual_seed(recipe.seed)
     judge = EmojiJudge(
         class_names(), recipe.architecture, recipe.network_config, mean=recipe.mean, std=recipe.std
