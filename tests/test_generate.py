@@ -61,6 +61,15 @@ def test_writes_images_sheet_and_records(pipeline, tmp_path):
     assert Image.open(tmp_path / records[0].file).size == (64, 64)
 
 
+def test_a_second_run_into_the_folder_keeps_every_image_recorded(pipeline, tmp_path):
+    generate(pipeline, ["a dog"], [0, 1], tmp_path, steps=2, progress=False)
+    generate(pipeline, ["a dog"], [1, 2], tmp_path, steps=3, progress=False)
+    lines = [json.loads(line) for line in (tmp_path / "generations.jsonl").read_text().splitlines()]
+    pngs = {path.name for path in tmp_path.glob("*.png")} - {"contact_sheet.png"}
+    assert sorted(line["file"] for line in lines) == sorted(pngs) and len(pngs) == 3
+    assert {line["seed"]: line["steps"] for line in lines} == {0: 2, 1: 3, 2: 3}
+
+
 def test_an_image_does_not_depend_on_what_else_was_asked(pipeline, tmp_path):
     together = generate(
         pipeline,

@@ -24,6 +24,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 import fissure
+from fissure.atomic import atomic_write
 from fissure.errors import FissureError
 from fissure.models.generator import check_steps
 from fissure.models.prompts import check_prompt
@@ -90,6 +91,16 @@ def _slug(text: str, length: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length] or "prompt"
 
 
+def _write_records(path: Path, records: list[GenerationRecord]) -> None:
+    """This run's records after the earlier ones of files it did not make again."""
+    made = {record.file for record in records}
+    earlier = path.read_text().splitlines() if path.is_file() else []
+    lines = [line for line in earlier if json.loads(line)["file"] not in made]
+    lines += [json.dumps(asdict(record)) for record in records]
+    with atomic_write(path) as partial:
+        partial.write_text("".join(f"{line}\n" for line in lines))
+
+
 def generate(
     pipeline: StableDiffusionPipeline,
     prompts: Sequence[str],
@@ -103,7 +114,11 @@ def generate(
     model_name: str = "",
     progress: bool = True,
 ) -> list[GenerationRecord]:
-    """Make one PNG per (prompt, seed), a contact sheet and ``generations.jsonl``."""
+    """Make one PNG per (prompt, seed), a contact sheet and ``generations.jsonl``.
+
+    Into a folder of earlier runs, ``generations.jsonl`` keeps their records too
+    (a PNG made again replaces its record); the contact sheet shows this run.
+    """
     if not prompts:
         raise FissureError("no prompt given: pass at least one --prompt")
     if not seeds:
@@ -159,9 +174,7 @@ def generate(
             )
             images.append(image)
 
-    with open(folder / "generations.jsonl", "w") as stream:
-        for record in records:
-            stream.write(json.dumps(asdict(record)) + "\n")
+    _write_records(folder / "generations.jsonl", records)
     columns = len(seeds) if len(seeds) <= 16 else None
     contact_sheet(images, [f"{r.prompt} / seed {r.seed}" for r in records], columns=columns).save(
         folder / "contact_sheet.png"
