@@ -255,9 +255,11 @@ def evaluate(
         verifier_name=str(verifier),
     )
     (out / "evaluation.json").write_text(json.dumps(evaluation.to_dict(), indent=2))
-    if update_card is None and not evaluation.at_the_bars_settings():
-        typer.echo("model card left as it is: not the bars' settings (--update-card to force)")
-    elif (update_card is not False) and update_quality(folder, evaluation):
+    if update_card is None:
+        update_card = evaluation.at_the_bars_settings()
+        if not update_card:
+            typer.echo("model card left as it is: not the bars' settings (--update-card to force)")
+    if update_card and update_quality(folder, evaluation):
         typer.echo("updated the model card's quality section")
         if calibration is None and model is None:
             calibration = Path("training/emoji-sd/CALIBRATION.md")

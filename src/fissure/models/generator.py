@@ -361,11 +361,11 @@ class Generator:
         is the number of final steps on the gradient path for ``residual`` and
         ``last-k``. Guidance above 1 is classifier-free, as in the stock pipeline.
         """
+        check_steps(steps, self.scheduler)
         capture = capture or CaptureSpec()
         embeddings = prompt if isinstance(prompt, PromptEmbeddings) else self.encode(prompt)
         context = self._guidance_context(embeddings, len(latents), guided=guidance > 1)
 
-        check_steps(steps, self.scheduler)
         scheduler = type(self.scheduler).from_config(self.scheduler.config)
         scheduler.set_timesteps(steps, device=self.device)
         timesteps = scheduler.timesteps

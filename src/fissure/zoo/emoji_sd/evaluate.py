@@ -39,6 +39,9 @@ from fissure.zoo.scene_bank import SceneBank
 EVALUATION_SEED = 3_000_000_000
 PAIR_SEED = 2024
 
+#: The evaluation the bars are stated for: ``evaluate_pipeline``'s defaults.
+BAR_SETTINGS = {"seeds": 20, "pairs": 200, "steps": 25, "guidance": 7.5}
+
 BARS = {
     "single_top1": 0.85,
     "classes_at_50": 0.95,
@@ -85,8 +88,8 @@ class Evaluation:
     """The judge that read the samples."""
 
     def at_the_bars_settings(self) -> bool:
-        """Whether this is the evaluation the bars are stated for (the command's defaults)."""
-        return (self.seeds, self.pairs, self.steps, self.guidance) == (20, 200, 25, 7.5)
+        """Whether this is the evaluation the bars are stated for."""
+        return all(getattr(self, name) == value for name, value in BAR_SETTINGS.items())
 
     def checks(self) -> dict[str, tuple[float | None, float | None, bool | None]]:
         """Each measure: (score, bar, met); bar and met are None for a measure without a bar."""
@@ -185,10 +188,10 @@ def evaluate_pipeline(
     pipeline: StableDiffusionPipeline,
     verifier: Judge,
     clip: ClipJudge | None,
-    seeds: int = 20,
-    pairs: int = 200,
-    steps: int = 25,
-    guidance: float = 7.5,
+    seeds: int = BAR_SETTINGS["seeds"],
+    pairs: int = BAR_SETTINGS["pairs"],
+    steps: int = BAR_SETTINGS["steps"],
+    guidance: float = BAR_SETTINGS["guidance"],
     batch_size: int = 16,
     progress: bool = True,
     sheet: Path | None = None,
