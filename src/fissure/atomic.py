@@ -8,6 +8,7 @@ run or a reader may never see half a file.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,5 +22,32 @@ def atomic_write(path: Path) -> Iterator[Path]:
     path (two runs building one scene bank) never share a partial file.
     """
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    yield partial
+    try:
+        yield partial
+    except BaseException:  # Ctrl-C or an error: leave no checkpoint-sized leftovers
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(path)
+
+
+@contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``path`` to fill; on success swap it in.
+
+    A kill while the folder is filled leaves ``path`` as it was (the bundled model
+    stays loadable while a new one is installed); the swap is two renames.
+    """
+    staging = path.with_name(f"{path.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    previous = path.with_name(f"{path.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if path.exists():
+        path.replace(previous)
+    staging.replace(path)
+    shutil.rmtree(previous, ignore_errors=True)

@@ -57,6 +57,8 @@ def test_a_folder_of_another_recipe_is_refused(bank, tmp_path):
     train_judge(TINY, bank, tmp_path, cpu, progress=False)
     with pytest.raises(FissureError, match="another recipe \\(learning_rate\\)"):
         train_judge(dataclasses.replace(TINY, learning_rate=1.0), bank, tmp_path, cpu)
+    with pytest.raises(FissureError, match="trained for 3 steps, more than the 2"):
+        train_judge(dataclasses.replace(TINY, steps=2), bank, tmp_path, cpu)
 
 
 def test_a_batch_depends_only_on_seed_and_step(bank):

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from fissure.zoo.training_loop import LOG_NAME, Schedule, train
+from fissure.zoo.training_loop import CHECKPOINT_NAME, LOG_NAME, REWARM_STEPS, Schedule, train
 
 
 class Killed(Exception):
@@ -49,3 +49,25 @@ def test_a_resume_keeps_the_lines_up_to_its_checkpoint(tmp_path):
         _run(tmp_path, kill_at=7, checkpoint_seconds=0)  # a checkpoint after every step
     _run(tmp_path)
     assert _logged_steps(tmp_path) == [2, 4, 6, 8, 10]
+
+
+def _logged_rates(folder) -> dict[int, float]:
+    lines = (folder / LOG_NAME).read_text().splitlines()
+    return {json.loads(line)["step"]: json.loads(line)["lr"] for line in lines}
+
+
+def test_a_resume_without_optimiser_state_warms_the_rate_up_again(tmp_path):
+    """A resume point carries weights only; a resume with moments keeps the schedule's rate."""
+    with pytest.raises(Killed):
+        _run(tmp_path, kill_at=4, checkpoint_seconds=0)
+    state = torch.load(tmp_path / CHECKPOINT_NAME)
+    with_moments = tmp_path / "with-moments"
+    with_moments.mkdir()
+    torch.save(state, with_moments / CHECKPOINT_NAME)
+    del state["optimizer"]
+    torch.save(state, tmp_path / CHECKPOINT_NAME)
+    _run(tmp_path)
+    _run(with_moments)
+    schedule = Schedule(0.1, 10, warmup_steps=1)
+    assert _logged_rates(with_moments)[6] == pytest.approx(schedule(5))
+    assert _logged_rates(tmp_path)[6] == pytest.approx(schedule(5) * 2 / REWARM_STEPS)

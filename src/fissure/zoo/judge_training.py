@@ -208,8 +208,15 @@ def train_judge(
     _claim_folder(folder, recipe)
     if (final / "judge.json").is_file():
         judge = EmojiJudge.from_pretrained(final)
-        if judge.metadata["recipe"]["steps"] == recipe.steps:
+        trained_steps = judge.metadata["recipe"]["steps"]
+        if trained_steps == recipe.steps:
             return judge
+        if trained_steps > recipe.steps:
+            raise FissureError(
+                f"judge {recipe.name} in {folder} is trained for {trained_steps} steps, more "
+                f"than the {recipe.steps} asked for: ask for at least {trained_steps}, or use "
+                "a new folder"
+            )
     torch.manual_seed(recipe.seed)
     judge = EmojiJudge(
         class_names(), recipe.architecture, recipe.network_config, mean=recipe.mean, std=recipe.std

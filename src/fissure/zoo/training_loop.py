@@ -24,6 +24,9 @@ from fissure.atomic import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
+REWARM_STEPS = 100
+"""Steps over which the rate climbs back after a resume without optimiser state: from
+fresh moments, Adam's first updates move every weight by about the full rate."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,13 @@ class Schedule:
         return self.peak * (
             self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
         )
+
+
+def rewarmed(rate: float, step: int, resumed_at: int | None) -> float:
+    """``rate``, scaled down linearly over the first :data:`REWARM_STEPS` after ``resumed_at``."""
+    if resumed_at is None:
+        return rate
+    return rate * min(1.0, (step - resumed_at + 1) / REWARM_STEPS)
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -101,14 +111,16 @@ def train(
     # arithmetic on subnormals is 10-100× slower: flush them to zero.
     torch.set_flush_denormal(True)
     checkpoint = folder / CHECKPOINT_NAME
-    step, seconds = 0, 0.0
+    step, seconds, resumed_at = 0, 0.0, None
     if checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu")
         for name, module in modules.items():
             module.load_state_dict(state["modules"][name])
-        if "optimizer" in state:  # a resume point carries weights only: fresh moments
-            optimizer.load_state_dict(state["optimizer"])
         step, seconds = state["step"], state["seconds"]
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+        else:  # a resume point carries weights only: fresh moments, so warm up again
+            resumed_at = step
     _forget_log_after(folder / LOG_NAME, step)
     for module in modules.values():
         module.train()
@@ -124,8 +136,9 @@ def train(
     )
     while step < schedule.steps:
         started = time.monotonic()
+        rate = rewarmed(schedule(step), step, resumed_at)
         for group in optimizer.param_groups:
-            group["lr"] = schedule(step)
+            group["lr"] = rate
         loss = step_loss(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -147,7 +160,7 @@ def train(
                 record = {
                     "step": step,
                     "loss": sum(window) / len(window),
-                    "lr": schedule(step - 1),
+                    "lr": rate,
                     "seconds": round(seconds, 1),
                 }
                 with open(folder / LOG_NAME, "a") as log:

@@ -167,6 +167,14 @@ def test_evaluation_bars():
     assert not dataclasses.replace(evaluation, clip_text_to_image_top1=None).passed()
 
 
+def test_only_the_bars_settings_measure_the_bars():
+    """Fewer seeds, another verifier or fewer CLIP scenes are no bar measurement for the card."""
+    evaluation = Evaluation(0.9, 0.96, 0.61, 0.71, 0.3, {}, 20, 200, 25, 7.5, 1.0, clip_scenes=3000)
+    assert evaluation.at_the_bars_settings()
+    for change in ({"seeds": 4}, {"verifier": "emoji/resnet"}, {"clip_scenes": 40}):
+        assert not dataclasses.replace(evaluation, **change).at_the_bars_settings(), change
+
+
 def test_judge_consistency_is_zero_on_identical_images_and_has_gradients():
     from fissure.zoo.emoji_sd.vae_stage import JudgeConsistency
 

@@ -90,6 +90,24 @@ def test_a_second_run_skips_training_and_measuring_and_reports_the_gates(trained
     assert sum(line.startswith("gate ") for line in lines) == 3
 
 
+def test_a_gate_is_measured_again_when_its_settings_change(trained, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained["out"], out)
+    config = tiny_config()
+    more_pairs = dataclasses.replace(config, unet=dataclasses.replace(config.unet, gate_pairs=3))
+    before = {s: (out / s / "final" / "stage.json").stat().st_mtime_ns for s in STAGES}
+    lines: list[str] = []
+    train_emoji_sd(
+        out, more_pairs, verifier=make_verifier(), force=True, progress=False, log=lines.append
+    )
+    after = {s: (out / s / "final" / "stage.json").stat().st_mtime_ns for s in STAGES}
+    assert [s for s in STAGES if before[s] != after[s]] == ["unet"]
+    assert StageRecord.load(out / "unet" / "final").gate_settings["unet.gate_pairs"] == 3
+    assert any(line.startswith("gate 3 unet:") and "(3 pairs)" in line for line in lines)
+
+
 def test_a_failed_gate_stops_the_run_unless_forced(trained):
     with pytest.raises(FissureError, match="clip gate is not passed"):
         train_emoji_sd(
@@ -225,6 +243,22 @@ def test_a_work_folder_refuses_another_recipe_for_begun_stages_only(tmp_path):
     other_clip = dataclasses.replace(config, clip=dataclasses.replace(config.clip, text_layers=2))
     with pytest.raises(FissureError, match="another recipe"):
         Recipe(tmp_path, other_clip).check_work_folder()
+
+
+def test_a_stage_is_not_trained_on_under_a_later_stage_that_has_begun(trained, tmp_path):
+    """More VAE steps after the decoder began would leave the decoder's copy of the old VAE."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained["out"], out)
+    config = tiny_config()
+    more_vae = with_steps(config, vae=config.vae.steps + 2)
+    with pytest.raises(FissureError, match="stage vae would train on .* stage decoder has begun"):
+        train_emoji_sd(out, more_vae, verifier=make_verifier(), force=True, progress=False)
+    shutil.rmtree(out / "decoder")
+    shutil.rmtree(out / "unet")
+    train_emoji_sd(out, more_vae, verifier=make_verifier(), force=True, progress=False, log=print)
+    assert StageRecord.load(out / "vae" / "final").steps == config.vae.steps + 2
 
 
 def test_a_time_budget_pauses_with_a_checkpoint_and_the_next_run_goes_on(tmp_path):

@@ -85,6 +85,7 @@ class StageRecord:
     machine: str = ""
     command: str = ""
     fingerprint: str = ""
+    gate_settings: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
     sessions: list[dict[str, Any]] = field(default_factory=list)
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fissure.atomic import atomic_write
 from fissure.zoo.scene_bank import BankSpec
@@ -153,12 +154,14 @@ INPUTS = {
     "unet": ("data", "clip", "vae", "unet"),
 }
 
+GATE_READS = {"clip": ("clip",), "vae": (), "decoder": ("vae",), "unet": ("unet", "clip")}
+"""Whose ``gate_*`` settings each stage's gate reads (stage 2's gate runs after the decoder)."""
 
-#: Settings added after weights were trained with the recipe: at these values they
-#: change nothing, so they leave the fingerprints (and resume points) as they were.
 CONFIG_FILE = "config.json"
 """Where a work folder (or a calibration variant's folder) keeps its recipe."""
 
+#: Settings added after weights were trained with the recipe: at these values they
+#: change nothing, so they leave the fingerprints (and resume points) as they were.
 LATER_SETTINGS = {"decoder": {"extra_layers": 0}, "unet": {"attention_levels": None}}
 
 
@@ -185,6 +188,15 @@ class EmojiSdConfig:
                 if settings[key] == neutral:
                     del settings[key]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    def gate_settings(self, stage: str) -> dict[str, Any]:
+        """The settings ``stage``'s gate is measured with: a saved gate holds for these only."""
+        return {
+            f"{owner}.{key}": value
+            for owner in GATE_READS[stage]
+            for key, value in asdict(getattr(self, owner)).items()
+            if key.startswith("gate_")
+        }
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -40,7 +40,14 @@ EVALUATION_SEED = 3_000_000_000
 PAIR_SEED = 2024
 
 #: The evaluation the bars are stated for: ``evaluate_pipeline``'s defaults.
-BAR_SETTINGS = {"seeds": 20, "pairs": 200, "steps": 25, "guidance": 7.5}
+BAR_SETTINGS = {
+    "seeds": 20,
+    "pairs": 200,
+    "steps": 25,
+    "guidance": 7.5,
+    "verifier": "emoji/verifier",
+    "clip_scenes": 3000,
+}
 
 BARS = {
     "single_top1": 0.85,
@@ -86,6 +93,8 @@ class Evaluation:
     pairs_top2_strict: float | None = None
     verifier: str = "emoji/verifier"
     """The judge that read the samples."""
+    clip_scenes: int = 0
+    """Rendered scenes of the CLIP retrieval bar (0: not measured)."""
 
     def at_the_bars_settings(self) -> bool:
         """Whether this is the evaluation the bars are stated for."""
@@ -196,7 +205,7 @@ def evaluate_pipeline(
     progress: bool = True,
     sheet: Path | None = None,
     clip_scenes: SceneBank | None = None,
-    verifier_name: str = "emoji/verifier",
+    verifier_name: str = BAR_SETTINGS["verifier"],
 ) -> Evaluation:
     """Generate the evaluation prompts and score them; optionally write a contact sheet.
 
@@ -247,6 +256,7 @@ def evaluate_pipeline(
         classes_at_50_strict=share_at_50(strict),
         pairs_top2_strict=strict_pair_hits / max(1, pairs),
         verifier=verifier_name,
+        clip_scenes=len(clip_scenes) if rendered else 0,
     )
     if sheet is not None:
         write_sheet(

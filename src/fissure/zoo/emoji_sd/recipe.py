@@ -32,7 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import CLIPModel, CLIPTokenizer
 
-from fissure.atomic import atomic_write
+from fissure.atomic import atomic_folder, atomic_write
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.zoo.emoji_sd.clip_stage import image_processor, text_encoder_from_clip, train_clip
@@ -133,16 +133,28 @@ class Recipe:
         return load_judge(name, device=self.device)
 
     def check_work_folder(self) -> None:
-        """Refuse a work folder whose trained stages another recipe made (later ones may change)."""
+        """Refuse a work folder whose begun stages another recipe made (later ones may change).
+
+        Also refuse to train a stage on once a later stage has begun on its weights:
+        the later stage's cached inputs (latents, text encodings, a whole VAE in the
+        decoder's checkpoint) would silently stay those of the earlier weights.
+        """
+        begun = [stage for stage in STAGES if (self.out / stage / CHECKPOINT_NAME).is_file()]
         if (self.out / CONFIG_FILE).is_file():
             previous = EmojiSdConfig.load(self.out)
-            for stage in STAGES:
-                begun = (self.out / stage / CHECKPOINT_NAME).is_file()
-                if begun and previous.fingerprint(stage) != self.config.fingerprint(stage):
+            for stage in begun:
+                if previous.fingerprint(stage) != self.config.fingerprint(stage):
                     raise FissureError(
                         f"{self.out} holds a run of another recipe (stage {stage} differs); "
                         "use a new --out folder"
                     )
+        for stage, later in zip(begun, begun[1:], strict=False):
+            step, steps = checkpoint_step(self.out / stage), getattr(self.config, stage).steps
+            if step < steps:
+                raise FissureError(
+                    f"stage {stage} would train on from step {step} to {steps}, but stage "
+                    f"{later} has begun on its weights in {self.out}: use a new --out folder"
+                )
         self.config.save(self.out)
 
     def tokenizer(self) -> CLIPTokenizer:
@@ -205,7 +217,12 @@ class Recipe:
         """
         folder = self.out / stage / "final"
         record = StageRecord.load(folder)
-        if record and record.steps == step and record.fingerprint == self.config.fingerprint(stage):
+        if (
+            record
+            and record.steps == step
+            and record.fingerprint == self.config.fingerprint(stage)
+            and record.gate_settings == self.config.gate_settings(stage)
+        ):
             return record
         record = measure()
         record.save(folder)
@@ -223,6 +240,7 @@ class Recipe:
             machine=last.get("machine", machine_description()),
             command=last.get("command", self.command),
             fingerprint=self.config.fingerprint(stage),
+            gate_settings=self.config.gate_settings(stage),
             notes=notes,
             sessions=sessions,
         )
@@ -254,7 +272,8 @@ class Recipe:
             1,
             scores,
             record.passed,
-            f"text→image top-1 {scores['text_to_image_top1']:.1%} (bar {stage.gate_top1:.0%})",
+            f"text→image top-1 {scores['text_to_image_top1']:.1%} on {stage.gate_scenes} "
+            f"scenes (bar {stage.gate_top1:.0%})",
         )
         return clip, record
 
@@ -326,7 +345,8 @@ class Recipe:
             scores,
             record.passed,
             f"verifier keeps {scores['single_retention']:.1%} (single) and "
-            f"{scores['pairs_retention']:.1%} (pairs) of its accuracy, PSNR "
+            f"{scores['pairs_retention']:.1%} (pairs) of its accuracy on "
+            f"{self.config.vae.gate_scenes} scenes of each, PSNR "
             f"{scores['single_psnr']:.1f}/{scores['pairs_psnr']:.1f} dB "
             f"(bar {self.config.vae.gate_retention:.0%})",
         )
@@ -383,7 +403,8 @@ class Recipe:
             3,
             record.gate,
             record.passed,
-            f"verifier top-1 {record.gate['single_top1']:.1%}, pairs {record.gate['pairs_top2']:.1%}",
+            f"verifier top-1 {record.gate['single_top1']:.1%} ({stage.gate_seeds} seeds per "
+            f"class), pairs {record.gate['pairs_top2']:.1%} ({stage.gate_pairs} pairs)",
         )
         return ema, record
 
@@ -493,6 +514,15 @@ def halve_weights(folder: Path) -> None:
 # -- resume points -------------------------------------------------------------------
 
 
+def _half_tensors(modules: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Every module's state as one flat ``module/key`` dict, floats in half precision."""
+    return {
+        f"{module}/{key}": (value.half() if value.is_floating_point() else value).contiguous()
+        for module, state in modules.items()
+        for key, value in state.items()
+    }
+
+
 def write_resume_point(out: str | Path, target: str | Path) -> dict:
     """Copy the state of every stage in ``out`` to ``target`` (float16 weights, no optimiser).
 
@@ -503,44 +533,35 @@ def write_resume_point(out: str | Path, target: str | Path) -> dict:
     if not (out / CONFIG_FILE).is_file():
         raise FissureError(f"{out} holds no emoji-sd training run (no {CONFIG_FILE})")
     config = EmojiSdConfig.load(out)
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    if (out / "tokenizer" / "tokenizer_config.json").is_file():
-        shutil.copytree(out / "tokenizer", staging / "tokenizer")
-    manifest: dict = {
-        "config": config.to_dict(),
-        "stages": {},
-        "written": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
-    for stage in STAGES:
-        checkpoint = out / stage / CHECKPOINT_NAME
-        if not checkpoint.is_file():
-            continue
-        state = torch.load(checkpoint, map_location="cpu")
-        tensors = {
-            f"{module}/{key}": (value.half() if value.is_floating_point() else value).contiguous()
-            for module, module_state in state["modules"].items()
-            for key, value in module_state.items()
+    with atomic_folder(target) as staging:
+        if (out / "tokenizer" / "tokenizer_config.json").is_file():
+            shutil.copytree(out / "tokenizer", staging / "tokenizer")
+        manifest: dict = {
+            "config": config.to_dict(),
+            "stages": {},
+            "written": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         }
-        save_file(tensors, staging / f"{stage}.safetensors")
-        record = StageRecord.load(out / stage / "final")
-        finished = record is not None and record.steps == state["step"]
-        manifest["stages"][stage] = {
-            "step": state["step"],
-            "steps": getattr(config, stage).steps,
-            "seconds": round(state["seconds"], 1),
-            "finished": finished,
-            "fingerprint": config.fingerprint(stage),
-            "record": record.__dict__ if finished else None,
-            "sessions": read_sessions(out / stage),
-        }
-    (staging / RESUME_MANIFEST).write_text(json.dumps(manifest, indent=2))
-    notes = target / CALIBRATION_NOTES
-    if notes.is_file():
-        shutil.copy(notes, staging / CALIBRATION_NOTES)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.replace(target)
+        for stage in STAGES:
+            checkpoint = out / stage / CHECKPOINT_NAME
+            if not checkpoint.is_file():
+                continue
+            state = torch.load(checkpoint, map_location="cpu")
+            save_file(_half_tensors(state["modules"]), staging / f"{stage}.safetensors")
+            record = StageRecord.load(out / stage / "final")
+            finished = record is not None and record.steps == state["step"]
+            manifest["stages"][stage] = {
+                "step": state["step"],
+                "steps": getattr(config, stage).steps,
+                "seconds": round(state["seconds"], 1),
+                "finished": finished,
+                "fingerprint": config.fingerprint(stage),
+                "record": record.__dict__ if finished else None,
+                "sessions": read_sessions(out / stage),
+            }
+        (staging / RESUME_MANIFEST).write_text(json.dumps(manifest, indent=2))
+        notes = target / CALIBRATION_NOTES
+        if notes.is_file():
+            shutil.copy(notes, staging / CALIBRATION_NOTES)
     return manifest
 
 
@@ -633,7 +654,7 @@ def train_emoji_sd(
     log(f"saved the pipeline to {folder}")
     if install is not None:
         install = Path(install)
-        shutil.rmtree(install, ignore_errors=True)
-        shutil.copytree(folder, install)
+        with atomic_folder(install) as staging:
+            shutil.copytree(folder, staging, dirs_exist_ok=True)
         log(f"installed it in {install}")
     return folder
