@@ -80,6 +80,9 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
         "k must be between 1 and the 2 steps": ["-p", "a cat", "--steps", "2", "--k", "3"],
         "step must be positive": ["-p", "a cat", "--step", "0"],
         "absent_below must be between 0 and 1": ["-p", "a cat", "--absent-below", "1.5"],
+        "--target is for --prompt": ["--classes", "cat", "--target", "dog"],
+        "--template is for --classes": ["-p", "a cat", "--template", "a drawing of {}"],
+        "names no class": ["--classes", " , "],
     }
     for message, options in cases.items():
         result = _attack(tiny_sd1_dir, tmp_path / "bad", *options)
@@ -111,3 +114,27 @@ def test_ctrl_c_keeps_findings_and_the_rerun_finishes(tiny_sd1_dir, tmp_path):
     assert finished.returncode == 0, finished.stderr
     seeds = sorted(json.loads(line)["seed"] for line in findings.read_text().splitlines())
     assert seeds == list(range(40))
+
+
+def test_the_default_judges_refuse_a_model_outside_the_emoji_world(tiny_sd1_dir, tmp_path):
+    """A model of 128-pixel images is not read by 64-pixel emoji judges unless asked for."""
+    import shutil
+
+    model = tmp_path / "bigger"
+    shutil.copytree(tiny_sd1_dir, model)
+    config_path = model / "unet" / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "sample_size": 2 * config["sample_size"]}))
+    demo = runner.invoke(app, ["demo", "--model", str(model), "--out", str(tmp_path / "demo")])
+    attack = _attack(model, tmp_path / "out", "-p", "a photo of a cat", *FAST)
+    for result in (demo, attack):
+        assert result.exit_code == 2, result.output
+        assert "makes 128-pixel images" in result.output and "--judge" in result.output
+
+
+def test_the_bundled_model_by_folder_keeps_its_clip_verifier():
+    from fissure.commands.attack import default_verifiers
+    from fissure.zoo import bundled_model_path
+
+    assert default_verifiers("emoji-sd") == ["emoji/verifier", "emoji/clip"]
+    assert default_verifiers(str(bundled_model_path("emoji-sd"))) == default_verifiers("emoji-sd")

@@ -56,6 +56,11 @@ def test_unreadable_image_is_one_line(tmp_path):
     assert "cannot read image" in result.output
 
 
+def test_top_k_below_one_is_refused(tmp_path):
+    result = runner.invoke(app, ["judge", str(tmp_path / "x.png"), "--top-k", "0"])
+    assert result.exit_code == 2 and "--top-k" in result.output
+
+
 def test_unknown_emoji_judge_is_one_line(tmp_path):
     image = tmp_path / "grey.png"
     Image.new("RGB", (64, 64), "grey").save(image)

@@ -39,6 +39,13 @@ def test_an_out_without_image_extension_exits_2_with_one_line(tmp_path):
     assert result.output.strip().count("\n") == 0 and "end it in .png" in result.output
 
 
+def test_an_unwritable_out_exits_2_with_one_line(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    result = runner.invoke(app, ["world", "preview", "--out", str(tmp_path / "a-file" / "x.png")])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().count("\n") == 0 and "cannot write" in result.output
+
+
 def test_classes_prints_every_class():
     result = runner.invoke(app, ["world", "classes"])
     assert result.exit_code == 0

@@ -7,11 +7,27 @@ from collections.abc import Sequence
 
 from fissure.attacks.spaces import Attempt
 from fissure.errors import FissureError
+from fissure.world import class_names, get_class
+from fissure.world.grammar import indefinite, noun_phrase
+from fissure.world.lexicon import naming_phrases
 
 
 def _names(label: str) -> list[str]:
-    """A label's names: ImageNet labels list synonyms after commas ("tabby, tabby cat")."""
+    """The phrases that name a label in a prompt.
+
+    An emoji class: its terms and their plurals, as in the world's captions ("two
+    puppies" names the dog). An ImageNet label: its synonyms after commas ("tabby, tabby cat").
+    """
+    if label in class_names():
+        return [phrase.lower() for phrase in naming_phrases(get_class(label))]
     return [name.strip().lower() for name in label.split(",") if name.strip()]
+
+
+def class_phrase(label: str) -> str:
+    """One of ``label`` as a prompt says it: "an owl", "a pair of glasses", "a tabby"."""
+    if label in class_names():
+        return noun_phrase(label, 1, counter=get_class(label).counter)
+    return indefinite(_names(label)[0])
 
 
 def _mention(name: str) -> re.Pattern[str]:
@@ -23,7 +39,8 @@ def find_target(prompt: str, labels: Sequence[str]) -> str:
     """The one label the prompt names (the longest match, as whole words), or a clear error.
 
     A shorter name counts only where the prompt says it outside the longest one:
-    "a teddy bear" names the teddy bear, "a bear and a teddy bear" names both.
+    "a teddy bear" names the teddy bear, "a bear and a teddy bear" names both. A
+    word that names several classes and is one's name means that one ("a bat").
     """
     text = prompt.lower()
     matches: dict[str, str] = {}
@@ -38,6 +55,8 @@ def find_target(prompt: str, labels: Sequence[str]) -> str:
     rivals = sorted(
         label for label, name in matches.items() if name == longest or _mention(name).search(rest)
     )
+    if longest in rivals and all(matches[label] == longest for label in rivals):
+        return longest  # a polysemous word that is one class's name: "a bat" is the bat
     if len(rivals) > 1:
         raise FissureError(
             f"{prompt!r} names several classes ({', '.join(sorted(matches))}): say which with --target"
@@ -64,13 +83,16 @@ def class_attempts(
     names: Sequence[str],
     seeds: Sequence[int],
     labels: Sequence[str],
-    template: str = "a photo of a {}",
+    template: str = "a photo of {}",
 ) -> list[Attempt]:
-    """The template filled with each class name, each class the target of its own prompt."""
+    """The template filled with each class as a prompt says it ("a photo of an owl"),
+    each class the target of its own prompt."""
     if template.count("{}") != 1:
         raise FissureError(f"--template needs one {{}} where the class goes, not {template!r}")
     return [
         attempt
         for name in dict.fromkeys(names)  # a class named twice is attacked once
-        for attempt in make_attempts([template.replace("{}", name)], seeds, labels, name)
+        for attempt in make_attempts(
+            [template.replace("{}", class_phrase(name))], seeds, labels, name
+        )
     ]

@@ -22,7 +22,13 @@ Classes = Annotated[
     str | None,
     typer.Option(help="Attack the template for these classes: 'all' or a comma list (cat,dog)."),
 ]
-Template = Annotated[str, typer.Option(help="Prompt template for --classes.")]
+Template = Annotated[
+    str | None,
+    typer.Option(
+        help="Prompt template for --classes; {} is the class as captions say it "
+        "('an owl', 'a pair of glasses'). Default: 'a photo of {}'."
+    ),
+]
 Target = Annotated[
     str | None, typer.Option(help="The class to remove (default: the class the prompt names).")
 ]
@@ -32,7 +38,12 @@ Model = Annotated[
     str, typer.Option("--model", "-m", help="emoji-sd (bundled), a diffusers folder, or a hub id.")
 ]
 Surrogate = Annotated[
-    str, typer.Option("--judge", help="The surrogate judge the attack minimises.")
+    str | None,
+    typer.Option(
+        "--judge",
+        help="The surrogate judge the attack minimises. Default: emoji/surrogate, for "
+        "models of the emoji world's 64-pixel images.",
+    ),
 ]
 VerifierNames = Annotated[
     list[str] | None,
@@ -52,11 +63,50 @@ Views = Annotated[
     typer.Option(help="The surrogate must also agree on flipped, shifted and zoomed views."),
 ]
 BatchSize = Annotated[int, typer.Option(help="Attempts attacked together in one UNet batch.")]
+CLASS_TEMPLATE = "a photo of {}"
 
 
 def default_verifiers(model: str) -> list[str]:
     """A classifier that never entered a loss, and on emoji-sd its own CLIP zero-shot too."""
-    return ["emoji/verifier", "emoji/clip"] if model == "emoji-sd" else ["emoji/verifier"]
+    return ["emoji/verifier", "emoji/clip"] if _is_emoji_sd(model) else ["emoji/verifier"]
+
+
+def _is_emoji_sd(model: str) -> bool:
+    """Whether ``model`` is the bundled emoji-sd, by name or by its folder."""
+    from fissure.errors import FissureError
+    from fissure.models.loading import resolve_model_source
+    from fissure.zoo import bundled_model_path
+
+    try:
+        bundled = bundled_model_path("emoji-sd").resolve()
+        return Path(resolve_model_source(model)).resolve() == bundled
+    except FissureError:
+        return False
+
+
+def check_emoji_judges_fit(model: str, image_size: int) -> None:
+    """Refuse the default emoji judges on a model whose images are not the emoji world's."""
+    from fissure.errors import FissureError
+    from fissure.world.backgrounds import SIZE
+
+    if image_size != SIZE:
+        raise FissureError(
+            f"{model} makes {image_size}-pixel images, and the default judges know only the "
+            f"{SIZE}-pixel emoji world: name judges that know its images, e.g. "
+            "--judge microsoft/resnet-50 --verifier clip:openai/clip-vit-base-patch32"
+        )
+
+
+def _class_names(classes: str, labels: list[str]) -> list[str]:
+    """--classes as a list of the judge's labels: 'all', or names separated by commas."""
+    from fissure.errors import FissureError
+
+    if classes.strip() == "all":
+        return list(labels)
+    names = [name.strip() for name in classes.split(",") if name.strip()]
+    if not names:
+        raise FissureError(f"--classes {classes!r} names no class: try cat,dog or all")
+    return names
 
 
 def run_attack_command(
@@ -66,11 +116,11 @@ def run_attack_command(
     out: Path,
     prompts: list[str] | None = None,
     classes: str | None = None,
-    template: str = "a photo of a {}",
+    template: str | None = None,
     target: str | None = None,
     seeds: str = "0-9",
     model: str = "emoji-sd",
-    surrogate: str = "emoji/surrogate",
+    surrogate: str | None = None,
     verifiers: list[str] | None = None,
     device: str = "cpu",
 ) -> None:
@@ -94,19 +144,26 @@ def run_attack_command(
 
     if bool(prompts) == bool(classes):
         raise FissureError("give either --prompt (repeatable) or --classes, not both or neither")
+    if classes and target is not None:
+        raise FissureError("--target is for --prompt: with --classes each class is its own target")
+    if prompts and template is not None:
+        raise FissureError("--template is for --classes: a --prompt is attacked as written")
     seed_list = parse_seeds(seeds)
     prepare_output_dir(out)
     quiet_libraries()
+    generator = Generator.from_pretrained(model, device=device)
+    if surrogate is None or not verifiers:
+        image_size = generator.unet.config.sample_size * generator.pipeline.vae_scale_factor
+        check_emoji_judges_fit(model, image_size)
+    surrogate = surrogate or "emoji/surrogate"
     surrogate_judge = load_judge(surrogate, device=device)
     if classes:
-        names = (
-            surrogate_judge.labels
-            if classes.strip() == "all"
-            else [name.strip() for name in classes.split(",") if name.strip()]
-        )
+        names = _class_names(classes, surrogate_judge.labels)
         for name in names:
             surrogate_judge.label_index(name)
-        attempts = class_attempts(names, seed_list, surrogate_judge.labels, template)
+        attempts = class_attempts(
+            names, seed_list, surrogate_judge.labels, template or CLASS_TEMPLATE
+        )
     else:
         attempts = make_attempts(prompts, seed_list, surrogate_judge.labels, target)
     verifier_names = verifiers or default_verifiers(model)
@@ -119,8 +176,6 @@ def run_attack_command(
         )
     verifier_judges = {name: load_judge(name, device=device) for name in verifier_names}
     check_verifier_labels(verifier_judges, [attempt.target for attempt in attempts])
-
-    generator = Generator.from_pretrained(model, device=device)
     for prompt in dict.fromkeys(attempt.prompt for attempt in attempts):
         check_prompt(generator.tokenizer, prompt)
     attack = ATTACKS[attack_name](generator, surrogate_judge, **recipe_options)
@@ -186,11 +241,11 @@ def sage_latent(
     out: Out,
     prompt: Prompts = None,
     classes: Classes = None,
-    template: Template = "a photo of a {}",
+    template: Template = None,
     target: Target = None,
     seeds: Seeds = "0-9",
     model: Model = "emoji-sd",
-    judge: Surrogate = "emoji/surrogate",
+    judge: Surrogate = None,
     verifier: VerifierNames = None,
     radius: Annotated[float, typer.Option(help="δ stays within ±radius per element.")] = 1.0,
     step: Annotated[float, typer.Option(help="Sign-gradient step size.")] = 0.05,
@@ -231,11 +286,11 @@ def random_latent(
     out: Out,
     prompt: Prompts = None,
     classes: Classes = None,
-    template: Template = "a photo of a {}",
+    template: Template = None,
     target: Target = None,
     seeds: Seeds = "0-9",
     model: Model = "emoji-sd",
-    judge: Surrogate = "emoji/surrogate",
+    judge: Surrogate = None,
     verifier: VerifierNames = None,
     budget: Annotated[
         int | None,

@@ -21,7 +21,7 @@ def judge(
             help="emoji/surrogate, emoji/verifier, emoji/<member>, clip:<id> or a classifier id.",
         ),
     ] = "emoji/verifier",
-    top_k: Annotated[int, typer.Option(help="How many classes to list per image.")] = 5,
+    top_k: Annotated[int, typer.Option(min=1, help="How many classes to list per image.")] = 5,
 ) -> None:
     """Print each image's most probable classes under a judge."""
     import numpy as np

@@ -33,11 +33,17 @@ def preview(
         raise FissureError(f"--n must be a positive number of scenes, not {n}")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise FissureError(f"--out {out} names no image file: end it in .png")
+    try:  # before rendering: an unwritable --out fails at once
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FissureError(f"cannot write {out}: {error.strerror or error}") from None
     scenes = [sample_scene(seed + index, emoji_set=emoji_set) for index in range(n)]
     images, captions = [scene.image for scene in scenes], [scene.caption for scene in scenes]
     sheet = contact_sheet(images, captions, caption_lines=5)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    try:
+        sheet.save(out)
+    except OSError as error:
+        raise FissureError(f"cannot write {out}: {error.strerror or error}") from None
     typer.echo(f"wrote {n} scenes (seeds {seed}-{seed + n - 1}) to {out}")
 
 

@@ -264,7 +264,7 @@ def evaluate(
         if calibration is None and model is None:
             calibration = Path("training/emoji-sd/CALIBRATION.md")
         if calibration and calibration.is_file():
-            update_calibration(folder, calibration.read_text())
+            update_calibration(folder, calibration.read_text(encoding="utf-8"))
             typer.echo(f"updated the model card's calibration section from {calibration}")
     table = Table(title=f"{source}: {steps} DDIM steps, guidance {guidance}")
     for column in ("measure", "score", "bar", "met"):

@@ -21,5 +21,5 @@ def write_findings_page(
         title=title, settings=settings, summaries=summarize(findings), findings=ordered
     )
     path = Path(folder) / "index.html"
-    path.write_text(page)
+    path.write_text(page, encoding="utf-8")
     return path

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from fissure.world.classes import classes
+from fissure.world.classes import EmojiClass, classes
 from fissure.world.grammar import plural
 
 _WORD = re.compile(r"[a-z]+(?:['-][a-z]+)*")
@@ -31,18 +31,25 @@ class Mention:
     classes: tuple[str, ...]
 
 
+def naming_phrases(emoji_class: EmojiClass) -> tuple[str, ...]:
+    """The phrases that name a class: its terms and their plurals ("dog", "puppies").
+
+    Plural-only terms ("glasses") are counted by their counter, never pluralised.
+    """
+    if emoji_class.counter:
+        return emoji_class.terms
+    return tuple(dict.fromkeys([*emoji_class.terms, *map(plural, emoji_class.terms)]))
+
+
 @cache
 def _phrase_table() -> dict[tuple[str, ...], tuple[str, ...]]:
-    """Every term and its plural, as a word tuple, mapped to the classes it names."""
+    """Every naming phrase, as a word tuple, mapped to the classes it names."""
     table: dict[tuple[str, ...], tuple[str, ...]] = {}
     for emoji_class in classes():
-        for term in emoji_class.terms:
-            # Plural-only terms ("glasses") are counted by their counter, never pluralised.
-            forms = {term} if emoji_class.counter else {term, plural(term)}
-            for form in forms:
-                key = tuple(words(form))
-                if emoji_class.name not in table.get(key, ()):
-                    table[key] = (*table.get(key, ()), emoji_class.name)
+        for phrase in naming_phrases(emoji_class):
+            key = tuple(words(phrase))
+            if emoji_class.name not in table.get(key, ()):
+                table[key] = (*table.get(key, ()), emoji_class.name)
     return table
 
 

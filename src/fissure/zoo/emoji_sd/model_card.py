@@ -117,8 +117,8 @@ def update_calibration(folder: Path, notes: str) -> bool:
     path = Path(folder) / "README.md"
     if not path.is_file():
         return False
-    head = path.read_text().split(CALIBRATION_HEADING, 1)[0].rstrip("\n")
-    path.write_text(f"{head}\n\n{calibration_section(notes)}")
+    head = path.read_text(encoding="utf-8").split(CALIBRATION_HEADING, 1)[0].rstrip("\n")
+    path.write_text(f"{head}\n\n{calibration_section(notes)}", encoding="utf-8")
     return True
 
 
@@ -168,16 +168,17 @@ def update_quality(folder: Path, evaluation: Evaluation) -> bool:
     path = Path(folder) / "README.md"
     if not path.is_file():
         return False
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     if QUALITY_START not in text or QUALITY_END not in text:
         return False
     head, rest = text.split(QUALITY_START, 1)
     _, tail = rest.split(QUALITY_END, 1)
     path.write_text(
-        head + QUALITY_START + "\n" + quality_section(evaluation) + "\n" + QUALITY_END + tail
+        head + QUALITY_START + "\n" + quality_section(evaluation) + "\n" + QUALITY_END + tail,
+        encoding="utf-8",
     )
     return True
 
 
 def write_model_card(folder: Path, text: str) -> None:
-    (Path(folder) / "README.md").write_text(text)
+    (Path(folder) / "README.md").write_text(text, encoding="utf-8")

@@ -647,7 +647,7 @@ def train_emoji_sd(
         if restored:
             log(f"resumed {', '.join(restored)} from {resume_point}")
         notes = Path(resume_point) / CALIBRATION_NOTES
-        calibration = notes.read_text() if notes.is_file() else None
+        calibration = notes.read_text(encoding="utf-8") if notes.is_file() else None
     log(f"emoji-sd: training on {recipe.device}; work folder {out}")
     parts = recipe.train()
     folder = save_model(out / "pipeline", parts, config, calibration)
