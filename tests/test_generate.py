@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from fissure.errors import FissureError
@@ -70,6 +71,65 @@ def test_a_second_run_into_the_folder_keeps_every_image_recorded(pipeline, tmp_p
     assert {line["seed"]: line["steps"] for line in lines} == {0: 2, 1: 3, 2: 3}
 
 
+def _recorded(folder) -> dict[str, dict]:
+    lines = (folder / "generations.jsonl").read_text().splitlines()
+    return {record["file"]: record for record in map(json.loads, lines)}
+
+
+@pytest.mark.parametrize(
+    "prompts",
+    [
+        ["a dog", "A dog!"],
+        [
+            "a photo of a very large red dog sitting on grass",
+            "a photo of a very large red dog sitting on snow",
+        ],
+    ],
+)
+def test_a_later_run_with_a_prompt_of_the_same_slug_overwrites_nothing(pipeline, tmp_path, prompts):
+    first = generate(pipeline, prompts[:1], [0], tmp_path, steps=2, progress=False)[0]
+    second = generate(pipeline, prompts[1:], [0], tmp_path, steps=2, progress=False)[0]
+    assert first.file != second.file
+    readable = prompts[0][:5].lower().replace(" ", "-")  # the names still start with the prompt
+    assert first.file.startswith(readable) and second.file.startswith(readable)
+    recorded = _recorded(tmp_path)
+    assert {record["prompt"] for record in recorded.values()} == set(prompts)
+    for record in (first, second):
+        assert recorded[record.file]["sha256"] == record.sha256
+        assert (tmp_path / record.file).is_file()
+
+
+def test_a_corrupt_records_file_is_refused_before_any_image_is_made(pipeline, tmp_path):
+    (tmp_path / "generations.jsonl").write_text('{"file": "x.png"}\n\n{"file": \n')
+    with pytest.raises(FissureError, match=r"generations.jsonl line 3 is not JSON"):
+        generate(pipeline, ["a dog"], [0], tmp_path, steps=2, progress=False)
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_blank_lines_in_the_records_file_are_skipped(pipeline, tmp_path):
+    (tmp_path / "generations.jsonl").write_text('\n{"file": "earlier.png"}\n  \n')
+    made = generate(pipeline, ["a dog"], [0], tmp_path, steps=2, progress=False)
+    assert set(_recorded(tmp_path)) == {"earlier.png", made[0].file}
+
+
+def test_an_interrupted_run_leaves_its_images_recorded(pipeline, tmp_path, monkeypatch):
+    calls = []
+    make = StableDiffusionPipeline.__call__
+
+    def interrupted_at_the_second_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second batch is computed
+        return make(self, *args, **kwargs)
+
+    monkeypatch.setattr(StableDiffusionPipeline, "__call__", interrupted_at_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        generate(pipeline, ["a dog"], [0, 1], tmp_path, steps=2, batch_size=1, progress=False)
+    pngs = {path.name for path in tmp_path.iterdir()}
+    recorded = _recorded(tmp_path)
+    assert len(recorded) == 1 and pngs == set(recorded) | {"generations.jsonl"}
+
+
 def test_an_image_does_not_depend_on_what_else_was_asked(pipeline, tmp_path):
     together = generate(
         pipeline,
@@ -110,6 +170,8 @@ def test_bad_settings_are_refused_before_any_work(pipeline, tmp_path):
     for steps in (0, 1001):
         with pytest.raises(FissureError, match="--steps must be between 1 and"):
             generate(pipeline, ["a dog"], [0], tmp_path, steps=steps)
+    with pytest.raises(FissureError, match="--steps 1000 makes timestep 1000"):
+        generate(pipeline, ["a dog"], [0], tmp_path, steps=1000)
     with pytest.raises(FissureError, match="no prompt"):
         generate(pipeline, [], [0], tmp_path)
     with pytest.raises(FissureError, match="multiples"):

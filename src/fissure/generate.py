@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ from tqdm.auto import tqdm
 import fissure
 from fissure.atomic import atomic_write
 from fissure.errors import FissureError
-from fissure.models.generator import check_steps
+from fissure.models.generator import check_image_size, check_steps
 from fissure.models.prompts import check_prompt
 from fissure.report.sheets import contact_sheet
 
@@ -87,18 +86,50 @@ def prepare_output_dir(path: str | Path) -> Path:
     return folder
 
 
-def _slug(text: str, length: int = 40) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length] or "prompt"
+def _image_file(prompt: str, seed: int) -> str:
+    """A readable PNG name that only the same prompt and seed share.
+
+    A slug alone would merge prompts ("A dog!" and "a dog", or two long prompts
+    that differ after 40 characters), so a later run would overwrite another
+    prompt's image; the hash of the exact prompt keeps them apart.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "prompt"
+    digest = hashlib.sha256(prompt.encode()).hexdigest()[:8]
+    return f"{slug}-{digest}-seed{seed}.png"
 
 
-def _write_records(path: Path, records: list[GenerationRecord]) -> None:
-    """This run's records after the earlier ones of files it did not make again."""
+def _read_records(path: Path) -> list[dict]:
+    """Earlier runs' records, read before any image is made so a bad file costs no compute."""
+    try:
+        lines = path.read_text().splitlines() if path.is_file() else []
+    except (OSError, UnicodeDecodeError) as error:
+        raise FissureError(f"cannot read {path} ({error}): fix or move it away") from error
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise FissureError(
+                f"{path} line {number} is not JSON ({error.msg}): fix or delete that line"
+            ) from error
+        if not isinstance(record, dict) or not isinstance(record.get("file"), str):
+            raise FissureError(
+                f"{path} line {number} is not a generation record (no file name): "
+                "fix or delete that line"
+            )
+        records.append(record)
+    return records
+
+
+def _write_records(path: Path, earlier: list[dict], records: list[GenerationRecord]) -> None:
+    """This run's records after the earlier ones of files it has not made again."""
     made = {record.file for record in records}
-    earlier = path.read_text().splitlines() if path.is_file() else []
-    lines = [line for line in earlier if json.loads(line)["file"] not in made]
-    lines += [json.dumps(asdict(record)) for record in records]
+    lines = [record for record in earlier if record["file"] not in made]
+    lines += [asdict(record) for record in records]
     with atomic_write(path) as partial:
-        partial.write_text("".join(f"{line}\n" for line in lines))
+        partial.write_text("".join(f"{json.dumps(line)}\n" for line in lines))
 
 
 def generate(
@@ -118,6 +149,8 @@ def generate(
 
     Into a folder of earlier runs, ``generations.jsonl`` keeps their records too
     (a PNG made again replaces its record); the contact sheet shows this run.
+    Records are written after every batch, so an interrupted run leaves none of
+    its PNGs unrecorded.
     """
     if not prompts:
         raise FissureError("no prompt given: pass at least one --prompt")
@@ -126,34 +159,33 @@ def generate(
     check_steps(steps, pipeline.scheduler, "--steps")
     if batch_size < 1:
         raise FissureError(f"--batch-size must be at least 1, not {batch_size}")
+    prompts = list(dict.fromkeys(prompts))  # a prompt given twice would make its files twice
     for prompt in prompts:
         check_prompt(pipeline.tokenizer, prompt)
+    height, width = check_image_size(pipeline, height, width)
     folder = prepare_output_dir(out_dir)
-    scale = pipeline.vae_scale_factor
-    height = height or pipeline.unet.config.sample_size * scale
-    width = width or pipeline.unet.config.sample_size * scale
-    multiple = math.lcm(8, scale * 2 ** (len(pipeline.unet.config.block_out_channels) - 1))
-    if height % multiple or width % multiple:
-        raise FissureError(f"height and width must be multiples of {multiple} for this model")
+    records_file = folder / "generations.jsonl"
+    earlier = _read_records(records_file)
 
-    jobs = [(index, prompt, seed) for index, prompt in enumerate(prompts) for seed in seeds]
+    jobs = [(prompt, seed) for prompt in prompts for seed in seeds]
     records: list[GenerationRecord] = []
     images: list[Image.Image] = []
     batches = [jobs[start : start + batch_size] for start in range(0, len(jobs), batch_size)]
     for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
         padded = batch + [batch[-1]] * (batch_size - len(batch))
         result = pipeline(
-            prompt=[prompt for _, prompt, _ in padded],
-            generator=[torch.Generator("cpu").manual_seed(seed) for _, _, seed in padded],
+            prompt=[prompt for prompt, _ in padded],
+            generator=[torch.Generator("cpu").manual_seed(seed) for _, seed in padded],
             num_inference_steps=steps,
             guidance_scale=guidance,
             height=height,
             width=width,
             output_type="pil",
         )
-        for (index, prompt, seed), image in zip(batch, result.images, strict=False):
-            file = f"{index:03d}-{_slug(prompt)}-seed{seed}.png"
-            image.save(folder / file)
+        for (prompt, seed), image in zip(batch, result.images, strict=False):
+            file = _image_file(prompt, seed)
+            with atomic_write(folder / file) as partial:
+                image.save(partial, format="PNG")
             records.append(
                 GenerationRecord(
                     file=file,
@@ -173,8 +205,8 @@ def generate(
                 )
             )
             images.append(image)
+        _write_records(records_file, earlier, records)
 
-    _write_records(folder / "generations.jsonl", records)
     columns = len(seeds) if len(seeds) <= 16 else None
     contact_sheet(images, [f"{r.prompt} / seed {r.seed}" for r in records], columns=columns).save(
         folder / "contact_sheet.png"

@@ -8,11 +8,12 @@ from diffusers import (
     DDIMScheduler,
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
 )
 
 from fissure.errors import FissureError
 from fissure.models import CaptureSpec, FreeTokens, Generator, PromptEmbeddings
-from fissure.models.generator import predict_x0
+from fissure.models.generator import check_steps, predict_x0
 from fissure.zoo.tiny import build_tiny_pipeline
 
 PROMPTS = ["a cat", "a red dog"]
@@ -76,6 +77,23 @@ def test_stochastic_scheduler_is_refused(tiny):
     with pytest.raises(FissureError, match="deterministic"):
         Generator(pipeline, sampler="pipeline")
     assert isinstance(Generator(pipeline).scheduler, DDIMScheduler)
+
+
+def test_ddim_from_a_config_without_set_alpha_to_one_is_sds_ddim(tiny):
+    """An Euler config lacks set_alpha_to_one, where DDIM's default (True) is not SD's (False)."""
+    schedule = dict(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
+    )
+    images = []
+    for scheduler in (
+        EulerDiscreteScheduler(**schedule),
+        DDIMScheduler(**schedule, clip_sample=False, set_alpha_to_one=False),  # SD's own
+    ):
+        pipeline = tiny("sd1")
+        pipeline.scheduler = scheduler
+        generator = Generator(pipeline)
+        images.append(generator.sample(generator.initial_latents([0]), "a cat", steps=2).images)
+    assert torch.equal(images[0], images[1])
 
 
 def test_from_pretrained_loads_a_saved_pipeline(tmp_path):
@@ -329,6 +347,26 @@ def test_bad_sampling_input_is_refused(tiny):
         CaptureSpec(x0="pixels")
     with pytest.raises(FissureError, match="one negative prompt per prompt"):
         generator.encode(PROMPTS, negative_prompts=["blurry"])
+
+
+def test_steps_that_make_a_timestep_past_the_schedule_are_refused(tiny):
+    """Leading spacing with steps_offset=1 (emoji-sd's DDIM) makes timestep 1000 at 1000 steps."""
+    scheduler = Generator(tiny("sd2")).scheduler
+    before = scheduler.timesteps.clone()
+    with pytest.raises(FissureError, match="steps 1000 makes timestep 1000, past .* 0..999"):
+        check_steps(1000, scheduler)
+    check_steps(999, scheduler)
+    assert torch.equal(scheduler.timesteps, before)  # checked on a copy
+
+
+def test_image_sizes_the_model_cannot_divide_are_refused(tiny):
+    """The VAE and the UNet each halve, and the stock pipeline asks for multiples of 8 pixels."""
+    generator = Generator(tiny("sd1"))
+    with pytest.raises(FissureError, match="multiples of 8 pixels for this model, not 66×64"):
+        generator.initial_latents([0], height=66)
+    with pytest.raises(FissureError, match="not 60×64"):
+        generator.sample(torch.zeros(1, 4, 30, 32), "a cat", steps=2)
+    assert generator.initial_latents([0], height=48).shape == (1, 4, 24, 32)
 
 
 def test_bfloat16_matches_stock_and_differentiates(tiny):

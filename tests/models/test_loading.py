@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import huggingface_hub.constants
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline, UNet2DConditionModel
@@ -70,6 +71,59 @@ def test_an_inpainting_unet_is_refused(tmp_path, tiny_sd1_dir):
         load_pipeline(str(folder))
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"addition_embed_type": "text"}, "extra conditioning"),  # SDXL-style added embeddings
+        ({"time_cond_proj_dim": 16}, "extra conditioning"),  # LCM-style guidance embedding
+        ({"cross_attention_dim": 16}, "16-wide text states, but its text encoder makes 32"),
+    ],
+)
+def test_a_unet_that_is_not_sd_1_or_2_is_refused(tmp_path, tiny_sd1_dir, change, message):
+    folder = tmp_path / "other-unet"
+    shutil.copytree(tiny_sd1_dir, folder)
+    config = UNet2DConditionModel.load_config(folder / "unet")
+    UNet2DConditionModel.from_config({**config, **change}).save_pretrained(folder / "unet")
+    with pytest.raises(FissureError, match=message):
+        load_pipeline(str(folder))
+
+
+def _cache_as_hub_id(folder, cache, model_id: str) -> None:
+    """Lay ``folder`` out in a hub cache as ``model_id``'s main revision, as a download would."""
+    revision = "0" * 40
+    repo = cache / f"models--{model_id.replace('/', '--')}"
+    shutil.copytree(folder, repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An offline hub cache in tmp_path; hub ids resolve only to what a test puts there."""
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def test_a_cached_hub_id_loads(hub_cache, tiny_sd1_dir):
+    _cache_as_hub_id(tiny_sd1_dir, hub_cache, "someone/tiny-sd")
+    assert isinstance(load_pipeline("someone/tiny-sd"), StableDiffusionPipeline)
+
+
+def test_a_hub_id_of_another_pipeline_class_is_refused(hub_cache, tmp_path, tiny_sd1_dir):
+    folder = tmp_path / "xl"
+    shutil.copytree(tiny_sd1_dir, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(
+        json.dumps({**index, "_class_name": "StableDiffusionXLPipeline"})
+    )
+    _cache_as_hub_id(folder, hub_cache, "someone/tiny-xl")
+    with pytest.raises(FissureError, match="someone/tiny-xl holds a StableDiffusionXLPipeline"):
+        load_pipeline("someone/tiny-xl")
+
+
 def test_corrupt_weights_are_a_clear_error(tmp_path, tiny_sd1_dir):
     folder = tmp_path / "corrupt"
     shutil.copytree(tiny_sd1_dir, folder)
@@ -108,10 +162,24 @@ def test_dtype_and_device_names():
         resolve_device("toaster")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_cuda_without_a_gpu_is_refused():
+def test_cuda_without_a_gpu_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(FissureError, match="sees no GPU"):
         resolve_device("cuda")
+
+
+def test_a_gpu_index_past_the_last_gpu_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(FissureError, match="sees only GPUs 0..0: use cuda:0 or cpu"):
+        resolve_device("cuda:7")
+
+
+def test_mps_without_mps_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(FissureError, match="no MPS backend"):
+        resolve_device("mps")
 
 
 def test_prompt_checks(tiny_sd1_dir):

@@ -31,6 +31,7 @@ scheduler when its steps are deterministic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -64,12 +65,46 @@ DETERMINISTIC_SCHEDULERS = frozenset(
 
 
 def check_steps(steps: int, scheduler: SchedulerMixin, option: str = "steps") -> None:
-    """Between 1 and the scheduler's training timesteps, or a one-line error."""
+    """Between 1 and the scheduler's training timesteps, or a one-line error.
+
+    The timesteps themselves are checked too (on a copy: setting them changes a
+    scheduler): "leading" spacing with steps_offset=1 makes timestep 1000 of 0..999
+    at 1000 steps, which fails with an IndexError in the scheduler's step.
+    """
     limit = scheduler.config.num_train_timesteps
     if not 1 <= steps <= limit:
         raise FissureError(
             f"{option} must be between 1 and the scheduler's {limit} timesteps, not {steps}"
         )
+    trial = type(scheduler).from_config(scheduler.config)
+    trial.set_timesteps(steps)
+    last = int(trial.timesteps.max())
+    if last >= limit:
+        raise FissureError(
+            f"{option} {steps} makes timestep {last}, past the scheduler's 0..{limit - 1} "
+            "(its spacing and steps_offset): use fewer steps"
+        )
+
+
+def check_image_size(
+    pipeline: StableDiffusionPipeline, height: int | None, width: int | None
+) -> tuple[int, int]:
+    """The image size to make (the model's own by default), or a one-line error.
+
+    Sides must divide by the VAE's and the UNet's downsampling (and by 8, as the
+    stock pipeline asks); another size would be rounded down without a word.
+    """
+    scale = pipeline.vae_scale_factor
+    native = pipeline.unet.config.sample_size * scale
+    height = native if height is None else height
+    width = native if width is None else width
+    multiple = math.lcm(8, scale * 2 ** (len(pipeline.unet.config.block_out_channels) - 1))
+    if min(height, width) < 1 or height % multiple or width % multiple:
+        raise FissureError(
+            f"height and width must be positive multiples of {multiple} pixels for this model, "
+            f"not {height}×{width}"
+        )
+    return height, width
 
 
 @dataclass
@@ -200,8 +235,14 @@ class Generator:
         if sampler == "ddim":
             if isinstance(scheduler, DDIMScheduler):
                 return scheduler
-            # Every SD checkpoint's own DDIM config turns clipping off: latents are not in [-1, 1].
-            return DDIMScheduler.from_config(scheduler.config, clip_sample=False)
+            # As every SD checkpoint's own DDIM config (and diffusers' checkpoint conversion):
+            # no clipping, for latents are not in [-1, 1]; and the final step's ᾱ from the
+            # schedule, not 1, unless the config (PNDM's, say) says otherwise.
+            return DDIMScheduler.from_config(
+                scheduler.config,
+                clip_sample=False,
+                set_alpha_to_one=scheduler.config.get("set_alpha_to_one", False),
+            )
         if name not in DETERMINISTIC_SCHEDULERS or "sde" in scheduler.config.get(
             "algorithm_type", ""
         ):
@@ -332,9 +373,8 @@ class Generator:
         self, seeds: Sequence[int], height: int | None = None, width: int | None = None
     ) -> torch.Tensor:
         """Gaussian latents, one CPU generator per seed, equal to the stock pipeline's for that seed."""
+        height, width = check_image_size(self.pipeline, height, width)
         scale = self.pipeline.vae_scale_factor
-        height = height or self.unet.config.sample_size * scale
-        width = width or self.unet.config.sample_size * scale
         shape = (len(seeds), self.unet.config.in_channels, height // scale, width // scale)
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
         return randn_tensor(shape, generator=generators, device=self.device, dtype=self.dtype)
@@ -458,13 +498,12 @@ class Generator:
     ) -> int:
         """Validate the sampling inputs; the loop index where the gradient path starts."""
         channels = self.unet.config.in_channels
-        multiple = 2 ** (len(self.unet.config.block_out_channels) - 1)
         if latents.ndim != 4 or latents.shape[1] != channels:
             raise FissureError(
                 f"latents must be B×{channels}×h×w for this model, not {tuple(latents.shape)}"
             )
-        if latents.shape[2] % multiple or latents.shape[3] % multiple:
-            raise FissureError(f"latent height and width must be multiples of {multiple}")
+        scale = self.pipeline.vae_scale_factor
+        check_image_size(self.pipeline, latents.shape[2] * scale, latents.shape[3] * scale)
         if gradient not in get_args(GradientMode):
             raise FissureError(
                 f"unknown gradient mode {gradient!r}: use {', '.join(get_args(GradientMode))}"

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import DiffusionPipeline, StableDiffusionPipeline
 
 from fissure.errors import FissureError
 from fissure.zoo import BUNDLED_MODELS, bundled_model_path
@@ -40,19 +40,28 @@ DTYPES = {
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The torch device to run on: CPU unless CUDA is asked for and present."""
+    """The torch device to run on; a missing one is a one-line error here, not a traceback later."""
     if device is None:
         return torch.device("cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
         raise FissureError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from error
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise FissureError(f"unsupported device {device!r}: use cpu, cuda or cuda:N")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise FissureError(
             f"device {device!r} asked for, but PyTorch sees no GPU: use --device cpu"
         )
-    if resolved.type not in ("cpu", "cuda", "mps"):
-        raise FissureError(f"unsupported device {device!r}: use cpu, cuda or cuda:N")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise FissureError(
+            f"device {device!r} asked for, but PyTorch sees only GPUs "
+            f"0..{torch.cuda.device_count() - 1}: use cuda:0 or cpu"
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise FissureError(
+            f"device {device!r} asked for, but PyTorch has no MPS backend here: use --device cpu"
+        )
     return resolved
 
 
@@ -108,14 +117,63 @@ def _check_pipeline_folder(folder: Path) -> None:
         raise FissureError(
             f"{index_file} is not valid JSON ({error}); re-save the pipeline"
         ) from error
+    _check_pipeline_index(index, str(folder))
+
+
+def _check_pipeline_index(index: dict, where: str) -> None:
+    """Refuse a model_index.json of another pipeline class, before any weights are read."""
     class_name = index.get("_class_name", "?")
     if class_name not in SD_PIPELINE_CLASSES:
-        raise FissureError(
-            f"{folder} holds a {class_name}, not a Stable Diffusion 1.x/2.x pipeline"
-        )
+        raise FissureError(f"{where} holds a {class_name}, not a Stable Diffusion 1.x/2.x pipeline")
     missing = [name for name in SD_COMPONENTS if not index.get(name) or None in index[name]]
     if missing:
-        raise FissureError(f"{folder} lacks pipeline components: {', '.join(missing)}")
+        raise FissureError(f"{where} lacks pipeline components: {', '.join(missing)}")
+
+
+def _load_error(source: str, error: Exception) -> FissureError:
+    """One line for whatever diffusers or the hub raised (they raise many types)."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    where = "the local cache or the hub" if not Path(source).exists() else source
+    return FissureError(
+        f"could not load a Stable Diffusion pipeline from {where} ({reason[:200]}); "
+        "check the path or id, or re-save the weights"
+    )
+
+
+def _check_hub_pipeline(model_id: str, local_files_only: bool) -> None:
+    """Refuse a hub id of another pipeline class from its model_index.json alone.
+
+    StableDiffusionPipeline.from_pretrained loads an SDXL checkpoint with only a
+    warning, after downloading all of its weights.
+    """
+    try:
+        index = DiffusionPipeline.load_config(model_id, local_files_only=local_files_only)
+    except Exception as error:  # the hub client raises many types for missing or offline files
+        raise _load_error(model_id, error) from error
+    _check_pipeline_index(index, model_id)
+
+
+def _check_components(pipeline: StableDiffusionPipeline, model: str) -> None:
+    """Refuse UNets that a Stable Diffusion 1.x/2.x pipeline class loads but cannot drive."""
+    unet = pipeline.unet.config
+    latent_channels = pipeline.vae.config.latent_channels
+    if unet.in_channels != latent_channels:
+        raise FissureError(
+            f"{model}'s UNet takes {unet.in_channels} input channels, not the VAE's "
+            f"{latent_channels} (an inpainting or otherwise conditioned UNet): "
+            "give a text-to-image checkpoint"
+        )
+    if unet.get("addition_embed_type") or unet.get("time_cond_proj_dim"):
+        raise FissureError(
+            f"{model}'s UNet takes extra conditioning (addition_embed_type or "
+            "time_cond_proj_dim, as SDXL and LCM UNets do): give a Stable Diffusion 1.x/2.x model"
+        )
+    hidden_size = pipeline.text_encoder.config.hidden_size
+    if unet.cross_attention_dim != hidden_size:
+        raise FissureError(
+            f"{model}'s UNet attends to {unet.cross_attention_dim}-wide text states, but its "
+            f"text encoder makes {hidden_size}-wide ones: the components do not belong together"
+        )
 
 
 def resolve_model_source(model: str) -> str:
@@ -148,6 +206,8 @@ def load_pipeline(
     source = resolve_model_source(model)
     if local_files_only is None:
         local_files_only = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    if not Path(source).exists():
+        _check_hub_pipeline(source, local_files_only)
     try:
         pipeline = StableDiffusionPipeline.from_pretrained(
             source,
@@ -160,19 +220,7 @@ def load_pipeline(
     except FissureError:
         raise
     except Exception as error:  # diffusers raises many types for unreadable weights
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = "the local cache or the hub" if not Path(source).exists() else source
-        raise FissureError(
-            f"could not load a Stable Diffusion pipeline from {where} ({reason[:200]}); "
-            "check the path or id, or re-save the weights"
-        ) from error
-    unet_channels = pipeline.unet.config.in_channels
-    latent_channels = pipeline.vae.config.latent_channels
-    if unet_channels != latent_channels:
-        raise FissureError(
-            f"{model}'s UNet takes {unet_channels} input channels, not the VAE's "
-            f"{latent_channels} (an inpainting or otherwise conditioned UNet): "
-            "give a text-to-image checkpoint"
-        )
+        raise _load_error(source, error) from error
+    _check_components(pipeline, model)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(torch_device)
