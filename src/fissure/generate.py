@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 import fissure
 from fissure.atomic import atomic_write
 from fissure.errors import FissureError
+from fissure.file_names import prompt_file_stem
 from fissure.models.generator import check_image_size, check_steps
 from fissure.models.prompts import check_prompt
 from fissure.report.sheets import contact_sheet
@@ -84,18 +85,6 @@ def prepare_output_dir(path: str | Path) -> Path:
             f"cannot write to {folder} ({error.strerror}): choose another --out"
         ) from error
     return folder
-
-
-def _image_file(prompt: str, seed: int) -> str:
-    """A readable PNG name that only the same prompt and seed share.
-
-    A slug alone would merge prompts ("A dog!" and "a dog", or two long prompts
-    that differ after 40 characters), so a later run would overwrite another
-    prompt's image; the hash of the exact prompt keeps them apart.
-    """
-    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40] or "prompt"
-    digest = hashlib.sha256(prompt.encode()).hexdigest()[:8]
-    return f"{slug}-{digest}-seed{seed}.png"
 
 
 def _read_records(path: Path) -> list[dict]:
@@ -183,7 +172,7 @@ def generate(
             output_type="pil",
         )
         for (prompt, seed), image in zip(batch, result.images, strict=False):
-            file = _image_file(prompt, seed)
+            file = f"{prompt_file_stem(prompt, seed)}.png"
             with atomic_write(folder / file) as partial:
                 image.save(partial, format="PNG")
             records.append(

@@ -9,10 +9,8 @@ flight; running the same command again skips the attempts already recorded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from safetensors.torch import save_file
 from fissure.atomic import atomic_write
 from fissure.attacks.spaces import Attempt
 from fissure.errors import FissureError
+from fissure.file_names import prompt_file_stem
 from fissure.generate import prepare_output_dir
 
 
@@ -72,9 +71,7 @@ class Finding:
 
 def attempt_id(attempt: Attempt) -> str:
     """A readable file stem for an attempt, unique by a hash of its exact prompt and target."""
-    slug = re.sub(r"[^a-z0-9]+", "-", attempt.prompt.lower()).strip("-")[:48] or "prompt"
-    digest = hashlib.sha256(f"{attempt.prompt}\0{attempt.target}".encode()).hexdigest()[:8]
-    return f"{slug}-{digest}-seed{attempt.seed}"
+    return prompt_file_stem(attempt.prompt, attempt.seed, attempt.target)
 
 
 def _save_png(image: torch.Tensor, path: Path) -> None:
