@@ -72,7 +72,8 @@ def model_card(
         "",
         f"VAE latents are 16×16×{config.vae.latent_channels}, scaling factor "
         f"{scaling_factor:.4f} (1 / std of posterior samples). Scheduler: DDIM on SD's "
-        "scaled-linear β schedule (0.00085–0.012, 1000 steps), ε-prediction.",
+        f"scaled-linear β schedule ({config.unet.beta_start}–{config.unet.beta_end}, "
+        f"{config.unet.num_train_timesteps} steps), ε-prediction.",
         "",
         "## Stages, gates, time and machine",
         "",
