@@ -120,11 +120,7 @@ def main() -> None:
             absent_below=args.stop_below,
             **options,
         )
-        settings = dict(
-            model=args.model, surrogate="emoji/surrogate", verifiers=verifier_names,
-            **attack.settings(),
-        )  # fmt: skip
-        store = FindingStore(args.work / name.split(" (")[0].replace(" ", "-"), settings)
+        store = FindingStore(args.work / name.split(" (")[0].replace(" ", "-"), attack.settings())
         started = time.perf_counter()
         asked = {attempt_id(attempt) for attempt in attempts}  # the folder may hold others
         findings = [

@@ -99,3 +99,16 @@ def test_an_unreadable_run_file_is_a_clear_error(tmp_path):
     (tmp_path / "run.json").write_text('{"att')
     with pytest.raises(FissureError, match="run.json is not valid JSON: delete it"):
         FindingStore(tmp_path, SETTINGS)
+
+
+def test_run_attack_binds_the_folder_to_its_model_and_verifiers(tmp_path):
+    """The Python API resumed another model's findings without a word before."""
+    store = FindingStore(tmp_path, SETTINGS)
+    _add(store, 0)
+    store.bind(model="emoji-sd", verifiers=["emoji/verifier"])
+    recorded = json.loads((tmp_path / "run.json").read_text())
+    assert recorded == {**SETTINGS, "model": "emoji-sd", "verifiers": ["emoji/verifier"]}
+    reopened = FindingStore(tmp_path, SETTINGS)
+    reopened.bind(model="emoji-sd", verifiers=["emoji/verifier"])  # the same run resumes
+    with pytest.raises(FissureError, match="other settings \\(model, verifiers\\)"):
+        FindingStore(tmp_path, SETTINGS).bind(model="other", verifiers=["emoji/clip"])

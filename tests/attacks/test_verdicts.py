@@ -55,6 +55,14 @@ def test_verified_needs_every_verifier_and_natural_failures_are_marked():
     assert not natural.clean_shows_target and natural.verified
 
 
+def test_a_clean_image_shows_the_target_only_where_every_verifier_reads_it_first():
+    """A cat at 33% behind a dog at 34% was counted as shown, so attacked, before."""
+    unclear = FixedJudge([0.33, 0.34, 0.33], [0.05, 0.9, 0.05])
+    assert not _verdict(unclear).clean_shows_target
+    first = FixedJudge([0.4, 0.3, 0.3], [0.05, 0.9, 0.05])
+    assert _verdict(first).clean_shows_target and not _verdict(first, unclear).clean_shows_target
+
+
 def test_verifier_labels_are_checked_before_any_compute():
     with pytest.raises(FissureError, match="the verifier v has no class 'owl'"):
         check_verifier_labels({"v": FixedJudge([1, 0, 0], [1, 0, 0])}, ["cat", "owl"])
@@ -73,11 +81,14 @@ def test_summary_counts_natural_failures_apart():
     findings[1].verified, findings[1].kind = False, None
     findings[2].clean_shows_target = False
     findings[3].kind, findings[3].typical = "unrelated", False
-    (summary,) = summarize(findings)
-    assert (summary.attempts, summary.attacked, summary.natural_failures) == (4, 3, 1)
-    assert summary.verified == 2 and summary.verified_asr == pytest.approx(2 / 3)
+    unfooled = _finding(Attempt("a photo of a cat", "cat", 0, 4))
+    unfooled.success = False  # the budget ran out; the verifiers happen to miss the cat
+    (summary,) = summarize([*findings, unfooled])
+    assert (summary.attempts, summary.attacked, summary.natural_failures) == (5, 4, 1)
+    assert summary.verified == 2 and summary.verified_asr == pytest.approx(2 / 4)
     assert summary.kinds == {"distorted": 1, "unrelated": 1}
     assert summary.typical_share == pytest.approx(0.5)
+    assert not unfooled.verified_failure
 
 
 def test_findings_page_escapes_prompts(tmp_path):

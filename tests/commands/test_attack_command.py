@@ -40,6 +40,9 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
         assert set(finding["verifier_after"]) == {"emoji/verifier"}
     page = (out / "index.html").read_text()
     assert "a photo of a red apple" in page and "images/" in page
+    run = json.loads((out / "run.json").read_text())  # what a resume must match
+    assert (run["model"], run["surrogate"]) == (str(tiny_sd1_dir), "emoji/surrogate")
+    assert run["verifiers"] == ["emoji/verifier"] and run["attack"] == "sage-latent"
     assert "verified ASR" in result.output
 
     again = _attack(tiny_sd1_dir, out, "--classes", "cat,red apple", "--seeds", "0-1", *FAST)
@@ -75,7 +78,8 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
         ],
         "unknown device 'bogus'": ["-p", "a cat", "--device", "bogus"],
         "needs one {} where the class goes": ["--classes", "cat", "--template", "a {x}"],
-        "unknown --gradient": ["-p", "a cat", "--gradient", "last-k"],
+        "gives the initial latent no gradient": ["-p", "a cat", "--gradient", "last-k"],
+        "--gradient 'bogus' cannot attack a latent": ["-p", "a cat", "--gradient", "bogus"],
         "bad seed range": ["-p", "a cat", "--seeds", "9-1"],
         "k must be between 1 and the 2 steps": ["-p", "a cat", "--steps", "2", "--k", "3"],
         "step must be positive": ["-p", "a cat", "--step", "0"],

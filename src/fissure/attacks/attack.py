@@ -27,6 +27,7 @@ class Attack:
         """Every choice that decides the outcome, for findings and for resuming a run."""
         return dict(
             attack=self.name,
+            surrogate=self.goal.surrogate.source,
             **self.space.settings(),
             absent_below=self.goal.absent_below,
             views=self.goal.views,

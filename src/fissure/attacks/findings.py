@@ -32,8 +32,8 @@ class Finding:
 
     ``success``: the surrogate's goal holds after the attack. ``verified``: the
     verifiers, which never entered the loss, agree the target is absent.
-    ``clean_shows_target``: the verifiers saw the target before the attack; an
-    attempt without it is a natural failure, not an attack success.
+    ``clean_shows_target``: every verifier read the target first in the clean
+    image; an attempt without it is a natural failure, not an attack success.
     ``unet_evals`` counts forward UNet evaluations per image plus three per
     step of each backward pass.
     """
@@ -65,8 +65,9 @@ class Finding:
 
     @property
     def verified_failure(self) -> bool:
-        """Verified, and the clean image showed the target: a failure the attack caused."""
-        return self.verified and self.clean_shows_target
+        """A failure the attack caused: the clean image showed the target, the attack met
+        its goal on the surrogate, and the verifiers agree the target is gone."""
+        return self.clean_shows_target and self.success and self.verified
 
 
 def attempt_id(attempt: Attempt) -> str:
@@ -93,24 +94,36 @@ class FindingStore:
 
     def __init__(self, folder: str | Path, settings: dict[str, object]) -> None:
         self.folder = prepare_output_dir(folder)
-        run_file = self.folder / "run.json"
-        settings = json.loads(json.dumps(settings))
         self._drop_cut_line()
         self._done = {finding.id for finding in self.findings()}
-        recorded = _read_settings(run_file) if run_file.is_file() else None
-        if self._done and recorded is not None and recorded != settings:
-            changed = sorted(
-                k for k in {**recorded, **settings} if recorded.get(k) != settings.get(k)
-            )
+        run_file = self.folder / "run.json"
+        self._recorded = _read_settings(run_file) if run_file.is_file() else {}
+        self.settings: dict[str, object] = {}
+        self.bind(**settings)
+        (self.folder / "images").mkdir(exist_ok=True)
+        (self.folder / "deltas").mkdir(exist_ok=True)
+
+    def bind(self, **settings: object) -> None:
+        """Add settings the findings depend on (:func:`run_attack` adds the model and verifiers).
+
+        A folder holding findings made under other values of these settings is refused,
+        so a resumed run never mixes two runs' findings.
+        """
+        settings = json.loads(json.dumps(settings))
+        changed = sorted(
+            key
+            for key, value in settings.items()
+            if key in self._recorded and self._recorded[key] != value
+        )
+        if self._done and changed:
             raise FissureError(
                 f"{self.folder} holds findings made with other settings ({', '.join(changed)}): "
                 "use another --out, or the same options to resume it"
             )
-        with atomic_write(run_file) as partial:
-            partial.write_text(json.dumps(settings, indent=2) + "\n")
-        (self.folder / "images").mkdir(exist_ok=True)
-        (self.folder / "deltas").mkdir(exist_ok=True)
-        self.settings = settings
+        self.settings.update(settings)
+        self._recorded = {**self._recorded, **self.settings} if self._done else dict(self.settings)
+        with atomic_write(self.folder / "run.json") as partial:
+            partial.write_text(json.dumps(self._recorded, indent=2) + "\n")
 
     @property
     def findings_file(self) -> Path:

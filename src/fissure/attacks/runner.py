@@ -64,8 +64,11 @@ def run_attack(
 ) -> list[Finding]:
     """Attack every attempt the store has not recorded yet; returns all its findings.
 
-    Ctrl-C stops at once: every finding finished so far is already on disk.
+    The store is bound to ``model`` and the verifiers' names: a folder of findings
+    made with others is refused rather than resumed. Ctrl-C stops at once: every
+    finding finished so far is already on disk.
     """
+    store.bind(model=model, verifiers=list(verifiers.judges))
     todo = [attempt for attempt in attempts if not store.has(attempt)]
     verified = sum(f.verified_failure for f in store.findings())
     with tqdm(

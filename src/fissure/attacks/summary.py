@@ -14,8 +14,9 @@ from fissure.attacks.findings import Finding
 class Summary:
     """Counts and rates of one attack's findings.
 
-    Rates are over the *attacked* attempts: those whose clean image the verifiers
-    saw the target in. Attempts without it are natural failures, counted apart.
+    Rates are over the *attacked* attempts: those whose clean image every verifier
+    read the target in first. Attempts without it are natural failures, counted
+    apart. ``verified`` counts :attr:`Finding.verified_failure`.
     """
 
     attack: str
@@ -44,7 +45,7 @@ def summarize(findings: Sequence[Finding]) -> list[Summary]:
     for attack in dict.fromkeys(f.attack for f in findings):
         mine = [f for f in findings if f.attack == attack]
         attacked = [f for f in mine if f.clean_shows_target]
-        verified = [f for f in attacked if f.verified]
+        verified = [f for f in attacked if f.verified_failure]
         summaries.append(
             Summary(
                 attack=attack,

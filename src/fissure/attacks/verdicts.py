@@ -27,6 +27,9 @@ def judge_view(labels: list[str], probabilities: torch.Tensor, target: str, top:
 class Verdict:
     """The verifiers' reading of an attempt's images before and after the attack.
 
+    ``clean_shows_target``: every verifier reads the target first in the clean image.
+    ``verified``: every verifier gives the target under ``absent_below`` after.
+
     ``kind`` follows SAGE's two latent properties: ``unrelated`` when every
     verifier is confident in the same other class, ``distorted`` otherwise; None
     while the verifiers still see the target.
@@ -71,6 +74,7 @@ class Verifiers:
         pair = torch.stack([before, after])
         views: dict[str, list[dict]] = {}
         absent: dict[str, list[bool]] = {"before": [], "after": []}
+        first_before: list[bool] = []
         other_best: list[tuple[float, str]] = []
         for name, judge in self.judges.items():
             column = judge.labels.index(target)
@@ -78,6 +82,7 @@ class Verifiers:
             views[name] = [judge_view(judge.labels, row, target) for row in probabilities]
             for moment, row in zip(("before", "after"), probabilities, strict=True):
                 absent[moment].append(float(row[column]) < self.absent_below)
+            first_before.append(int(probabilities[0].argmax()) == column)
             others = probabilities[1].clone()
             others[column] = -1
             other_best.append((float(others.max()), judge.labels[int(others.argmax())]))
@@ -91,7 +96,7 @@ class Verifiers:
             else:
                 kind = "distorted"
         return Verdict(
-            clean_shows_target=not any(absent["before"]),
+            clean_shows_target=all(first_before),
             verified=verified,
             kind=kind,
             unrelated_class=unrelated,

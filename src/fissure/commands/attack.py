@@ -179,8 +179,7 @@ def run_attack_command(
     for prompt in dict.fromkeys(attempt.prompt for attempt in attempts):
         check_prompt(generator.tokenizer, prompt)
     attack = ATTACKS[attack_name](generator, surrogate_judge, **recipe_options)
-    settings = dict(model=model, surrogate=surrogate, verifiers=verifier_names, **attack.settings())
-    store = FindingStore(out, settings)
+    store = FindingStore(out, attack.settings())
     title = f"{attack_name} on {model}"
     try:
         findings = run_attack(
@@ -192,14 +191,14 @@ def run_attack_command(
         )
     except KeyboardInterrupt:
         kept = store.findings()
-        write_findings_page(out, kept, settings, title)
+        write_findings_page(out, kept, store.settings, title)
         typer.secho(
             f"interrupted: {len(kept)} findings are kept in {out}; run the same command to resume",
             err=True,
             fg=typer.colors.YELLOW,
         )
         raise typer.Exit(code=130) from None
-    page = write_findings_page(out, findings, settings, title)
+    page = write_findings_page(out, findings, store.settings, title)
     _print_summary(findings)
     typer.echo(f"{len(findings)} findings in {out / 'findings.jsonl'}; open {page}")
 
@@ -218,7 +217,7 @@ def _print_summary(findings: list) -> None:
         table.add_column(s.attack, justify="right")
     rows = {
         "attempts": lambda s: str(s.attempts),
-        "natural failures (no target before)": lambda s: str(s.natural_failures),
+        "natural failures (target not first before)": lambda s: str(s.natural_failures),
         "attacked": lambda s: str(s.attacked),
         "surrogate fooled": lambda s: str(s.successes),
         "verified": lambda s: str(s.verified),
@@ -268,7 +267,14 @@ def sage_latent(
     from fissure.errors import FissureError
 
     if gradient not in ("residual", "exact"):
-        raise FissureError(f"unknown --gradient {gradient!r}: use residual or exact")
+        why = (
+            " (last-k gives the initial latent no gradient: it is for prompt embeddings)"
+            if gradient == "last-k"
+            else ""
+        )
+        raise FissureError(
+            f"--gradient {gradient!r} cannot attack a latent{why}: use residual or exact"
+        )
     options = dict(
         radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
         steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,

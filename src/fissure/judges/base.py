@@ -24,6 +24,9 @@ class Judge(nn.Module):
     the normalised multi-hot target), so the top-k classes are the k objects.
     """
 
+    source: str = ""
+    """The name :func:`~fissure.judges.load_judge` loaded it by ("emoji/surrogate", a hub id)."""
+
     def __init__(
         self,
         labels: Sequence[str],

@@ -81,4 +81,5 @@ def load_judge(
     else:
         judge = TransformersJudge.from_pretrained(name)
     judge.requires_grad_(False)
+    judge.source = name
     return judge.eval().to(device)

@@ -2,4 +2,14 @@
 
 from fissure.report.sheets import contact_sheet
 
-__all__ = ["contact_sheet"]
+__all__ = ["contact_sheet", "write_findings_page"]
+
+
+def __getattr__(name: str):
+    """Import the findings page (and so the attacks) only when asked for: generation
+    uses contact sheets, and the attacks' findings use generation."""
+    if name == "write_findings_page":
+        from fissure.report.findings_page import write_findings_page
+
+        return write_findings_page
+    raise AttributeError(f"module 'fissure.report' has no attribute {name!r}")
