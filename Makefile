@@ -7,10 +7,13 @@ STAMP := $(VENV)/.fissure-installed
 
 install: $(STAMP)
 
-# torch first, pinned to the CPU build on disk, so pip never pulls a CUDA build.
+# torch first, pinned, so fissure's dependencies never pull a second (CUDA) build. Here
+# pip finds the CPU wheel on disk; elsewhere TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# picks the CPU build (PyPI's Linux wheel is the CUDA one).
+TORCH_INDEX ?=
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 

@@ -62,6 +62,11 @@ def test_writes_images_sheet_and_records(pipeline, tmp_path):
     assert Image.open(tmp_path / records[0].file).size == (64, 64)
 
 
+def test_records_name_the_model_the_pipeline_was_loaded_from(pipeline, tiny_sd1_dir, tmp_path):
+    (record,) = generate(pipeline, ["a dog"], [0], tmp_path, steps=2, progress=False)
+    assert record.model == str(tiny_sd1_dir)  # the Python API gives no model_name
+
+
 def test_a_second_run_into_the_folder_keeps_every_image_recorded(pipeline, tmp_path):
     generate(pipeline, ["a dog"], [0, 1], tmp_path, steps=2, progress=False)
     generate(pipeline, ["a dog"], [1, 2], tmp_path, steps=3, progress=False)

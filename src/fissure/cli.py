@@ -17,7 +17,7 @@ from fissure.commands import zoo_emoji_sd
 from fissure.commands.attack import attack_app
 from fissure.commands.options import Device, Dtype
 from fissure.commands.world import world_app
-from fissure.console import quiet_libraries, user_errors
+from fissure.console import counted, quiet_libraries, user_errors
 
 app = typer.Typer(
     name="fissure",
@@ -92,7 +92,9 @@ def generate(
         batch_size=batch_size,
         model_name=model,
     )
-    typer.echo(f"wrote {len(records)} images, contact_sheet.png and generations.jsonl to {out}")
+    typer.echo(
+        f"wrote {counted(len(records), 'image')}, contact_sheet.png and generations.jsonl to {out}"
+    )
 
 
 #: The demo's classes: animals, food, vehicles, plants and sport, 8 × 2 seeds.

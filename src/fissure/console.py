@@ -20,6 +20,11 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+def counted(count: int, noun: str) -> str:
+    """ "1 image", "3 images": a count with its noun, for messages."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def quiet_libraries() -> None:
     """Turn off the loading progress bars of diffusers and transformers."""
     from diffusers.utils import logging as diffusers_logging

@@ -136,6 +136,9 @@ def generate(
 ) -> list[GenerationRecord]:
     """Make one PNG per (prompt, seed), a contact sheet and ``generations.jsonl``.
 
+    ``model_name`` is recorded with each image; by default the folder or hub id
+    the pipeline was loaded from.
+
     Into a folder of earlier runs, ``generations.jsonl`` keeps their records too
     (a PNG made again replaces its record); the contact sheet shows this run.
     Records are written after every batch, so an interrupted run leaves none of
@@ -185,7 +188,7 @@ def generate(
                     height=height,
                     width=width,
                     batch_size=batch_size,
-                    model=model_name,
+                    model=model_name or pipeline.name_or_path or "",
                     scheduler=type(pipeline.scheduler).__name__,
                     dtype=str(pipeline.unet.dtype).removeprefix("torch."),
                     device=str(pipeline.device),

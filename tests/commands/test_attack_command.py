@@ -44,6 +44,9 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
     assert (run["model"], run["surrogate"]) == (str(tiny_sd1_dir), "emoji/surrogate")
     assert run["verifiers"] == ["emoji/verifier"] and run["attack"] == "sage-latent"
     assert "verified ASR" in result.output
+    assert (
+        "attacking 4 attempts: 'a photo of a cat' → cat; 'a photo of a red apple'" in result.output
+    )
 
     again = _attack(tiny_sd1_dir, out, "--classes", "cat,red apple", "--seeds", "0-1", *FAST)
     assert again.exit_code == 0, again.output

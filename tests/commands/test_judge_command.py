@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from PIL import Image
 from transformers import ResNetConfig, ResNetForImageClassification
 from typer.testing import CliRunner
@@ -46,6 +48,16 @@ def test_judge_a_generated_image(tiny_sd1_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "tench" in result.output and "goldfish" in result.output
+    narrow = runner.invoke(
+        app, ["judge", str(image), "--judge", str(classifier)], terminal_width=80
+    )
+    assert narrow.exit_code == 0 and "…" not in narrow.output  # long names fold, never cut
+    lines = runner.invoke(app, ["judge", str(image), "--judge", str(classifier), "--jsonl"])
+    record = json.loads(lines.output)
+    assert record["image"] == str(image) and {row[0] for row in record["top"]} == {
+        "tench",
+        "goldfish",
+    }
 
 
 def test_unreadable_image_is_one_line(tmp_path):

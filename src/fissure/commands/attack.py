@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from fissure.commands.options import Device
-from fissure.console import quiet_libraries, user_errors
+from fissure.console import counted, quiet_libraries, user_errors
 
 attack_app = typer.Typer(
     help="Attack a model: each attempt (prompt, seed) becomes a finding, verified by held-out judges.",
@@ -178,6 +178,7 @@ def run_attack_command(
     check_verifier_labels(verifier_judges, [attempt.target for attempt in attempts])
     for prompt in dict.fromkeys(attempt.prompt for attempt in attempts):
         check_prompt(generator.tokenizer, prompt)
+    _print_targets(attempts)
     attack = ATTACKS[attack_name](generator, surrogate_judge, **recipe_options)
     store = FindingStore(out, attack.settings())
     title = f"{attack_name} on {model}"
@@ -193,14 +194,23 @@ def run_attack_command(
         kept = store.findings()
         write_findings_page(out, kept, store.settings, title)
         typer.secho(
-            f"interrupted: {len(kept)} findings are kept in {out}; run the same command to resume",
+            f"interrupted: {counted(len(kept), 'finding')} kept in {out}; "
+            "run the same command to resume",
             err=True,
             fg=typer.colors.YELLOW,
         )
         raise typer.Exit(code=130) from None
     page = write_findings_page(out, findings, store.settings, title)
     _print_summary(findings)
-    typer.echo(f"{len(findings)} findings in {out / 'findings.jsonl'}; open {page}")
+    typer.echo(f"{counted(len(findings), 'finding')} in {out / 'findings.jsonl'}; open {page}")
+
+
+def _print_targets(attempts: list) -> None:
+    """Say what is attacked before the long work starts: each prompt's target, as inferred."""
+    targets = list(dict.fromkeys((attempt.prompt, attempt.target) for attempt in attempts))
+    shown = "; ".join(f"{prompt!r} → {target}" for prompt, target in targets[:3])
+    more = f"; and {len(targets) - 3} more prompts" if len(targets) > 3 else ""
+    typer.echo(f"attacking {counted(len(attempts), 'attempt')}: {shown}{more}")
 
 
 def _print_summary(findings: list) -> None:

@@ -22,8 +22,13 @@ def judge(
         ),
     ] = "emoji/verifier",
     top_k: Annotated[int, typer.Option(min=1, help="How many classes to list per image.")] = 5,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="One JSON line per image instead of a table.")
+    ] = False,
 ) -> None:
     """Print each image's most probable classes under a judge."""
+    import json
+
     import numpy as np
     import torch
     from PIL import Image
@@ -42,14 +47,20 @@ def judge(
     quiet_libraries()
     model = load_judge(judge_name)
     table = Table(title=f"judge {judge_name}")
-    table.add_column("image")
+    table.add_column("image", overflow="fold", min_width=20)  # whole names tell images apart
     for rank in range(1, top_k + 1):
         table.add_column(f"#{rank}")
     for path, array in zip(images, pixels, strict=True):
         tensor = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
         ranked = model.top_k(tensor, top_k)[0]
-        table.add_row(str(path), *(f"{label} {probability:.0%}" for label, probability in ranked))
-    Console().print(table)
+        if jsonl:
+            top = [[label, round(probability, 4)] for label, probability in ranked]
+            typer.echo(json.dumps({"image": str(path), "judge": judge_name, "top": top}))
+        else:
+            cells = (f"{label} {probability:.0%}" for label, probability in ranked)
+            table.add_row(str(path), *cells)
+    if not jsonl:
+        Console().print(table)
 
 
 @user_errors

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fissure.console import user_errors
+from fissure.console import counted, user_errors
 
 world_app = typer.Typer(help="The emoji world: classes, scenes and captions.", no_args_is_help=True)
 
@@ -44,7 +44,7 @@ def preview(
         sheet.save(out)
     except OSError as error:
         raise FissureError(f"cannot write {out}: {error.strerror or error}") from None
-    typer.echo(f"wrote {n} scenes (seeds {seed}-{seed + n - 1}) to {out}")
+    typer.echo(f"wrote {counted(n, 'scene')} (seeds {seed}-{seed + n - 1}) to {out}")
 
 
 @world_app.command("classes")
