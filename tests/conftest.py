@@ -1,10 +1,12 @@
-"""Shared fixtures: tiny random SD pipelines built from configs, saved once per session."""
+"""Shared fixtures: tiny random SD pipelines built from configs, saved once per session; one
+torch thread for tests of bit-exactness."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 
 from fissure.zoo.tiny import build_tiny_pipeline
 
@@ -22,3 +24,14 @@ def tiny_sd1_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-sd1-only")
     build_tiny_pipeline("sd1").save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def one_thread():
+    """Bit-exactness across batch partners holds per thread count: with several threads, CPU
+    kernels may split a batch so that a row's last bits depend on its position in it.
+    The test may set another count; the caller's comes back after it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

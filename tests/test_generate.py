@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -35,6 +36,10 @@ def pipeline(tiny_sd1_dir):
 
 def _pixels(folder, record) -> np.ndarray:
     return np.asarray(Image.open(folder / record.file))
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_writes_images_sheet_and_records(pipeline, tmp_path):
@@ -100,8 +105,7 @@ def test_a_later_run_with_a_prompt_of_the_same_slug_overwrites_nothing(pipeline,
     recorded = _recorded(tmp_path)
     assert {record["prompt"] for record in recorded.values()} == set(prompts)
     for record in (first, second):
-        assert recorded[record.file]["sha256"] == record.sha256
-        assert (tmp_path / record.file).is_file()
+        assert recorded[record.file]["sha256"] == _sha256(tmp_path / record.file)
 
 
 def test_a_corrupt_records_file_is_refused_before_any_image_is_made(pipeline, tmp_path):
@@ -135,7 +139,7 @@ def test_an_interrupted_run_leaves_its_images_recorded(pipeline, tmp_path, monke
     assert len(recorded) == 1 and pngs == set(recorded) | {"generations.jsonl"}
 
 
-def test_an_image_does_not_depend_on_what_else_was_asked(pipeline, tmp_path):
+def test_an_image_does_not_depend_on_what_else_was_asked(pipeline, tmp_path, one_thread):
     together = generate(
         pipeline,
         ["a dog", "a cat"],
@@ -155,6 +159,18 @@ def test_an_image_does_not_depend_on_what_else_was_asked(pipeline, tmp_path):
 def test_different_seeds_give_different_images(pipeline, tmp_path):
     records = generate(pipeline, ["a dog"], [0, 1], tmp_path, steps=2, progress=False)
     assert records[0].sha256 != records[1].sha256
+
+
+def test_guidance_changes_the_image(pipeline, tmp_path):
+    images = {}
+    for guidance in (1.0, 7.5):
+        folder = tmp_path / str(guidance)
+        (record,) = generate(
+            pipeline, ["a dog"], [0], folder, steps=2, guidance=guidance, progress=False
+        )
+        assert record.guidance == guidance
+        images[guidance] = _pixels(folder, record).astype(int)
+    assert np.abs(images[1.0] - images[7.5]).max() > 1  # more than batch sizes' rounding
 
 
 def test_batch_sizes_agree_to_one_grey_level(pipeline, tmp_path):
@@ -181,3 +197,4 @@ def test_bad_settings_are_refused_before_any_work(pipeline, tmp_path):
         generate(pipeline, [], [0], tmp_path)
     with pytest.raises(FissureError, match="multiples"):
         generate(pipeline, ["a dog"], [0], tmp_path, height=60)
+    assert list(tmp_path.iterdir()) == []

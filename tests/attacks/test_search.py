@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fissure.attacks import Attempt, random_latent, sage_latent
+from fissure.attacks.recipes import sage_latent_budget
 from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP
 from fissure.errors import FissureError
 
@@ -33,16 +34,6 @@ def test_sage_latent_removes_the_target_within_the_box(generator, surrogate):
         )
 
 
-@pytest.fixture
-def one_thread():
-    """Bit-exactness across batch partners holds per thread count: with several threads, CPU
-    kernels may split a batch so that a row's last bits depend on its position in it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("blurred", [False, True], ids=["brightness", "convolution"])
 def test_an_attempt_does_not_depend_on_its_batch_partners(
     generator, surrogate, blurred, one_thread
@@ -58,6 +49,16 @@ def test_an_attempt_does_not_depend_on_its_batch_partners(
     assert torch.equal(alone.probabilities, together.probabilities)
     assert alone.target_trace == together.target_trace
     assert alone.iterations == together.iterations
+
+
+def test_sage_latent_that_never_succeeds_stops_at_max_iterations(generator):
+    always_light = BrightnessJudge(threshold=-10.0)  # the goal never holds
+    attack = sage_latent(generator, always_light, steps=STEPS, k=2, max_iterations=2, batch_size=2)
+    for state in attack.run(_attempts([0, 1])):
+        assert (state.iterations, state.achieved, len(state.target_trace)) == (2, False, 3)
+        # docs/sage-latent.md: STEPS forward and 3 per step backward on the k-step path per
+        # iteration, then one last rendering; the most sage_latent_budget allows
+        assert state.unet_evals == 2 * (STEPS + 3 * 2) + STEPS == sage_latent_budget(STEPS, 2, 2)
 
 
 def test_random_search_stays_within_its_budget(generator, surrogate):

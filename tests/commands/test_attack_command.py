@@ -43,6 +43,7 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
     run = json.loads((out / "run.json").read_text())  # what a resume must match
     assert (run["model"], run["surrogate"]) == (str(tiny_sd1_dir), "emoji/surrogate")
     assert run["verifiers"] == ["emoji/verifier"] and run["attack"] == "sage-latent"
+    assert run["views"] and run["guidance"] == 7.5 and "SameNorm()" in run["constraints"]
     assert "verified ASR" in result.output
     assert (
         "attacking 4 attempts: 'a photo of a cat' → cat; 'a photo of a red apple'" in result.output
@@ -51,6 +52,17 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
     again = _attack(tiny_sd1_dir, out, "--classes", "cat,red apple", "--seeds", "0-1", *FAST)
     assert again.exit_code == 0, again.output
     assert len((out / "findings.jsonl").read_text().splitlines()) == 4  # nothing redone
+
+
+def test_sage_latent_options_reach_the_attack(tiny_sd1_dir, tmp_path):
+    out = tmp_path / "run"
+    options = ["--no-views", "--no-keep-norm", "--radius", "0.5", "--guidance", "3", "--k", "1"]
+    result = _attack(tiny_sd1_dir, out, "-p", "a photo of a cat", "--seeds", "0", *FAST, *options)
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["views"] is False and run["guidance"] == 3.0 and run["k"] == 1
+    assert run["constraints"] == ["Box(radius=0.5)"]  # no SameNorm
+    assert (run["steps"], run["max_iterations"], run["batch_size"]) == (2, 2, 2)
 
 
 def test_random_latent_baseline_runs(tiny_sd1_dir, tmp_path):
@@ -97,14 +109,31 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
         assert message in result.output, (options, result.output)
 
 
+#: `python -m fissure.cli`, pausing 0.2 s after each finding: however fast the machine, the
+#: 40 attempts cannot all finish between the second finding and the Ctrl-C.
+PACED_CLI = """
+import time
+from fissure.attacks.findings import FindingStore
+from fissure.cli import main
+add = FindingStore.add
+FindingStore.add = lambda *args: (add(*args), time.sleep(0.2))[0]
+main()
+"""
+
+
 def test_ctrl_c_keeps_findings_and_the_rerun_finishes(tiny_sd1_dir, tmp_path):
     out = tmp_path / "interrupted"
-    command = [
-        sys.executable, "-m", "fissure.cli", "attack", "sage-latent", "-m", str(tiny_sd1_dir),
-        "-p", "a photo of a cat", "--seeds", "0-39", "--out", str(out), *FAST,
+    arguments = [
+        "attack", "sage-latent", "-m", str(tiny_sd1_dir), "-p", "a photo of a cat",
+        "--seeds", "0-39", "--out", str(out), *FAST,
     ]  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", PACED_CLI, *arguments],
+        env=environment,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     findings = out / "findings.jsonl"
     deadline = time.monotonic() + 120
     while not (findings.is_file() and findings.read_text().count("\n") >= 2):
@@ -117,7 +146,13 @@ def test_ctrl_c_keeps_findings_and_the_rerun_finishes(tiny_sd1_dir, tmp_path):
     assert "run the same command to resume" in stderr
     assert 2 <= kept < 40
 
-    finished = subprocess.run(command, env=environment, capture_output=True, text=True)
+    finished = subprocess.run(
+        [sys.executable, "-m", "fissure.cli", *arguments],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert finished.returncode == 0, finished.stderr
     seeds = sorted(json.loads(line)["seed"] for line in findings.read_text().splitlines())
     assert seeds == list(range(40))

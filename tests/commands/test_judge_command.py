@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+import torch
 from PIL import Image
 from transformers import ResNetConfig, ResNetForImageClassification
 from typer.testing import CliRunner
 
 from fissure.cli import app
+from fissure.judges import load_judge
 
 runner = CliRunner()
 
@@ -33,31 +37,40 @@ def test_judge_a_generated_image(tiny_sd1_dir, tmp_path):
     )
     assert generated.exit_code == 0, generated.output
     classifier = tmp_path / "classifier"
+    labels = ["tench", "goldfish", "hammerhead", "stingray", "ostrich"]
     config = ResNetConfig(
         embedding_size=8,
         hidden_sizes=[8, 16],
         depths=[1, 1],
         layer_type="basic",
-        num_labels=2,
-        id2label={0: "tench", 1: "goldfish"},
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
     )
     ResNetForImageClassification(config).save_pretrained(classifier)
     image = next(out.glob("*-seed0.png"))
-    result = runner.invoke(
-        app, ["judge", str(image), "--judge", str(classifier), "--top-k", "2"], terminal_width=200
+    pixels = np.asarray(Image.open(image).convert("RGB"), dtype=np.float32) / 255
+    expected = load_judge(str(classifier)).top_k(torch.from_numpy(pixels).permute(2, 0, 1)[None], 3)
+    top = [label for label, _ in expected[0]]
+
+    table = runner.invoke(
+        app, ["judge", str(image), "--judge", str(classifier), "--top-k", "3"], terminal_width=200
     )
-    assert result.exit_code == 0, result.output
-    assert "tench" in result.output and "goldfish" in result.output
+    assert table.exit_code == 0, table.output
+    assert all(f"{label} {probability:.0%}" in table.output for label, probability in expected[0])
+    assert not any(label in table.output for label in set(labels) - set(top))
     narrow = runner.invoke(
         app, ["judge", str(image), "--judge", str(classifier)], terminal_width=80
     )
     assert narrow.exit_code == 0 and "…" not in narrow.output  # long names fold, never cut
-    lines = runner.invoke(app, ["judge", str(image), "--judge", str(classifier), "--jsonl"])
+    lines = runner.invoke(
+        app, ["judge", str(image), "--judge", str(classifier), "--top-k", "3", "--jsonl"]
+    )
     record = json.loads(lines.output)
-    assert record["image"] == str(image) and {row[0] for row in record["top"]} == {
-        "tench",
-        "goldfish",
-    }
+    assert record["image"] == str(image)
+    assert [label for label, _ in record["top"]] == top
+    assert [probability for _, probability in record["top"]] == pytest.approx(
+        [probability for _, probability in expected[0]], abs=1e-4
+    )
 
 
 def test_unreadable_image_is_one_line(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 from transformers import (
+    AutoTokenizer,
     CLIPConfig,
     CLIPImageProcessor,
     CLIPModel,
@@ -167,6 +168,11 @@ def save_tiny_clip(folder) -> None:
         num_attention_heads=4,
         num_hidden_layers=2,
         vocab_size=len(tokenizer),
+        # the pooled text is read at the tokenizer's end token: without these ids, at the first
+        # token, the same for every prompt
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     vision = dict(
         hidden_size=32,
@@ -190,9 +196,22 @@ def test_clip_zero_shot_from_a_folder(tmp_path):
     judge = load_judge(f"clip:{tmp_path}", labels=LABELS)
     assert isinstance(judge, ClipJudge)
     assert judge.input_size == 32 and judge.mean.flatten().tolist() == [0.5] * 3  # its processor
-    similarities = judge.similarities(torch.rand(2, 3, 64, 64))
-    assert similarities.shape == (2, len(LABELS))
-    assert similarities.abs().max() <= 1 + 1e-5
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # no resize
+    model = CLIPModel.from_pretrained(tmp_path).eval()
+    prompts = [f"a photo of a {label}" for label in LABELS]
+    tokens = AutoTokenizer.from_pretrained(tmp_path)(
+        prompts, padding="max_length", truncation=True, return_tensors="pt"
+    )
+    processor = CLIPImageProcessor.from_pretrained(tmp_path)
+    mean, std = (
+        torch.tensor(v).view(1, 3, 1, 1) for v in (processor.image_mean, processor.image_std)
+    )
+    with torch.no_grad():
+        expected = model(**tokens, pixel_values=(images - mean) / std).logits_per_image
+        assert expected.std(dim=1).min() > 0.1  # the labels' prompts score apart
+        assert torch.allclose(judge.logits(images), expected, atol=1e-4)
+        scale = model.logit_scale.exp()
+        assert torch.allclose(judge.similarities(images) * scale, expected, atol=1e-4)
     assert len(load_judge(f"clip:{tmp_path}").labels) == 1000
 
 

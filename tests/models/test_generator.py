@@ -230,14 +230,22 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
 
 
+#: Least cosine of the residual gradient with the exact one, by k. Measured on these three
+#: pipelines: latent 0.71-0.94 at k = 1 and 0.94-0.98 at k = 2 (docs/sage-latent.md),
+#: token 0.29-0.87 at k = 1 and 0.93-0.98 at k = 2.
+MIN_COSINE = {1: {"latent": 0.6, "token": 0.2}, 2: {"latent": 0.85, "token": 0.85}}
+
+
 @pytest.mark.parametrize("k", [1, 2])
-def test_residual_gradients_are_finite_and_reported(case, k, record_property):
+def test_residual_gradients_approximate_the_exact_ones(case, k, record_property):
     residual = case.gradients("residual", k=k)
+    assert k < case.loop_length
+    assert not torch.allclose(residual["latent"], case.exact["latent"])  # a shortcut, not exact
     for name in ("latent", "token"):
-        assert torch.isfinite(residual[name]).all() and residual[name].abs().sum() > 0
+        assert torch.isfinite(residual[name]).all()
         similarity = cosine(residual[name], case.exact[name])
         record_property(f"cosine_{name}", similarity)
-        print(f"residual k={k}/{STEPS} vs exact, {name}: cosine {similarity:.4f}")
+        assert similarity >= MIN_COSINE[k][name], (name, similarity)
 
 
 @pytest.mark.parametrize("mode", ["residual", "last-k"])

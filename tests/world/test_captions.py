@@ -44,7 +44,7 @@ def test_captions_name_every_object_and_nothing_else():
 
 def test_polysemous_words_appear_for_both_meanings():
     seen = set()
-    for seed in range(20_000):
+    for seed in range(5000):  # all 18 pairs show up by scene 584
         scene = sample_scene(seed)
         for mention in mentions(scene.caption):
             if len(mention.classes) > 1:
@@ -55,8 +55,8 @@ def test_polysemous_words_appear_for_both_meanings():
     assert expected <= seen
 
 
-def test_captions_over_100k_scenes_use_at_least_2000_words():
+def test_captions_over_10k_scenes_use_at_least_2000_words():
     vocabulary = set()
-    for seed in range(100_000):
+    for seed in range(10_000):  # about 3,000 words; 100k scenes give about 3,500
         vocabulary.update(words(sample_scene(seed).caption))
     assert len(vocabulary) >= 2000

@@ -14,20 +14,26 @@ class Killed(Exception):
     pass
 
 
-def _run(folder, kill_at: int | None = None, checkpoint_seconds: float = 1e9) -> None:
+def _run(
+    folder, kill_at: int | None = None, checkpoint_seconds: float = 1e9
+) -> tuple[list[int], torch.nn.Linear]:
+    """Train 10 steps; returns the steps the step function ran and the trained weights."""
     torch.manual_seed(0)
     weight = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(weight.parameters(), lr=0.1)
+    steps: list[int] = []
 
     def step_loss(step: int) -> torch.Tensor:
         if step == kill_at:
             raise Killed
+        steps.append(step)
         return weight(torch.ones(1, 2)).square().sum()
 
     train(
         {"weight": weight}, optimizer, step_loss, Schedule(0.1, 10, warmup_steps=1), folder,
         "test", progress=False, checkpoint_seconds=checkpoint_seconds, log_every=2,
     )  # fmt: skip
+    return steps, weight
 
 
 def _logged_steps(folder) -> list[int]:
@@ -40,15 +46,19 @@ def test_a_resumed_run_logs_each_step_once(tmp_path):
     assert _logged_steps(tmp_path) == [2, 4, 6]
     with open(tmp_path / LOG_NAME, "a") as log:
         log.write('{"step": 8, "lo')  # a line the kill cut short
-    _run(tmp_path)
+    steps, _ = _run(tmp_path)
+    assert steps == list(range(10))
     assert _logged_steps(tmp_path) == [2, 4, 6, 8, 10]
 
 
-def test_a_resume_keeps_the_lines_up_to_its_checkpoint(tmp_path):
+def test_a_resume_runs_the_steps_after_its_checkpoint_to_the_unbroken_weights(tmp_path):
+    _, unbroken = _run(tmp_path / "unbroken")
     with pytest.raises(Killed):
         _run(tmp_path, kill_at=7, checkpoint_seconds=0)  # a checkpoint after every step
-    _run(tmp_path)
+    steps, resumed = _run(tmp_path)
+    assert steps == [7, 8, 9]  # a restart from step 0 would end with the same weights
     assert _logged_steps(tmp_path) == [2, 4, 6, 8, 10]
+    assert torch.equal(resumed.weight, unbroken.weight) and torch.equal(resumed.bias, unbroken.bias)
 
 
 def _logged_rates(folder) -> dict[int, float]:

@@ -66,7 +66,9 @@ def test_stock_diffusers_loads_and_runs_it_without_fissure(trained):
 def test_weights_ship_in_half_precision(trained):
     from safetensors.torch import load_file
 
-    for path in trained["pipeline"].rglob("*.safetensors"):
+    paths = sorted(trained["pipeline"].rglob("*.safetensors"))
+    assert {path.parent.name for path in paths} >= {"unet", "vae", "text_encoder"}
+    for path in paths:
         assert all(
             value.dtype == torch.float16
             for value in load_file(path).values()
@@ -193,7 +195,7 @@ def _fake_encodings(count: int = 12) -> Encodings:
     )
 
 
-def test_killed_unet_training_resumes_to_the_unbroken_weights(tmp_path, monkeypatch):
+def test_killed_unet_training_resumes_to_the_unbroken_weights(tmp_path, watch_steps):
     """Killed after 2 of 4 steps and resumed = 4 unbroken steps (UNet, REPA head and EMA)."""
     from fissure.zoo.emoji_sd import unet_stage
 
@@ -203,24 +205,17 @@ def test_killed_unet_training_resumes_to_the_unbroken_weights(tmp_path, monkeypa
     unbroken, raw, step, _ = train_unet(
         stage, encodings, 0.5, 4, 32, tmp_path / "unbroken", cpu, progress=False
     )
-    assert step == stage.steps
+    assert step == stage.steps == 4
 
-    real_loss, calls = unet_stage.unet_loss, []
-
-    def killed_at_step_two(*args, **kwargs):
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(unet_stage, "unet_loss", killed_at_step_two)
+    watch_steps(unet_stage, kill_at=2)
     with pytest.raises(KeyboardInterrupt):
         train_unet(stage, encodings, 0.5, 4, 32, tmp_path / "killed", cpu, False, 0)
     assert torch.load(tmp_path / "killed" / CHECKPOINT_NAME)["step"] == 2
-    monkeypatch.setattr(unet_stage, "unet_loss", real_loss)
+    steps = watch_steps(unet_stage)
     resumed, resumed_raw, _, _ = train_unet(
         stage, encodings, 0.5, 4, 32, tmp_path / "killed", cpu, progress=False
     )
+    assert steps == [2, 3]  # a restart from step 0 would end with the same weights
     for expected, got in ((unbroken, resumed), (raw, resumed_raw)):
         for (name, a), b in zip(
             expected.state_dict().items(), got.state_dict().values(), strict=True

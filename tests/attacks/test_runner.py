@@ -1,0 +1,49 @@
+"""run_attack: each finding records what its attempt's search did, as its files and judges say."""
+
+from __future__ import annotations
+
+import pytest
+from safetensors.torch import load_file
+
+from fissure.attacks import Attempt, FindingStore, Verifiers, run_attack, sage_latent
+from fissure.attacks.verdicts import judge_view
+
+from .conftest import STEPS, BrightnessJudge
+
+PROMPT = "a photo of light"
+
+
+def test_a_finding_records_its_latent_delta_success_and_clean_verdict(
+    generator, surrogate, tmp_path
+):
+    """ "light" outlasts 3 steps, "grey" goes in one. Without SameNorm ‖z + δ‖² differs from
+    ‖z‖², and without views success is the surrogate's plain vote."""
+    attack = sage_latent(
+        generator, surrogate, steps=STEPS, k=1, step=0.1, max_iterations=3, batch_size=2,
+        keep_norm=False, views=False,
+    )  # fmt: skip
+    verifier = BrightnessJudge(surrogate.threshold + 0.005)  # reads otherwise than the surrogate
+    attempts = [Attempt(PROMPT, "light", 0, seed) for seed in (0, 1)]
+    attempts += [Attempt(PROMPT, "grey", 2, seed) for seed in (2, 3)]
+    store = FindingStore(tmp_path, attack.settings())
+    findings = run_attack(
+        attack, attempts, store, Verifiers({"bright": verifier}), "tiny", progress=False
+    )
+    assert sorted((f.seed, f.success) for f in findings) == [
+        (0, False), (1, False), (2, True), (3, True),
+    ]  # fmt: skip
+    clean = generator.sample(generator.initial_latents(range(4)), PROMPT, steps=STEPS).images
+    for finding in findings:
+        delta = load_file(tmp_path / finding.files["delta"])["delta"]
+        latent = generator.initial_latents([finding.seed])[0] + delta
+        assert finding.typicality["squared_norm"] == pytest.approx(
+            float(latent.double().square().sum()), abs=0.01
+        )
+        assert finding.delta_linf == round(float(delta.abs().max()), 4) > 0
+        assert finding.delta_l2 == round(float(delta.norm()), 4)
+        assert finding.success == (finding.surrogate_after["target"] < 0.1)
+        probabilities = verifier(clean[finding.seed : finding.seed + 1])[0]
+        expected = judge_view(verifier.labels, probabilities, finding.target)
+        before = finding.verifier_before["bright"]
+        assert before["target"] == pytest.approx(expected["target"], abs=1e-3)
+        assert [label for label, _ in before["top"]] == [label for label, _ in expected["top"]]
