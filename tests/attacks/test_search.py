@@ -61,6 +61,23 @@ def test_sage_latent_that_never_succeeds_stops_at_max_iterations(generator):
         assert state.unet_evals == 2 * (STEPS + 3 * 2) + STEPS == sage_latent_budget(STEPS, 2, 2)
 
 
+def test_every_round_is_reported_with_the_attempts_in_flight(generator):
+    """Progress shows per round: an attempt of 100 iterations takes 101 of them."""
+    always_light = BrightnessJudge(threshold=-10.0)
+    attack = sage_latent(generator, always_light, steps=STEPS, k=1, max_iterations=2, batch_size=2)
+    rounds: list[tuple[int, list[int]]] = []
+    finished = list(
+        attack.run(
+            _attempts([0, 1, 2]),
+            on_round=lambda active: rounds.append(
+                (len(active), [state.iterations for state in active])
+            ),
+        )
+    )
+    assert len(finished) == 3
+    assert rounds == [(2, [1, 1]), (2, [2, 2]), (2, [2, 2]), (1, [1]), (1, [2]), (1, [2])]
+
+
 def test_random_search_stays_within_its_budget(generator, surrogate):
     always_light = BrightnessJudge(threshold=-10.0)  # the goal never holds
     attack = random_latent(generator, always_light, budget=4 * STEPS + 1, steps=STEPS, batch_size=2)

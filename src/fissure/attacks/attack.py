@@ -6,7 +6,7 @@ As in TextAttack, a paper's recipe is a short function that picks the four parts
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from fissure.attacks.constraints import Constraint
@@ -35,6 +35,13 @@ class Attack:
             **self.search.settings(),
         )
 
-    def run(self, attempts: Iterable[Attempt]) -> Iterator[SearchState]:
-        """Attack each attempt; finished attempts come out as they finish."""
-        return self.search.search(attempts, self.space, self.goal, self.constraints)
+    def run(
+        self,
+        attempts: Iterable[Attempt],
+        on_round: Callable[[Sequence[SearchState]], None] | None = None,
+    ) -> Iterator[SearchState]:
+        """Attack each attempt; finished attempts come out as they finish.
+
+        ``on_round(active)`` runs after each round of the search (for progress).
+        """
+        return self.search.search(attempts, self.space, self.goal, self.constraints, on_round)

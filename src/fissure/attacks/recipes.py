@@ -40,8 +40,8 @@ def sage_latent(
     (docs/sage-latent.md).
 
     The default gradient is the residual shortcut from the last ``k`` = 2 steps:
-    on the tiny test models its gradient has cosine 0.94–0.96 with the exact one
-    at k = 2 and 0.71–0.91 at k = 1 (tests/models/test_generator.py), for 6
+    on the tiny test models its gradient has cosine 0.94–0.98 with the exact one
+    at k = 2 and 0.71–0.94 at k = 1 (tests/models/test_generator.py), for 6
     backward UNet evaluations per iteration instead of 75 (exact, 25 steps).
     """
     _check_common(generator, steps, absent_below, batch_size)

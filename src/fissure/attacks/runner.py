@@ -78,7 +78,12 @@ def run_attack(
         unit="attempt",
         disable=not progress,
     ) as bar:
-        for state in attack.run(todo):
+
+        def show_round(active) -> None:
+            rounds = max(state.iterations for state in active)
+            bar.set_postfix(verified=verified, in_flight=len(active), iteration=rounds)
+
+        for state in attack.run(todo, on_round=show_round):
             finding = to_finding(attack, state, verifiers, model)
             store.add(finding, state.images_before, state.images, state.variable)
             verified += finding.verified_failure

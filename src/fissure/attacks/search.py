@@ -9,7 +9,7 @@ back the others.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -84,8 +84,13 @@ class SearchMethod:
         space: LatentPerturbation,
         goal: TargetAbsent,
         constraints: Sequence[Constraint],
+        on_round: Callable[[Sequence[SearchState]], None] | None = None,
     ) -> Iterator[SearchState]:
-        """Finished states, in the order they finish."""
+        """Finished states, in the order they finish.
+
+        ``on_round(active)`` runs after every round: a round of a full batch takes
+        seconds to minutes on a CPU, an attempt many rounds, so progress shows there.
+        """
         queue = iter(attempts)
         active: list[SearchState] = []
         while True:
@@ -95,6 +100,8 @@ class SearchMethod:
             if not active:
                 return
             self.advance(active, space, goal, constraints)
+            if on_round is not None:
+                on_round(active)
             for state in active:
                 if state.done:
                     state.seconds = time.perf_counter() - state.started
