@@ -35,15 +35,15 @@ BUDGET_GRID = (100, 250, 500, 1000, 2000)
 
 
 def asr_within(findings: list[Finding], budget: int) -> float:
-    """Verified successes within ``budget`` UNet evaluations, over the attacked attempts."""
+    """Verified failures within ``budget`` UNet evaluations, over the attacked attempts."""
     attacked = [f for f in findings if f.clean_shows_target]
-    hits = sum(f.verified and f.unet_evals <= budget for f in attacked)
+    hits = sum(f.verified_failure and f.unet_evals <= budget for f in attacked)
     return hits / len(attacked) if attacked else 0.0
 
 
 def row(name: str, findings: list[Finding], budget: int, seconds: float) -> str:
     attacked = [f for f in findings if f.clean_shows_target]
-    verified = [f for f in attacked if f.verified]
+    verified = [f for f in attacked if f.verified_failure]
     median = statistics.median(f.unet_evals for f in verified) if verified else float("nan")
     typical = sum(f.typical for f in verified)
     curve = " / ".join(f"{asr_within(findings, b):.0%}" for b in BUDGET_GRID)
@@ -147,9 +147,10 @@ def main() -> None:
             "|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
-            "Attacked: attempts whose clean image the verifier saw the target in (the rest are "
-            "natural failures). UNet evals: forward evaluations per image plus 3 per step of "
-            "each backward pass. The equal budget is what SAGE residual may spend at most "
+            "Attacked: attempts whose clean image every verifier read the target first in (the "
+            "rest are natural failures). Verified: the surrogate fooled and every verifier under "
+            "the threshold (`Finding.verified_failure`). UNet evals: one per denoising step "
+            "(both guidance halves in one call) plus 3 per step of each backward pass. The equal budget is what SAGE residual may spend at most "
             f"({args.max_iterations} iterations of {args.steps} + 3 × {args.k}, plus the last "
             "rendering). "
             "Wall seconds are this invocation's (0 when every finding was already recorded).",

@@ -96,6 +96,16 @@ def test_ddim_from_a_config_without_set_alpha_to_one_is_sds_ddim(tiny):
     assert torch.equal(images[0], images[1])
 
 
+def test_the_weights_digest_tells_model_versions_apart():
+    """A run folder binds to it: a retrained model under the same name must differ."""
+    first, same = Generator(build_tiny_pipeline("sd1")), Generator(build_tiny_pipeline("sd1"))
+    assert first.weights_digest() == same.weights_digest()
+    with torch.no_grad():
+        next(same.unet.parameters()).flatten()[0] += 1e-3  # one value of one tensor
+    assert first.weights_digest() != same.weights_digest()
+    assert first.weights_digest() != Generator(build_tiny_pipeline("sd1", seed=1)).weights_digest()
+
+
 def test_from_pretrained_loads_a_saved_pipeline(tmp_path):
     build_tiny_pipeline("sd2").save_pretrained(tmp_path / "tiny")
     generator = Generator.from_pretrained(str(tmp_path / "tiny"))
