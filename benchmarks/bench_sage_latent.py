@@ -139,7 +139,7 @@ def main() -> None:
             f"(stop when every member < {args.stop_below}), "
             f"verifiers {', '.join(verifier_names)}, "
             f"batch {args.batch_size}; "
-            f"machine: {machine(args.threads, args.device)}; {time.strftime('%Y-%m-%d')}.",
+            f"machine: {machine(args.threads, args.device)}.",
             "",
             "| method | attempts | attacked | verified | verified ASR at the equal budget "
             f"({budget} UNet evals) | ASR within {' / '.join(map(str, BUDGET_GRID))} evals "

@@ -6,9 +6,10 @@ A UNet run is the longest stage of the recipe (tens of thousands of steps, hours
 two cores) and its sampling speed is a quality bar (16 images × 25 DDIM steps with
 guidance under 5 s on two cores), so an architecture is chosen on both before any
 weights exist. For each candidate (random weights; timing depends on the shape, not
-the values): one training step as ``train_unet`` takes it (batch 64, min-SNR, REPA
-targets, forward + backward + AdamW; median of ``--steps`` after two warm-ups), the
-projected hours of ``--run-steps`` such steps, and the whole pipeline's sampling time
+the values): the network part of a ``train_unet`` step (batch 64, min-SNR, REPA
+targets, forward + backward + AdamW; median of ``--steps`` after two warm-ups; the EMA
+update, clipping, batch assembly and checkpoints are left out, so a real run is a
+little slower), the projected hours of ``--run-steps`` such steps, and the whole pipeline's sampling time
 in float32 and, where the CPU computes it natively, bfloat16. Writes the "emoji-sd
 UNet candidates" section of BENCHMARKS.md.
 """
@@ -132,9 +133,10 @@ def main() -> None:
             f"weights, {args.latent_channels} latent channels, batch {base.batch_size}; "
             f"machine: {machine(args.threads)}.",
             "",
-            f"| candidate | widths | attention levels (0 = 16×16) | UNet | training s/step "
-            f"(median of {args.steps}) | {args.run_steps:,} steps | sampling 16 × 25 steps, s: "
-            f"float32{' / bfloat16' if bfloat16 else ''} (bar {SAMPLING_BAR_SECONDS:.0f}) |",
+            f"| candidate | widths | attention levels (0 = 16×16) | UNet | network s/step "
+            f"(median of {args.steps}) | {args.run_steps:,} steps | sampling 16 × 25 steps, s "
+            f"(median of {args.repeats}): float32{' / bfloat16' if bfloat16 else ''} "
+            f"(bar {SAMPLING_BAR_SECONDS:.0f}) |",
             "|---|---|---|---|---|---|---|",
             *rows,
         ]

@@ -18,13 +18,16 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
 def machine(threads: int | None = None, device: str = "cpu") -> str:
-    """CPU, core count, torch threads and version, and the GPU when one is used."""
+    """CPU, core count, torch threads and version, the GPU when one is used, the date, and
+    the load when the run began (other work on the cores slows every figure)."""
     parts = [
         f"{platform.processor() or platform.machine()}",
         f"{os.cpu_count()} CPUs visible",
         f"{threads or torch.get_num_threads()} torch threads",
         f"torch {torch.__version__}",
         f"Python {platform.python_version()}",
+        f"{time.strftime('%Y-%m-%d')}",
+        f"load average {os.getloadavg()[0]:.1f}",
     ]
     if device.startswith("cuda"):
         parts.append(torch.cuda.get_device_name())
@@ -70,6 +73,11 @@ def random_emoji_sd(latent_channels: int | None = None, **unet_settings):
     stage = dataclasses.replace(config.unet, **unet_settings)
     unet = build_unet(stage, config.vae.latent_channels, config.clip.text_hidden)
     return assemble_pipeline(tokenizer, text_encoder_from_clip(clip), vae, unet.eval(), config)
+
+
+def spread(times: list[float]) -> str:
+    """ "median (min–max)" of a list of seconds."""
+    return f"{statistics.median(times):.2f} ({min(times):.2f}–{max(times):.2f})"
 
 
 def sampling_seconds(pipeline, repeats: int) -> list[float]:
