@@ -75,8 +75,9 @@ def generate(
 ) -> None:
     """Generate one image per (prompt, seed), reproducibly."""
     from fissure.generate import generate as generate_images
-    from fissure.generate import parse_seeds, prepare_output_dir
+    from fissure.generate import parse_seeds
     from fissure.models import load_pipeline
+    from fissure.outputs import prepare_output_dir
 
     seed_list = parse_seeds(seeds)
     prepare_output_dir(out)

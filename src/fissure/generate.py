@@ -25,9 +25,9 @@ from tqdm.auto import tqdm
 import fissure
 from fissure.atomic import atomic_write
 from fissure.errors import FissureError
-from fissure.file_names import prompt_file_stem
-from fissure.models.generator import check_image_size, check_steps
+from fissure.models.generator import check_image_size, scheduler_with_steps
 from fissure.models.prompts import check_prompt
+from fissure.outputs import prepare_output_dir, prompt_file_stem
 from fissure.report.sheets import contact_sheet
 
 MAX_SEED = 2**63 - 1
@@ -70,21 +70,6 @@ def parse_seeds(text: str) -> list[int]:
             raise FissureError(f"seed range {part!r} asks for over a million images")
         seeds.extend(range(first, last + 1))
     return list(dict.fromkeys(seeds))
-
-
-def prepare_output_dir(path: str | Path) -> Path:
-    """Create the folder and prove it is writable before any compute is spent."""
-    folder = Path(path).expanduser()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".fissure-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise FissureError(
-            f"cannot write to {folder} ({error.strerror}): choose another --out"
-        ) from error
-    return folder
 
 
 def _read_records(path: Path) -> list[dict]:
@@ -148,7 +133,7 @@ def generate(
         raise FissureError("no prompt given: pass at least one --prompt")
     if not seeds:
         raise FissureError("no seeds given: pass --seeds, for example 0-7")
-    check_steps(steps, pipeline.scheduler, "--steps")
+    scheduler_with_steps(pipeline.scheduler, steps, "--steps")
     if batch_size < 1:
         raise FissureError(f"--batch-size must be at least 1, not {batch_size}")
     prompts = list(dict.fromkeys(prompts))  # a prompt given twice would make its files twice

@@ -13,7 +13,7 @@ from diffusers import (
 
 from fissure.errors import FissureError
 from fissure.models import CaptureSpec, FreeTokens, Generator, PromptEmbeddings
-from fissure.models.generator import check_steps, predict_x0
+from fissure.models.generator import predict_x0, scheduler_with_steps
 from fissure.zoo.tiny import build_tiny_pipeline
 
 PROMPTS = ["a cat", "a red dog"]
@@ -372,8 +372,8 @@ def test_steps_that_make_a_timestep_past_the_schedule_are_refused(tiny):
     scheduler = Generator(tiny("sd2")).scheduler
     before = scheduler.timesteps.clone()
     with pytest.raises(FissureError, match="steps 1000 makes timestep 1000, past .* 0..999"):
-        check_steps(1000, scheduler)
-    check_steps(999, scheduler)
+        scheduler_with_steps(scheduler, 1000)
+    scheduler_with_steps(scheduler, 999)
     assert torch.equal(scheduler.timesteps, before)  # checked on a copy
 
 

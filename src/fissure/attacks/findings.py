@@ -22,8 +22,7 @@ from safetensors.torch import save_file
 from fissure.atomic import atomic_write
 from fissure.attacks.spaces import Attempt
 from fissure.errors import FissureError
-from fissure.file_names import prompt_file_stem
-from fissure.generate import prepare_output_dir
+from fissure.outputs import prepare_output_dir, prompt_file_stem
 
 
 @dataclass

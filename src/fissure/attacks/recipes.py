@@ -11,7 +11,7 @@ from fissure.attacks.search import RandomSearch, SignGradientDescent
 from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP, LatentPerturbation
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
-from fissure.models.generator import Generator, GradientMode, check_steps
+from fissure.models.generator import Generator, GradientMode, scheduler_with_steps
 
 
 def sage_latent(
@@ -109,7 +109,7 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _check_common(generator: Generator, steps: int, absent_below: float, batch_size: int) -> None:
-    check_steps(steps, generator.scheduler)
+    scheduler_with_steps(generator.scheduler, steps)
     _require(0 < absent_below < 1, f"absent_below must be between 0 and 1, not {absent_below}")
     _require(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}")
 

@@ -11,6 +11,8 @@ from fissure.world import class_names, get_class
 from fissure.world.grammar import indefinite, noun_phrase
 from fissure.world.lexicon import naming_phrases
 
+CLASS_TEMPLATE = "a photo of {}"
+
 
 def _names(label: str) -> list[str]:
     """The phrases that name a label in a prompt.
@@ -83,10 +85,11 @@ def class_attempts(
     names: Sequence[str],
     seeds: Sequence[int],
     labels: Sequence[str],
-    template: str = "a photo of {}",
+    template: str | None = None,
 ) -> list[Attempt]:
-    """The template filled with each class as a prompt says it ("a photo of an owl"),
-    each class the target of its own prompt."""
+    """The template (default ``"a photo of {}"``) filled with each class as a prompt says
+    it ("a photo of an owl"), each class the target of its own prompt."""
+    template = CLASS_TEMPLATE if template is None else template
     if template.count("{}") != 1:
         raise FissureError(f"--template needs one {{}} where the class goes, not {template!r}")
     return [

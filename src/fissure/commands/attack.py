@@ -63,7 +63,6 @@ Views = Annotated[
     typer.Option(help="The surrogate must also agree on flipped, shifted and zoomed views."),
 ]
 BatchSize = Annotated[int, typer.Option(help="Attempts attacked together in one UNet batch.")]
-CLASS_TEMPLATE = "a photo of {}"
 
 
 def default_verifiers(model: str) -> list[str]:
@@ -135,11 +134,13 @@ def run_attack_command(
     )
     from fissure.attacks.verdicts import check_verifier_labels
     from fissure.errors import FissureError
-    from fissure.generate import parse_seeds, prepare_output_dir
+    from fissure.generate import parse_seeds
     from fissure.judges import load_judge
     from fissure.judges.registry import judges_in_loss
     from fissure.models import Generator
+    from fissure.models.generator import native_image_size
     from fissure.models.prompts import check_prompt
+    from fissure.outputs import prepare_output_dir
     from fissure.report.findings_page import write_findings_page
 
     if bool(prompts) == bool(classes):
@@ -153,17 +154,14 @@ def run_attack_command(
     quiet_libraries()
     generator = Generator.from_pretrained(model, device=device)
     if surrogate is None or not verifiers:
-        image_size = generator.unet.config.sample_size * generator.pipeline.vae_scale_factor
-        check_emoji_judges_fit(model, image_size)
+        check_emoji_judges_fit(model, native_image_size(generator.pipeline))
     surrogate = surrogate or "emoji/surrogate"
     surrogate_judge = load_judge(surrogate, device=device)
     if classes:
         names = _class_names(classes, surrogate_judge.labels)
         for name in names:
             surrogate_judge.label_index(name)
-        attempts = class_attempts(
-            names, seed_list, surrogate_judge.labels, template or CLASS_TEMPLATE
-        )
+        attempts = class_attempts(names, seed_list, surrogate_judge.labels, template or None)
     else:
         attempts = make_attempts(prompts, seed_list, surrogate_judge.labels, target)
     verifier_names = verifiers or default_verifiers(model)

@@ -26,6 +26,7 @@ def preview(
 ) -> None:
     """Write a contact sheet of scenes with their captions."""
     from fissure.errors import FissureError
+    from fissure.outputs import prepare_output_dir
     from fissure.report.sheets import contact_sheet
     from fissure.world import sample_scene
 
@@ -33,10 +34,7 @@ def preview(
         raise FissureError(f"--n must be a positive number of scenes, not {n}")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise FissureError(f"--out {out} names no image file: end it in .png")
-    try:  # before rendering: an unwritable --out fails at once
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise FissureError(f"cannot write {out}: {error.strerror or error}") from None
+    prepare_output_dir(out.parent)  # before rendering: an unwritable --out fails at once
     scenes = [sample_scene(seed + index, emoji_set=emoji_set) for index in range(n)]
     images, captions = [scene.image for scene in scenes], [scene.caption for scene in scenes]
     sheet = contact_sheet(images, captions, caption_lines=5)

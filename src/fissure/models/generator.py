@@ -65,26 +65,38 @@ DETERMINISTIC_SCHEDULERS = frozenset(
 )
 
 
-def check_steps(steps: int, scheduler: SchedulerMixin, option: str = "steps") -> None:
-    """Between 1 and the scheduler's training timesteps, or a one-line error.
+def scheduler_with_steps(
+    scheduler: SchedulerMixin,
+    steps: int,
+    option: str = "steps",
+    device: str | torch.device | None = None,
+) -> SchedulerMixin:
+    """A fresh copy of ``scheduler`` set to ``steps`` timesteps, or a one-line error.
 
-    The timesteps themselves are checked too (on a copy: setting them changes a
-    scheduler): "leading" spacing with steps_offset=1 makes timestep 1000 of 0..999
-    at 1000 steps, which fails with an IndexError in the scheduler's step.
+    A copy, for setting timesteps changes a scheduler. Between 1 and the training
+    timesteps, and the timesteps themselves are checked: "leading" spacing with
+    steps_offset=1 makes timestep 1000 of 0..999 at 1000 steps, which fails with an
+    IndexError in the scheduler's step.
     """
     limit = scheduler.config.num_train_timesteps
     if not 1 <= steps <= limit:
         raise FissureError(
             f"{option} must be between 1 and the scheduler's {limit} timesteps, not {steps}"
         )
-    trial = type(scheduler).from_config(scheduler.config)
-    trial.set_timesteps(steps)
-    last = int(trial.timesteps.max())
+    fresh = type(scheduler).from_config(scheduler.config)
+    fresh.set_timesteps(steps, device=device)
+    last = int(fresh.timesteps.max())
     if last >= limit:
         raise FissureError(
             f"{option} {steps} makes timestep {last}, past the scheduler's 0..{limit - 1} "
             "(its spacing and steps_offset): use fewer steps"
         )
+    return fresh
+
+
+def native_image_size(pipeline: StableDiffusionPipeline) -> int:
+    """The side of the images a pipeline makes by default (its UNet's latents, decoded)."""
+    return pipeline.unet.config.sample_size * pipeline.vae_scale_factor
 
 
 def check_image_size(
@@ -95,10 +107,10 @@ def check_image_size(
     Sides must divide by the VAE's and the UNet's downsampling (and by 8, as the
     stock pipeline asks); another size would be rounded down without a word.
     """
-    scale = pipeline.vae_scale_factor
-    native = pipeline.unet.config.sample_size * scale
+    native = native_image_size(pipeline)
     height = native if height is None else height
     width = native if width is None else width
+    scale = pipeline.vae_scale_factor
     multiple = math.lcm(8, scale * 2 ** (len(pipeline.unet.config.block_out_channels) - 1))
     if min(height, width) < 1 or height % multiple or width % multiple:
         raise FissureError(
@@ -416,13 +428,11 @@ class Generator:
         is the number of final steps on the gradient path for ``residual`` and
         ``last-k``. Guidance above 1 is classifier-free, as in the stock pipeline.
         """
-        check_steps(steps, self.scheduler)
+        scheduler = scheduler_with_steps(self.scheduler, steps, device=self.device)
         capture = capture or CaptureSpec()
         embeddings = prompt if isinstance(prompt, PromptEmbeddings) else self.encode(prompt)
         context = self._guidance_context(embeddings, len(latents), guided=guidance > 1)
 
-        scheduler = type(self.scheduler).from_config(self.scheduler.config)
-        scheduler.set_timesteps(steps, device=self.device)
         timesteps = scheduler.timesteps
         first_gradient_step = self._first_gradient_step(latents, gradient, k, steps, len(timesteps))
         initial = latents.to(device=self.device, dtype=self.dtype) * scheduler.init_noise_sigma

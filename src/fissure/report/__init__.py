@@ -6,8 +6,8 @@ __all__ = ["contact_sheet", "write_findings_page"]
 
 
 def __getattr__(name: str):
-    """Import the findings page (and so the attacks) only when asked for: generation
-    uses contact sheets, and the attacks' findings use generation."""
+    """Import the findings page (and so the attacks and torch) only when asked for:
+    contact sheets serve the light world commands too."""
     if name == "write_findings_page":
         from fissure.report.findings_page import write_findings_page
 
