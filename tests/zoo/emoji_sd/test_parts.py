@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip, widen_context
 from fissure.zoo.emoji_sd.common import ExponentialAverage, StageRecord
 from fissure.zoo.emoji_sd.config import EmojiSdConfig, default_config, tiny_config, with_steps
 from fissure.zoo.emoji_sd.evaluate import Evaluation, accepted_classes, pair_found, pair_prompts
@@ -16,6 +17,7 @@ from fissure.zoo.emoji_sd.gates import psnr, retrieval
 from fissure.zoo.emoji_sd.model_card import update_calibration
 from fissure.zoo.emoji_sd.recipe import STAGES
 from fissure.zoo.emoji_sd.unet_stage import min_snr_weights, training_scheduler
+from fissure.zoo.tiny import build_byte_tokenizer
 
 
 def test_retrieval_of_a_perfect_and_a_confused_similarity():
@@ -72,10 +74,15 @@ def test_fingerprints_ignore_steps_and_gates_but_not_architecture():
 
 
 def test_a_later_setting_at_its_neutral_value_keeps_old_fingerprints():
-    config = tiny_config()
+    tiny = tiny_config()
+    config = dataclasses.replace(tiny, unet=dataclasses.replace(tiny.unet, context_length=None))
     settings = config.to_dict()
-    del settings["decoder"]["extra_layers"]  # a work folder from before these settings
-    del settings["unet"]["attention_levels"]
+    for stage, key in [
+        ("decoder", "extra_layers"),
+        ("unet", "attention_levels"),
+        ("unet", "context_length"),
+    ]:
+        del settings[stage][key]  # a work folder from before these settings
     old = EmojiSdConfig.from_dict(settings)
     assert all(old.fingerprint(stage) == config.fingerprint(stage) for stage in STAGES)
     deeper = dataclasses.replace(
@@ -87,6 +94,8 @@ def test_a_later_setting_at_its_neutral_value_keeps_old_fingerprints():
         config, unet=dataclasses.replace(config.unet, attention_levels=(1,))
     )
     assert coarse.fingerprint("unet") != config.fingerprint("unet")
+    assert tiny.fingerprint("unet") != config.fingerprint("unet")  # its prompts are widened
+    assert tiny.fingerprint("decoder") == config.fingerprint("decoder")
 
 
 @pytest.mark.parametrize("kind", ["recipe", "stage record"])
@@ -106,6 +115,33 @@ def test_a_save_cut_short_leaves_the_previous_file_readable(kind, tmp_path, monk
     with pytest.raises(OSError):
         after.save(tmp_path)
     assert load(tmp_path) == before
+
+
+def test_widening_the_text_tower_keeps_every_output_of_a_prompt_that_fitted():
+    tokenizer = build_byte_tokenizer(16)
+    torch.manual_seed(0)
+    clip = build_clip(tiny_config().clip, tokenizer).eval()
+    wide_tokenizer, wide_clip = widen_context(tokenizer, clip, 40)
+    assert tokenizer.model_max_length == 16  # the originals are left as they were
+    assert clip.config.text_config.max_position_embeddings == 16
+    prompts = ["a cat", "a photo of a dog"]
+
+    def ids(tokenizer_):
+        return tokenizer_(prompts, padding="max_length", return_tensors="pt").input_ids
+
+    narrow, wide = ids(tokenizer), ids(wide_tokenizer)
+    assert wide.shape == (2, 40)
+    with torch.no_grad():
+        hidden = text_encoder_from_clip(clip)(narrow)[0]
+        wide_hidden = text_encoder_from_clip(wide_clip)(wide)[0]
+        torch.testing.assert_close(wide_hidden[:, :16], hidden)
+        torch.testing.assert_close(
+            wide_clip.get_text_features(input_ids=wide).pooler_output,
+            clip.get_text_features(input_ids=narrow).pooler_output,
+        )
+    assert widen_context(tokenizer, clip, 16) == (tokenizer, clip)
+    with pytest.raises(ValueError, match="narrow"):
+        widen_context(tokenizer, clip, 8)
 
 
 def test_attention_levels_choose_the_attending_resolutions():

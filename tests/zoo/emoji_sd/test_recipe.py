@@ -59,6 +59,10 @@ def test_stock_diffusers_loads_and_runs_it_without_fissure(trained):
         assert out.shape == (2, 64, 64, 3), out.shape
         clip = CLIPModel.from_pretrained({str(trained["pipeline"] / "clip")!r})
         assert clip.dtype == torch.float32
+        # CLIP trained on 16 tokens; the pipeline, and so its CLIP, read the recipe's 24
+        assert pipe.tokenizer.model_max_length == 24
+        assert pipe.text_encoder.config.max_position_embeddings == 24
+        assert clip.config.text_config.max_position_embeddings == 24
         """
     )
 

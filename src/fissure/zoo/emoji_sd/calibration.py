@@ -37,7 +37,7 @@ from transformers import CLIPModel, CLIPTokenizer
 
 from fissure.judges.base import Judge
 from fissure.world import class_names
-from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip
+from fissure.zoo.emoji_sd.clip_stage import build_clip, text_encoder_from_clip, widen_context
 from fissure.zoo.emoji_sd.config import (
     CONFIG_FILE,
     DecoderStage,
@@ -376,6 +376,7 @@ def sample_live_unet(work: Path, out: Path, seeds: int = 1, pairs: int = 0) -> d
 
     config, tokenizer, _ = load_work(work)
     clip, _ = load_clip(work, config, tokenizer)
+    tokenizer, clip = widen_context(tokenizer, clip, config.prompt_length())
     judges = available_judges(clip, tokenizer)
     vae = AutoencoderKL.from_pretrained(work / "decoder" / "final").eval()
     state = torch.load(work / "unet" / CHECKPOINT_NAME, map_location="cpu")

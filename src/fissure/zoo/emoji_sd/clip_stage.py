@@ -80,6 +80,33 @@ def text_encoder_from_clip(clip: CLIPModel) -> CLIPTextModel:
     return copy.deepcopy(encoder).eval()
 
 
+def widen_context(
+    tokenizer: CLIPTokenizer, clip: CLIPModel, length: int
+) -> tuple[CLIPTokenizer, CLIPModel]:
+    """Copies of ``tokenizer`` and ``clip`` that read ``length`` tokens (SD pipelines: 77).
+
+    The new positions' embeddings copy the last trained one. Attention in the text
+    tower is causal, so every output of a prompt that fitted before is unchanged,
+    and with it CLIP's pooled features and scores; only the padding grows.
+    """
+    trained = clip.config.text_config.max_position_embeddings
+    if length < trained:
+        raise ValueError(f"cannot narrow the text tower from {trained} to {length} tokens")
+    if length == trained:
+        return tokenizer, clip
+    tokenizer, clip = copy.deepcopy(tokenizer), copy.deepcopy(clip)
+    tokenizer.model_max_length = length
+    tokenizer.init_kwargs["model_max_length"] = length
+    embeddings = clip.text_model.embeddings
+    old = embeddings.position_embedding.weight.detach()
+    rows = torch.cat([old, old[-1:].expand(length - trained, -1)])
+    embeddings.position_embedding = torch.nn.Embedding.from_pretrained(rows, freeze=False)
+    embeddings.register_buffer("position_ids", torch.arange(length)[None], persistent=False)
+    clip.config.text_config.max_position_embeddings = length
+    clip.text_model.config.max_position_embeddings = length  # the same object in transformers 5
+    return tokenizer, clip
+
+
 def image_processor() -> CLIPImageProcessor:
     """The preprocessing our CLIP was trained with (64×64, CLIP's mean and std)."""
     return CLIPImageProcessor(

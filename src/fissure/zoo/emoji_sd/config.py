@@ -28,7 +28,8 @@ class DataConfig:
     object_counts: tuple[int, ...] = (1, 1, 2, 2, 3)
     tokenizer_captions: int = 50_000
     vocab_size: int = 6000
-    max_length: int = 32  # captions are ≤ 30 tokens; 77 would triple text and attention cost
+    max_length: int = 32
+    """Tokens CLIP trains on (captions are ≤ 30); the pipeline's prompts: ``unet.context_length``."""
 
     def bank_spec(self) -> BankSpec:
         return BankSpec(self.first_seed, self.count, self.object_counts, emoji_sets=("noto",))
@@ -121,6 +122,9 @@ class UnetStage:
     """Resolutions with cross-attention, 0 the finest; None: all but the coarsest."""
     attention_heads: int = 4
     norm_num_groups: int = 32
+    context_length: int | None = None
+    """Tokens the UNet's prompts are padded to (SD's 77); the text encoder's positions
+    beyond ``data.max_length`` copy its last one. None: ``data.max_length``."""
     batch_size: int = 64
     steps: int = 20_000
     learning_rate: float = 1e-3
@@ -162,7 +166,10 @@ CONFIG_FILE = "config.json"
 
 #: Settings added after weights were trained with the recipe: at these values they
 #: change nothing, so they leave the fingerprints (and resume points) as they were.
-LATER_SETTINGS = {"decoder": {"extra_layers": 0}, "unet": {"attention_levels": None}}
+LATER_SETTINGS = {
+    "decoder": {"extra_layers": 0},
+    "unet": {"attention_levels": None, "context_length": None},
+}
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,10 @@ class EmojiSdConfig:
                 if settings[key] == neutral:
                     del settings[key]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    def prompt_length(self) -> int:
+        """Tokens the pipeline pads prompts to: ``unet.context_length`` or ``data.max_length``."""
+        return self.unet.context_length or self.data.max_length
 
     def gate_settings(self, stage: str) -> dict[str, Any]:
         """The settings ``stage``'s gate is measured with: a saved gate holds for these only."""
@@ -288,6 +299,7 @@ def tiny_config() -> EmojiSdConfig:
             layers_per_block=1,
             attention_heads=2,
             norm_num_groups=8,
+            context_length=24,
             batch_size=4,
             steps=4,
             warmup_steps=1,

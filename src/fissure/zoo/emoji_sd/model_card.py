@@ -61,8 +61,16 @@ def model_card(
         f"{config.data.count:,} Noto emoji scenes (64×64, seeds {config.data.first_seed:,}…, "
         f"object counts cycling {list(config.data.object_counts)}) with their captions. The "
         f"tokenizer's BPE (vocabulary of about {config.data.vocab_size} tokens, "
-        f"model_max_length {config.data.max_length}) is learned from {config.data.tokenizer_captions:,} captions "
-        "and the class prompts. Gates and evaluations use seeds no stage trains on.",
+        f"learned from {config.data.tokenizer_captions:,} captions and the class prompts. "
+        f"CLIP trains on {config.data.max_length} tokens (captions are at most 30); the "
+        f"pipeline reads prompts of {config.prompt_length()} tokens"
+        + (
+            ", its text encoder's later positions copying the last trained one (causal "
+            "attention leaves every output of a shorter prompt, and CLIP's scores, unchanged)"
+            if config.prompt_length() > config.data.max_length
+            else ""
+        )
+        + ". Gates and evaluations use seeds no stage trains on.",
         "",
         "## Components",
         "",

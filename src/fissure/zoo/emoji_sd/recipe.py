@@ -2,8 +2,9 @@
 
 ``fissure zoo train emoji-sd --out DIR`` runs :func:`train_emoji_sd`:
 
-0. tokenizer (BPE on captions), 1. CLIP pair, 2. VAE (2b: its decoder fine-tuned on the
-   frozen encoder), 3. UNet — each trained
+0. tokenizer (BPE on captions), 1. CLIP pair (its text tower then widened to the
+   pipeline's prompt length, :func:`widen_context`), 2. VAE (2b: its decoder fine-tuned
+   on the frozen encoder), 3. UNet — each trained
    by :func:`fissure.zoo.training_loop.train` (checkpoints every few minutes in
    ``DIR/<stage>/``), then gated; a finished stage is skipped on the next run and
    its gate, measured once, is reported again. A failed gate stops the run
@@ -35,7 +36,12 @@ from transformers import CLIPModel, CLIPTokenizer
 from fissure.atomic import atomic_folder, atomic_write
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
-from fissure.zoo.emoji_sd.clip_stage import image_processor, text_encoder_from_clip, train_clip
+from fissure.zoo.emoji_sd.clip_stage import (
+    image_processor,
+    text_encoder_from_clip,
+    train_clip,
+    widen_context,
+)
 from fissure.zoo.emoji_sd.common import (
     SESSIONS,
     StageRecord,
@@ -360,7 +366,7 @@ class Recipe:
         text_encoder = text_encoder_from_clip(clip).to(self.device)
         vision = vision_tower(clip) if stage.repa_weight > 0 else None
         encodings = cached_encodings(
-            folder / f"encodings-{self.config.fingerprint('vae')}.pt",
+            folder / f"encodings-{self.config.fingerprint('vae')}-{tokenizer.model_max_length}.pt",
             lambda: encode_bank(bank, tokenizer, text_encoder, vae, vision, progress=self.progress),
         )
         self._begin("unet")
@@ -417,6 +423,7 @@ class Recipe:
         bank = self.bank()
         records: dict[str, StageRecord] = {}
         clip, records["clip"] = self.clip_stage(tokenizer, bank)
+        tokenizer, clip = widen_context(tokenizer, clip, self.config.prompt_length())
         vae, records["vae"] = self.vae_stage(clip, bank)
         vae, records["decoder"] = self.decoder_stage(clip, vae, bank)
         unet, records["unet"] = self.unet_stage(tokenizer, clip, vae, bank)
