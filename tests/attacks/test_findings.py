@@ -51,9 +51,9 @@ def test_a_finding_is_written_with_its_images_and_delta(tmp_path):
 
 def test_reopening_resumes_and_other_settings_are_refused(tmp_path):
     attempt = _add(FindingStore(tmp_path, SETTINGS), 0)
-    reopened = FindingStore(tmp_path, SETTINGS)
-    assert reopened.has(attempt)
-    assert not reopened.has(Attempt("a photo of a cat", "cat", 1, 1))
+    with FindingStore(tmp_path, SETTINGS) as reopened:
+        assert reopened.has(attempt)
+        assert not reopened.has(Attempt("a photo of a cat", "cat", 1, 1))
     with pytest.raises(FissureError, match="other settings \\(step\\)"):
         FindingStore(tmp_path, {**SETTINGS, "step": 0.1})
 
@@ -65,20 +65,21 @@ def test_a_folder_without_findings_takes_new_settings(tmp_path):
 
 
 def test_a_line_cut_by_a_kill_is_dropped_and_the_next_one_is_whole(tmp_path):
-    store = FindingStore(tmp_path, SETTINGS)
-    _add(store, 0)
-    with open(store.findings_file, "a") as stream:
-        stream.write('{"id": "cut-sho')
+    with FindingStore(tmp_path, SETTINGS) as store:
+        _add(store, 0)
+        with open(store.findings_file, "a") as stream:
+            stream.write('{"id": "cut-sho')
+        assert [f.seed for f in store.findings()] == [0]  # a line being written is skipped
     reopened = FindingStore(tmp_path, SETTINGS)
     _add(reopened, 1)
     assert [f.seed for f in reopened.findings()] == [0, 1]
 
 
 def test_a_kill_while_dropping_a_cut_line_loses_no_finding(tmp_path, monkeypatch):
-    store = FindingStore(tmp_path, SETTINGS)
-    _add(store, 0)
-    with open(store.findings_file, "a") as stream:
-        stream.write('{"id": "cut-sho')
+    with FindingStore(tmp_path, SETTINGS) as store:
+        _add(store, 0)
+        with open(store.findings_file, "a") as stream:
+            stream.write('{"id": "cut-sho')
     original_write_bytes = Path.write_bytes
 
     def killed_halfway(path, data):
@@ -94,21 +95,54 @@ def test_a_kill_while_dropping_a_cut_line_loses_no_finding(tmp_path, monkeypatch
     assert [f.seed for f in FindingStore(tmp_path, SETTINGS).findings()] == [0]
 
 
-def test_an_unreadable_run_file_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("damage", ['{"att', "null", None])
+def test_findings_without_readable_settings_are_refused(tmp_path, damage):
+    """Deleting run.json let a run of other settings resume the findings; null crashed."""
     _add(FindingStore(tmp_path, SETTINGS), 0)
-    (tmp_path / "run.json").write_text('{"att')
-    with pytest.raises(FissureError, match="run.json is not valid JSON: delete it"):
+    if damage is None:
+        (tmp_path / "run.json").unlink()
+    else:
+        (tmp_path / "run.json").write_text(damage)
+    with pytest.raises(FissureError, match="run.json is (missing|not a JSON object).*restore it"):
+        FindingStore(tmp_path, {**SETTINGS, "step": 0.9})
+
+
+def test_a_damaged_line_is_an_error_not_an_attempt_to_attack_again(tmp_path):
+    with FindingStore(tmp_path, SETTINGS) as store:
+        _add(store, 0)
+        _add(store, 1)
+    lines = (tmp_path / "findings.jsonl").read_text().splitlines()
+    lines[0] = lines[0].replace('"seed"', '"seed_of_a_newer_schema"')
+    (tmp_path / "findings.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(FissureError, match="line 1 of .*findings.jsonl is not a finding"):
         FindingStore(tmp_path, SETTINGS)
+
+
+def test_one_run_at_a_time_holds_a_folder(tmp_path):
+    """Two runs into one --out attacked every attempt twice and counted both."""
+    with FindingStore(tmp_path, SETTINGS) as store:
+        with pytest.raises(FissureError, match="another run is writing"):
+            FindingStore(tmp_path, SETTINGS)
+        _add(store, 0)
+    with FindingStore(tmp_path, SETTINGS) as reopened:  # closed: the next run resumes
+        assert len(reopened.findings()) == 1
+
+
+def test_an_attempt_recorded_twice_counts_once(tmp_path):
+    with FindingStore(tmp_path, SETTINGS) as store:
+        _add(store, 0)
+        _add(store, 0)
+        assert [f.seed for f in store.findings()] == [0]
 
 
 def test_run_attack_binds_the_folder_to_its_model_and_verifiers(tmp_path):
     """The Python API resumed another model's findings without a word before."""
-    store = FindingStore(tmp_path, SETTINGS)
-    _add(store, 0)
-    store.bind(model="emoji-sd", verifiers=["emoji/verifier"])
+    with FindingStore(tmp_path, SETTINGS) as store:
+        _add(store, 0)
+        store.bind(model="emoji-sd", verifiers=["emoji/verifier"])
     recorded = json.loads((tmp_path / "run.json").read_text())
     assert recorded == {**SETTINGS, "model": "emoji-sd", "verifiers": ["emoji/verifier"]}
-    reopened = FindingStore(tmp_path, SETTINGS)
-    reopened.bind(model="emoji-sd", verifiers=["emoji/verifier"])  # the same run resumes
+    with FindingStore(tmp_path, SETTINGS) as reopened:
+        reopened.bind(model="emoji-sd", verifiers=["emoji/verifier"])  # the same run resumes
     with pytest.raises(FissureError, match="other settings \\(model, verifiers\\)"):
         FindingStore(tmp_path, SETTINGS).bind(model="other", verifiers=["emoji/clip"])

@@ -7,8 +7,9 @@ from safetensors.torch import load_file
 
 from fissure.attacks import Attempt, FindingStore, Verifiers, run_attack, sage_latent
 from fissure.attacks.verdicts import judge_view
+from fissure.errors import FissureError
 
-from .conftest import STEPS, BrightnessJudge
+from .conftest import STEPS, BlurredBrightnessJudge, BrightnessJudge
 
 PROMPT = "a photo of light"
 
@@ -47,3 +48,23 @@ def test_a_finding_records_its_latent_delta_success_and_clean_verdict(
         before = finding.verifier_before["bright"]
         assert before["target"] == pytest.approx(expected["target"], abs=1e-3)
         assert [label for label, _ in before["top"]] == [label for label, _ in expected["top"]]
+
+
+def test_a_retrained_judge_does_not_resume_the_old_ones_findings(generator, tmp_path):
+    """Judges were bound by name only: retrained weights mixed two versions' verdicts."""
+    surrogate = BlurredBrightnessJudge(0.5)
+    attack = sage_latent(generator, surrogate, steps=STEPS, max_iterations=0, batch_size=1)
+    verifier = BlurredBrightnessJudge(0.5)
+    attempts = [Attempt(PROMPT, "light", 0, 0)]
+    with FindingStore(tmp_path, attack.settings()) as store:
+        run_attack(attack, attempts, store, Verifiers({"v": verifier}), "tiny", progress=False)
+    verifier.blur.weight.data *= 1.01
+    changed = "other settings \\(verifier_weights\\)"
+    with (
+        FindingStore(tmp_path, attack.settings()) as store,
+        pytest.raises(FissureError, match=changed),
+    ):
+        run_attack(attack, attempts, store, Verifiers({"v": verifier}), "tiny", progress=False)
+    surrogate.blur.weight.data *= 1.01
+    with pytest.raises(FissureError, match="other settings \\(surrogate_weights\\)"):
+        FindingStore(tmp_path, attack.settings())

@@ -118,3 +118,14 @@ def test_options_that_cannot_work_are_refused_before_any_compute(
 ):
     with pytest.raises(FissureError, match=message):
         sage_latent(generator, surrogate, steps=STEPS, **options)
+
+
+def test_a_random_search_finding_names_the_seed_that_redraws_it(generator):
+    never = BrightnessJudge(threshold=-10.0)
+    attack = random_latent(generator, never, budget=3 * STEPS, steps=STEPS, batch_size=2)
+    (state,) = attack.run(_attempts([5]))
+    assert state.iterations == 2 and state.latent_seed not in (None, 5)
+    redrawn = generator.sample(
+        generator.initial_latents([state.latent_seed]), "a photo of light", steps=STEPS
+    )
+    assert torch.allclose(state.images, redrawn.images[0], atol=1e-5)

@@ -108,3 +108,9 @@ def test_findings_page_marks_only_failures_the_attack_caused_as_verified(tmp_pat
     assert page.count('class="card verified"') == 1
     assert page.count(">verified</span>") == 1 and page.count(">natural failure</span>") == 1
     assert page.index("seed 0") < page.index("seed 1")  # verified failures first
+
+
+def test_no_verifier_is_refused():
+    """With no judge, every surrogate success counted as a verified failure."""
+    with pytest.raises(FissureError, match="no verifier"):
+        Verifiers({})

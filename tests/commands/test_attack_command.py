@@ -180,3 +180,21 @@ def test_the_bundled_model_by_folder_keeps_its_clip_verifier():
 
     assert default_verifiers("emoji-sd") == ["emoji/verifier", "emoji/clip"]
     assert default_verifiers(str(bundled_model_path("emoji-sd"))) == default_verifiers("emoji-sd")
+
+
+def test_imagenet_labels_with_commas_can_be_named_and_verified(monkeypatch):
+    """`--judge microsoft/resnet-50 --verifier clip:...` was refused: CLIP read its own
+    label list ("tabby"), the judge's says "tabby, tabby cat"."""
+    import fissure.judges
+    from fissure.commands.attack import _class_names, load_verifiers
+
+    labels = ["tabby, tabby cat", "tiger cat", "Persian cat"]
+    assert _class_names("tabby, tabby cat", labels) == ["tabby, tabby cat"]
+    assert _class_names("tabby, tabby cat; tiger cat", labels) == ["tabby, tabby cat", "tiger cat"]
+    assert _class_names("tiger cat,Persian cat", labels) == ["tiger cat", "Persian cat"]
+    asked = {}
+    monkeypatch.setattr(
+        fissure.judges, "load_judge", lambda name, device, labels: asked.setdefault(name, labels)
+    )
+    load_verifiers(["clip:openai/clip-vit-base-patch32", "emoji/verifier"], labels, "cpu")
+    assert asked == {"clip:openai/clip-vit-base-patch32": labels, "emoji/verifier": None}

@@ -13,6 +13,7 @@ from fissure.attacks.constraints import Constraint
 from fissure.attacks.goals import TargetAbsent
 from fissure.attacks.search import SearchMethod, SearchState
 from fissure.attacks.spaces import Attempt, LatentPerturbation
+from fissure.digest import weights_digest
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Attack:
         return dict(
             attack=self.name,
             surrogate=self.goal.surrogate.source,
+            surrogate_weights=weights_digest(self.goal.surrogate),
             **self.space.settings(),
             absent_below=self.goal.absent_below,
             views=self.goal.views,

@@ -9,10 +9,12 @@ flight; running the same command again skips the attempts already recorded.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -61,6 +63,9 @@ class Finding:
     verifier_after: dict
     files: dict[str, str] = field(default_factory=dict)
     target_trace: list[float] = field(default_factory=list)
+    latent_seed: int | None = None
+    """Random search: the seed of the fresh latent behind ``after`` (``fissure generate
+    --seeds`` redraws it when the attack had no constraints); None for gradient attacks."""
 
     @property
     def verified_failure(self) -> bool:
@@ -74,33 +79,70 @@ def attempt_id(attempt: Attempt) -> str:
     return prompt_file_stem(attempt.prompt, attempt.seed, attempt.target)
 
 
+def _lock_folder(folder: Path) -> IO[bytes]:
+    """An exclusive lock on ``folder`` (held while the returned file stays open)."""
+    handle = open(folder / ".lock", "wb")  # noqa: SIM115 - held open for the store's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise FissureError(
+            f"another run is writing {folder}: wait for it to finish, or use another --out"
+        ) from None
+    return handle
+
+
 def _save_png(image: torch.Tensor, path: Path) -> None:
     pixels = (image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
     Image.fromarray(np.ascontiguousarray(pixels)).save(path)
 
 
-def _read_settings(run_file: Path) -> dict[str, object]:
+def _read_settings(run_file: Path, has_findings: bool) -> dict[str, object]:
+    """The settings the folder's findings were made with ({} for a folder without findings)."""
+    restore = "restore it from the run that made these findings, or use another --out"
+    if not run_file.is_file():
+        if has_findings:
+            raise FissureError(
+                f"{run_file} is missing, and it holds the findings' settings: {restore}"
+            )
+        return {}
     try:
-        return json.loads(run_file.read_text())
+        settings = json.loads(run_file.read_text())
     except json.JSONDecodeError:
-        raise FissureError(
-            f"{run_file} is not valid JSON: delete it and run the same command to resume"
-        ) from None
+        settings = None
+    if not isinstance(settings, dict):
+        raise FissureError(f"{run_file} is not a JSON object of settings: {restore}")
+    return settings
 
 
 class FindingStore:
-    """A run folder: opened for one attack's settings, appended to one finding at a time."""
+    """A run folder: opened for one attack's settings, appended to one finding at a time.
+
+    One store at a time may hold a folder (a lock, released by :meth:`close`, at
+    exit, or when the process dies): two runs into one ``--out`` would attack the
+    same attempts twice and could lose each other's lines.
+    """
 
     def __init__(self, folder: str | Path, settings: dict[str, object]) -> None:
         self.folder = prepare_output_dir(folder)
+        self._lock = _lock_folder(self.folder)
         self._drop_cut_line()
         self._done = {finding.id for finding in self.findings()}
-        run_file = self.folder / "run.json"
-        self._recorded = _read_settings(run_file) if run_file.is_file() else {}
+        self._recorded = _read_settings(self.folder / "run.json", bool(self._done))
         self.settings: dict[str, object] = {}
         self.bind(**settings)
         (self.folder / "images").mkdir(exist_ok=True)
         (self.folder / "deltas").mkdir(exist_ok=True)
+
+    def close(self) -> None:
+        """Let another store open the folder."""
+        self._lock.close()
+
+    def __enter__(self) -> FindingStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def bind(self, **settings: object) -> None:
         """Add settings the findings depend on (:func:`run_attack` adds the model and verifiers).
@@ -141,16 +183,26 @@ class FindingStore:
         return attempt_id(attempt) in self._done
 
     def findings(self) -> list[Finding]:
-        """Every complete record; a line cut short by a kill is ignored."""
+        """Every complete record, the last one of each attempt; a line being written is skipped.
+
+        Any other line that is not a finding is an error: skipping it would attack
+        its attempt again and hide that the folder is damaged.
+        """
         if not self.findings_file.is_file():
             return []
-        records = []
-        for line in self.findings_file.read_text().splitlines():
+        text = self.findings_file.read_text()
+        lines = text.split("\n")[:-1]  # the last piece is empty or a line still being written
+        records: dict[str, Finding] = {}
+        for number, line in enumerate(lines, 1):
             try:
-                records.append(Finding(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError):
-                continue
-        return records
+                finding = Finding(**json.loads(line))
+            except (json.JSONDecodeError, TypeError) as error:
+                raise FissureError(
+                    f"line {number} of {self.findings_file} is not a finding ({error}); "
+                    "move the file away to start over, or use another --out"
+                ) from None
+            records[finding.id] = finding
+        return list(records.values())
 
     def add(
         self, finding: Finding, before: torch.Tensor, after: torch.Tensor, delta: torch.Tensor

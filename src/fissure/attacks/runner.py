@@ -12,6 +12,7 @@ from fissure.attacks.search import SearchState
 from fissure.attacks.spaces import Attempt
 from fissure.attacks.typicality import typicality
 from fissure.attacks.verdicts import Verifiers, judge_view
+from fissure.digest import weights_digest
 
 
 def to_finding(attack: Attack, state: SearchState, verifiers: Verifiers, model: str) -> Finding:
@@ -51,6 +52,7 @@ def to_finding(attack: Attack, state: SearchState, verifiers: Verifiers, model: 
         verifier_before=verdict.before,
         verifier_after=verdict.after,
         target_trace=[round(value, 4) for value in state.target_trace],
+        latent_seed=state.latent_seed,
     )
 
 
@@ -64,11 +66,15 @@ def run_attack(
 ) -> list[Finding]:
     """Attack every attempt the store has not recorded yet; returns all its findings.
 
-    The store is bound to ``model`` and the verifiers' names: a folder of findings
-    made with others is refused rather than resumed. Ctrl-C stops at once: every
+    The store is bound to ``model`` and the verifiers' names and weights: a folder
+    of findings made with others is refused rather than resumed. Ctrl-C stops at once: every
     finding finished so far is already on disk.
     """
-    store.bind(model=model, verifiers=list(verifiers.judges))
+    store.bind(
+        model=model,
+        verifiers=list(verifiers.judges),
+        verifier_weights={name: weights_digest(judge) for name, judge in verifiers.judges.items()},
+    )
     todo = [attempt for attempt in attempts if not store.has(attempt)]
     verified = sum(f.verified_failure for f in store.findings())
     with tqdm(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from fissure.attacks.constraints import Constraint
+from fissure.attacks.constraints import Constraint, project_all
 from fissure.attacks.goals import GoalEvaluation, TargetAbsent
 from fissure.attacks.spaces import (
     BACKWARD_EVALS_PER_STEP,
@@ -22,6 +22,7 @@ from fissure.attacks.spaces import (
     LatentPerturbation,
     LatentStart,
     Rendering,
+    fresh_seed,
 )
 
 
@@ -42,6 +43,7 @@ class SearchState:
     images: torch.Tensor | None = None  # at the last point visited
     probabilities: torch.Tensor | None = None
     target_trace: list[float] = field(default_factory=list)  # the vote for the target, per visit
+    latent_seed: int | None = None  # random search: the seed of the latent last rendered
 
     @property
     def attempt(self) -> Attempt:
@@ -155,9 +157,7 @@ class SignGradientDescent(SearchMethod):
         for row in stepping:
             state = active[row]
             variable = state.variable - self.step * gradient[row].sign()
-            for constraint in constraints:
-                variable = constraint.project(variable, state.start.latent[0])
-            state.variable = variable.detach()
+            state.variable = project_all(constraints, variable, state.start.latent[0]).detach()
             state.iterations += 1
             state.unet_evals += BACKWARD_EVALS_PER_STEP * rendering.gradient_steps
 
@@ -165,6 +165,9 @@ class SignGradientDescent(SearchMethod):
 @dataclass(frozen=True)
 class RandomSearch(SearchMethod):
     """The baseline: fresh initial latents (the seed's own first) until the goal holds.
+
+    Each fresh latent is projected onto the constraints (as a δ from the seed's),
+    so a constrained random search draws inside the set a gradient attack searches.
 
     It stops before a candidate would take it over ``budget`` UNet evaluations,
     so it is compared with a gradient attack at an equal evaluation budget.
@@ -183,7 +186,16 @@ class RandomSearch(SearchMethod):
         goal: TargetAbsent,
         constraints: Sequence[Constraint],
     ) -> None:
-        deltas = torch.stack([space.fresh(state.start, state.iterations) for state in active])
+        deltas = torch.stack(
+            [
+                project_all(
+                    constraints, space.fresh(state.start, state.iterations), state.start.latent[0]
+                )
+                for state in active
+            ]
+        )
+        for state in active:
+            state.latent_seed = fresh_seed(state.attempt.seed, state.iterations)
         rendering = space.render([state.start for state in active], deltas, differentiable=False)
         evaluation = goal.evaluate(rendering.images, _targets(active, rendering))
         for row, state in enumerate(active):

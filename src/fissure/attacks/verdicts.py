@@ -64,6 +64,8 @@ class Verifiers:
     def __init__(
         self, judges: Mapping[str, Judge], absent_below: float = 0.1, confident: float = 0.5
     ) -> None:
+        if not judges:
+            raise FissureError("no verifier: a failure needs at least one judge outside the loss")
         self.judges = dict(judges)
         self.absent_below = absent_below
         self.confident = confident
@@ -73,20 +75,19 @@ class Verifiers:
         """Verdict for one attempt; ``before`` and ``after`` are 3×H×W images in [0, 1]."""
         pair = torch.stack([before, after])
         views: dict[str, list[dict]] = {}
-        absent: dict[str, list[bool]] = {"before": [], "after": []}
+        absent_after: list[bool] = []
         first_before: list[bool] = []
         other_best: list[tuple[float, str]] = []
         for name, judge in self.judges.items():
             column = judge.labels.index(target)
             probabilities = judge(pair.to(judge.mean.device)).cpu()
             views[name] = [judge_view(judge.labels, row, target) for row in probabilities]
-            for moment, row in zip(("before", "after"), probabilities, strict=True):
-                absent[moment].append(float(row[column]) < self.absent_below)
+            absent_after.append(float(probabilities[1, column]) < self.absent_below)
             first_before.append(int(probabilities[0].argmax()) == column)
             others = probabilities[1].clone()
             others[column] = -1
             other_best.append((float(others.max()), judge.labels[int(others.argmax())]))
-        verified = all(absent["after"])
+        verified = all(absent_after)
         kind, unrelated = None, None
         if verified:
             agreed = {label for _, label in other_best}

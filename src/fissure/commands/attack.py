@@ -20,7 +20,10 @@ Prompts = Annotated[
 ]
 Classes = Annotated[
     str | None,
-    typer.Option(help="Attack the template for these classes: 'all' or a comma list (cat,dog)."),
+    typer.Option(
+        help="Attack the template for these classes: 'all' or a comma list (cat,dog); "
+        "separate labels that hold commas with ';'."
+    ),
 ]
 Template = Annotated[
     str | None,
@@ -96,13 +99,29 @@ def check_emoji_judges_fit(model: str, image_size: int) -> None:
         )
 
 
+def load_verifiers(names: list[str], labels: list[str], device: str) -> dict:
+    """The verifiers by name; CLIP ones zero-shot over ``labels`` (the surrogate's), so a
+    target such as ImageNet's "tabby, tabby cat" is a class of every verifier."""
+    from fissure.judges import load_judge
+    from fissure.judges.registry import is_zero_shot
+
+    return {
+        name: load_judge(name, device=device, labels=labels if is_zero_shot(name) else None)
+        for name in names
+    }
+
+
 def _class_names(classes: str, labels: list[str]) -> list[str]:
-    """--classes as a list of the judge's labels: 'all', or names separated by commas."""
+    """--classes as a list of the judge's labels: 'all', one label, or names separated by
+    commas (by semicolons when labels hold commas, as ImageNet's "tabby, tabby cat")."""
     from fissure.errors import FissureError
 
     if classes.strip() == "all":
         return list(labels)
-    names = [name.strip() for name in classes.split(",") if name.strip()]
+    if classes.strip() in labels:
+        return [classes.strip()]
+    separator = ";" if ";" in classes else ","
+    names = [name.strip() for name in classes.split(separator) if name.strip()]
     if not names:
         raise FissureError(f"--classes {classes!r} names no class: try cat,dog or all")
     return names
@@ -172,32 +191,32 @@ def run_attack_command(
             f"{', '.join(overlap)} is in the surrogate or holds it: "
             "a verifier must never be in the loss"
         )
-    verifier_judges = {name: load_judge(name, device=device) for name in verifier_names}
+    verifier_judges = load_verifiers(verifier_names, surrogate_judge.labels, device)
     check_verifier_labels(verifier_judges, [attempt.target for attempt in attempts])
     for prompt in dict.fromkeys(attempt.prompt for attempt in attempts):
         check_prompt(generator.tokenizer, prompt)
     _print_targets(attempts)
     attack = ATTACKS[attack_name](generator, surrogate_judge, **recipe_options)
-    store = FindingStore(out, attack.settings())
     title = f"{attack_name} on {model}"
-    try:
-        findings = run_attack(
-            attack,
-            attempts,
-            store,
-            Verifiers(verifier_judges, absent_below=attack.goal.absent_below),
-            model,
-        )
-    except KeyboardInterrupt:
-        kept = store.findings()
-        write_findings_page(out, kept, store.settings, title)
-        typer.secho(
-            f"interrupted: {counted(len(kept), 'finding')} kept in {out}; "
-            "run the same command to resume",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
-        raise typer.Exit(code=130) from None
+    with FindingStore(out, attack.settings()) as store:
+        try:
+            findings = run_attack(
+                attack,
+                attempts,
+                store,
+                Verifiers(verifier_judges, absent_below=attack.goal.absent_below),
+                model,
+            )
+        except KeyboardInterrupt:
+            kept = store.findings()
+            write_findings_page(out, kept, store.settings, title)
+            typer.secho(
+                f"interrupted: {counted(len(kept), 'finding')} kept in {out}; "
+                "run the same command to resume",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
+            raise typer.Exit(code=130) from None
     page = write_findings_page(out, findings, store.settings, title)
     _print_summary(findings)
     typer.echo(f"{counted(len(findings), 'finding')} in {out / 'findings.jsonl'}; open {page}")

@@ -40,6 +40,11 @@ def judges_in_loss(name: str) -> set[str]:
     return {name}
 
 
+def is_zero_shot(name: str) -> bool:
+    """Whether the judge ``name`` is CLIP zero-shot, so it can score any list of labels."""
+    return name == "emoji/clip" or name.startswith("clip:")
+
+
 def _load_emoji_member(name: str) -> EmojiJudge:
     if name not in EMOJI_JUDGES:
         raise FissureError(

@@ -31,7 +31,6 @@ scheduler when its steps are deterministic.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -44,6 +43,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from torch.utils.checkpoint import checkpoint
 
+from fissure.digest import weights_digest
 from fissure.errors import FissureError
 from fissure.models.attention import CrossAttentionRecorder, record_cross_attention
 from fissure.models.loading import load_pipeline
@@ -243,18 +243,12 @@ class Generator:
         return cls(load_pipeline(model, device=device, dtype=dtype), sampler=sampler)
 
     def weights_digest(self) -> str:
-        """A short fingerprint of the weights that make the images (text encoder, UNet, VAE).
+        """A fingerprint of the weights that make the images (text encoder, UNet, VAE).
 
         A run folder binds to it, so a retrained model under the same name never resumes
-        another version's findings. It reads the first values of every tensor: enough to
-        tell trained versions apart, and quick for SD's 860 M-parameter UNet.
+        another version's findings.
         """
-        digest = hashlib.sha256()
-        for module in (self.text_encoder, self.unet, self.vae):
-            for name, tensor in module.state_dict().items():
-                digest.update(f"{name}{tuple(tensor.shape)}".encode())
-                digest.update(tensor.detach().flatten()[:1024].float().cpu().numpy().tobytes())
-        return digest.hexdigest()[:16]
+        return weights_digest(self.text_encoder, self.unet, self.vae)
 
     @staticmethod
     def _sampler_scheduler(scheduler: SchedulerMixin, sampler: Sampler) -> SchedulerMixin:
