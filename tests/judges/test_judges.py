@@ -148,11 +148,13 @@ def _disc(size: int = 64) -> torch.Tensor:
     ],
     ids=["resize-crop_pct", "resize", "resize-crop_size"],
 )
-def test_a_hub_classifier_sees_what_its_image_processor_gives(tmp_path, processor):
+@pytest.mark.parametrize("shape", [(64, 64), (64, 96), (80, 48)], ids=["square", "wide", "tall"])
+def test_a_hub_classifier_sees_what_its_image_processor_gives(tmp_path, processor, shape):
+    """Non-square images were squashed where "shortest edge" processors crop."""
     config = ResNetConfig(num_labels=2, **TINY_RESNET)
     ResNetForImageClassification(config).save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
-    image = _disc()
+    image = torch.nn.functional.interpolate(_disc(), size=shape, mode="bilinear")
     pixels = (image[0].permute(1, 2, 0) * 255).round().byte().numpy()
     expected = processor(Image.fromarray(pixels), return_tensors="pt").pixel_values
     seen = load_judge(str(tmp_path)).preprocess(image)
@@ -244,9 +246,17 @@ def test_imagenet_labels():
         ("emoji/nope", "unknown emoji judge"),
         ("", "empty judge name"),
         ("/no/such/classifier", "could not load"),
+        ("resnet", "did you mean emoji/resnet"),  # went to the hub, retried for 23 s
+        ("surrogate", "did you mean emoji/surrogate"),
     ],
 )
 def test_bad_judge_names(name, message, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FissureError, match=message):
         load_judge(name)
+
+
+def test_labels_are_refused_by_a_judge_with_its_own():
+    """load_judge("emoji/resnet", labels=["dog"]) used to ignore the labels without a word."""
+    with pytest.raises(FissureError, match="has its own labels"):
+        load_judge("emoji/resnet", labels=["dog"])

@@ -410,3 +410,35 @@ def test_a_bfloat16_unet_takes_float32_embeddings(tiny):
     )
     images = generator.sample(latents, float32, steps=2).images
     assert images.ndim == 4 and torch.isfinite(images.float()).all()
+
+
+def test_sizes_the_stock_pipeline_makes_are_accepted_even_with_odd_latents():
+    """72 px on emoji-sd is an 18×18 latent that its UNet cannot halve twice; the stock
+    pipeline makes it (the UNet upsamples to match), and so does the generator."""
+    generator = Generator.from_pretrained("emoji-sd")
+    latents = generator.initial_latents([3], height=72, width=72)
+    assert latents.shape[2:] == (18, 18)
+    images = generator.sample(latents, "a photo of a cat", steps=2).images
+    expected = stock_images(generator.pipeline, ["a photo of a cat"], [3], steps=2, height=72)
+    torch.testing.assert_close(images, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda g: g.initial_latents(3), "seeds must be a non-empty list"),
+        (lambda g: g.initial_latents([]), "seeds must be a non-empty list"),
+        (lambda g: g.initial_latents([2**64]), "seeds must be a non-empty list"),
+        (lambda g: g.initial_latents([0.5]), "seeds must be a non-empty list"),
+        (lambda g: g.initial_latents([0], height=32.0), "positive multiples of 8"),
+        (
+            lambda g: g.sample(g.initial_latents([0]), "a cat", steps=2, guidance=float("nan")),
+            "guidance must be a finite number",
+        ),
+    ],
+    ids=["int", "empty", "too-big", "float", "float-height", "nan-guidance"],
+)
+def test_bad_sampling_input_is_a_one_line_error(tiny, call, message):
+    """These crashed with TypeError/IndexError/ValueError, or sampled unguided for NaN."""
+    with pytest.raises(FissureError, match=message):
+        call(Generator(tiny("sd1")))

@@ -35,10 +35,14 @@ class Judge(nn.Module):
         std: Sequence[float] = (1.0, 1.0, 1.0),
         resize_size: int | None = None,
         interpolation: str = "bilinear",
+        keep_aspect: bool = False,
     ) -> None:
         """``resize_size``: resize to it, then centre-crop ``input_size``, as many ImageNet
-        classifiers were trained (ResNet-50: 256, then 224); default: resize to ``input_size``."""
+        classifiers were trained (ResNet-50: 256, then 224); default: resize to ``input_size``.
+        ``keep_aspect``: resize the shorter side only, as "shortest edge" image processors
+        (CLIP's, ConvNeXt's) do, so the crop cuts a non-square image instead of squashing it."""
         super().__init__()
+        self.keep_aspect = keep_aspect
         self.labels = list(labels)
         self.input_size = int(input_size)
         self.resize_size = int(resize_size or input_size)
@@ -55,26 +59,33 @@ class Judge(nn.Module):
         return len(self.labels)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """Resize (and centre-crop) to the judge's input size and normalise, differentiably.
+        """Resize (the shorter side, if ``keep_aspect``), centre-crop to the judge's input
+        size and normalise, differentiably, as the judge's image processor does.
 
-        Images come in the judge's own precision: a half-precision generator's
-        images meet float32 weights.
+        Images come in the judge's own precision and device: a half-precision
+        generator's images meet float32 weights.
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise FissureError(f"a judge takes images shaped B×3×H×W, not {tuple(images.shape)}")
-        images = images.to(self.mean.dtype)
+        images = images.to(self.mean)
+        height, width = images.shape[-2:]
         size = self.resize_size
-        if images.shape[-2:] != (size, size):
+        if self.keep_aspect:
+            scale = size / min(height, width)
+            resized = (max(size, round(height * scale)), max(size, round(width * scale)))
+        else:
+            resized = (size, size)
+        if (height, width) != resized:
             images = F.interpolate(
                 images,
-                size=(size, size),
+                size=resized,
                 mode=self.interpolation,
                 align_corners=False,
-                antialias=images.shape[-1] > size,
+                antialias=height > resized[0] or width > resized[1],
             ).clamp(0, 1)  # bicubic overshoots; image processors clip to the pixel range
-        if size != self.input_size:
-            top = (size - self.input_size) // 2
-            images = images[..., top : top + self.input_size, top : top + self.input_size]
+        top = (images.shape[-2] - self.input_size) // 2
+        left = (images.shape[-1] - self.input_size) // 2
+        images = images[..., top : top + self.input_size, left : left + self.input_size]
         return (images - self.mean) / self.std
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:

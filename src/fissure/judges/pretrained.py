@@ -6,7 +6,6 @@ ImageNet-1k classifier on the hub can judge images from a real SD checkpoint.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -21,7 +20,8 @@ from transformers import (
     CLIPModel,
 )
 
-from fissure.errors import FissureError
+from fissure.errors import FissureError, first_line
+from fissure.hub import hub_offline
 from fissure.judges.base import Judge
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -36,20 +36,13 @@ def imagenet_labels() -> tuple[str, ...]:
     return tuple((Path(__file__).parent / "imagenet_labels.txt").read_text().splitlines())
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-
-
 def _load(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
     """``loader.from_pretrained`` with failures turned into one actionable line."""
     try:
-        return loader.from_pretrained(source, local_files_only=_offline(), **kwargs)
+        return loader.from_pretrained(source, local_files_only=hub_offline(), **kwargs)
     except Exception as error:
-        reason = (
-            str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        )
         raise FissureError(
-            f"could not load {what} from {source!r} ({reason}); check the id or path"
+            f"could not load {what} from {source!r} ({first_line(error)}); check the id or path"
         ) from error
 
 
@@ -64,16 +57,22 @@ def _side(size: Any) -> int | None:
     return size.get("height") or size.get("shortest_edge")
 
 
+def _resizes_shortest_edge(size: Any) -> bool:
+    """Whether a processor's size keeps the aspect ({"shortest_edge": n}), not {"height", "width"}."""
+    return size is not None and not isinstance(size, int) and bool(size.get("shortest_edge"))
+
+
 def _preprocessing(
     source: str, default_mean: Sequence[float], default_std: Sequence[float], default_size: int
 ) -> dict[str, Any]:
     """The judge's preprocessing as the model's image processor does it, if it has one.
 
-    Square images: a processor's resize of the shortest edge, then its centre
-    crop (``crop_pct`` for ConvNeXt-style processors, ``crop_size`` otherwise).
+    A processor's resize (of the shortest edge, keeping the aspect, or to a fixed
+    height and width), then its centre crop (``crop_pct`` for ConvNeXt-style
+    processors, ``crop_size`` otherwise).
     """
     try:
-        processor = AutoImageProcessor.from_pretrained(source, local_files_only=_offline())
+        processor = AutoImageProcessor.from_pretrained(source, local_files_only=hub_offline())
     except Exception:
         return dict(mean=default_mean, std=default_std, input_size=default_size)
     size = _side(getattr(processor, "size", None)) or default_size
@@ -90,6 +89,7 @@ def _preprocessing(
         input_size=input_size,
         resize_size=resize_size,
         interpolation=_INTERPOLATION.get(int(getattr(processor, "resample", 2) or 2), "bilinear"),
+        keep_aspect=_resizes_shortest_edge(getattr(processor, "size", None)),
     )
 
 
@@ -129,9 +129,10 @@ class ClipJudge(Judge):
         std: Sequence[float],
         resize_size: int | None = None,
         interpolation: str = "bilinear",
+        keep_aspect: bool = False,
     ) -> None:
         image_size = model.config.vision_config.image_size
-        super().__init__(labels, image_size, mean, std, resize_size, interpolation)
+        super().__init__(labels, image_size, mean, std, resize_size, interpolation, keep_aspect)
         self.model = model
         self.template = template
         prompts = [template.format(label) for label in labels]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -67,6 +68,10 @@ def load_judge(
     if not name or not name.strip():
         raise FissureError("empty judge name; try emoji/surrogate, emoji/verifier or a hub id")
     device = resolve_device(device)  # a bad device fails before any weights load
+    if labels is not None and not is_zero_shot(name):
+        raise FissureError(
+            f"{name} has its own labels; labels are for CLIP zero-shot judges (clip:<id>, emoji/clip)"
+        )
     if name == "emoji/surrogate":
         judge: Judge = Ensemble(
             [_load_emoji_member(m) for m in SURROGATE_MEMBERS], names=SURROGATE_MEMBERS
@@ -83,6 +88,8 @@ def load_judge(
         judge = _load_emoji_member(name.removeprefix("emoji/"))
     elif name.startswith("clip:"):
         judge = ClipJudge.from_pretrained(name.removeprefix("clip:"), labels=labels)
+    elif name in (*EMOJI_JUDGES, "surrogate", "clip") and not Path(name).exists():
+        raise FissureError(f"unknown judge {name!r}: did you mean emoji/{name}?")
     else:
         judge = TransformersJudge.from_pretrained(name)
     judge.requires_grad_(False)

@@ -3,8 +3,9 @@
 :class:`Generator` wraps a Stable Diffusion 1.x/2.x pipeline and runs its
 denoising loop itself, so that gradients can flow from the images back to the
 initial latent, the prompt embeddings, or single free token embeddings. With
-``gradient="none"`` it reproduces the stock pipeline's ``__call__``; the other
-modes trade exactness for cost:
+``gradient="none"`` it reproduces the stock pipeline's ``__call__`` under the same
+scheduler (DDIM by default, see the end of this note); the other modes trade
+exactness for cost:
 
 ``exact``
     Backpropagation through every step and the VAE decoder. Each UNet
@@ -26,12 +27,15 @@ modes trade exactness for cost:
 
 Sampling uses DDIM by default (deterministic, and what SAGE uses), built from the
 pipeline's scheduler config; ``sampler="pipeline"`` uses the pipeline's own
-scheduler when its steps are deterministic.
+scheduler when its steps are deterministic. So on a checkpoint that ships PNDM
+(SD 1.x) the default images differ from the stock pipeline's (and from
+``fissure generate``'s) for the same seed; emoji-sd ships DDIM, so its match.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -47,7 +51,7 @@ from fissure.digest import weights_digest
 from fissure.errors import FissureError
 from fissure.models.attention import CrossAttentionRecorder, record_cross_attention
 from fissure.models.loading import load_pipeline
-from fissure.models.prompts import prompt_token_count
+from fissure.models.prompts import check_prompt_length
 
 GradientMode = Literal["none", "exact", "residual", "last-k"]
 Sampler = Literal["ddim", "pipeline"]
@@ -104,20 +108,39 @@ def check_image_size(
 ) -> tuple[int, int]:
     """The image size to make (the model's own by default), or a one-line error.
 
-    Sides must divide by the VAE's and the UNet's downsampling (and by 8, as the
-    stock pipeline asks); another size would be rounded down without a word.
+    Sides must divide by 8, as the stock pipeline asks, and by the VAE's downsampling,
+    or the latents would round the image down without a word; the UNet itself
+    upsamples to odd latent sizes, as in the stock pipeline.
     """
     native = native_image_size(pipeline)
     height = native if height is None else height
     width = native if width is None else width
-    scale = pipeline.vae_scale_factor
-    multiple = math.lcm(8, scale * 2 ** (len(pipeline.unet.config.block_out_channels) - 1))
-    if min(height, width) < 1 or height % multiple or width % multiple:
+    multiple = math.lcm(8, pipeline.vae_scale_factor)
+    if (
+        not all(isinstance(side, int) for side in (height, width))
+        or min(height, width) < 1
+        or height % multiple
+        or width % multiple
+    ):
         raise FissureError(
             f"height and width must be positive multiples of {multiple} pixels for this model, "
             f"not {height}×{width}"
         )
     return height, width
+
+
+def check_seeds(seeds: Sequence[int]) -> list[int]:
+    """``seeds`` as a list of ints a torch generator takes, or a one-line error."""
+    message = f"seeds must be a non-empty list of whole numbers from 0 to 2**64 - 1, not {seeds!r}"
+    if isinstance(seeds, int | str | bytes):
+        raise FissureError(message)
+    try:
+        seeds = [operator.index(seed) for seed in seeds]
+    except TypeError:
+        raise FissureError(message) from None
+    if not seeds or not all(0 <= seed < 2**64 for seed in seeds):
+        raise FissureError(message)
+    return seeds
 
 
 @dataclass
@@ -315,14 +338,7 @@ class Generator:
 
     def _tokenize(self, prompts: list[str], inserted: int = 0) -> tuple[torch.Tensor, list[int]]:
         """Padded token ids, and each prompt's number of word tokens; refuses truncation."""
-        limit = self.tokenizer.model_max_length - 2 - inserted
-        words = [prompt_token_count(self.tokenizer, prompt) for prompt in prompts]
-        for prompt, count in zip(prompts, words, strict=True):
-            if count > limit:
-                raise FissureError(
-                    f"prompt is {count} tokens long but at most {limit} fit with "
-                    f"{inserted} inserted tokens: shorten it ({prompt[:40]!r}...)"
-                )
+        words = [check_prompt_length(self.tokenizer, prompt, inserted) for prompt in prompts]
         input_ids = self.tokenizer(
             prompts,
             padding="max_length",
@@ -394,6 +410,7 @@ class Generator:
         self, seeds: Sequence[int], height: int | None = None, width: int | None = None
     ) -> torch.Tensor:
         """Gaussian latents, one CPU generator per seed, equal to the stock pipeline's for that seed."""
+        seeds = check_seeds(seeds)
         height, width = check_image_size(self.pipeline, height, width)
         scale = self.pipeline.vae_scale_factor
         shape = (len(seeds), self.unet.config.in_channels, height // scale, width // scale)
@@ -428,7 +445,9 @@ class Generator:
         context = self._guidance_context(embeddings, len(latents), guided=guidance > 1)
 
         timesteps = scheduler.timesteps
-        first_gradient_step = self._first_gradient_step(latents, gradient, k, steps, len(timesteps))
+        first_gradient_step = self._first_gradient_step(
+            latents, gradient, k, guidance, len(timesteps)
+        )
         initial = latents.to(device=self.device, dtype=self.dtype) * scheduler.init_noise_sigma
 
         recorder = self._attention_recorder(capture, initial, guidance > 1, len(timesteps))
@@ -513,9 +532,11 @@ class Generator:
         return torch.cat(parts).to(device=self.device, dtype=self.dtype)
 
     def _first_gradient_step(
-        self, latents: torch.Tensor, gradient: str, k: int, steps: int, loop_length: int
+        self, latents: torch.Tensor, gradient: str, k: int, guidance: float, loop_length: int
     ) -> int:
         """Validate the sampling inputs; the loop index where the gradient path starts."""
+        if not math.isfinite(guidance):
+            raise FissureError(f"guidance must be a finite number, not {guidance}")
         channels = self.unet.config.in_channels
         if latents.ndim != 4 or latents.shape[1] != channels:
             raise FissureError(

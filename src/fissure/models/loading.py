@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionPipeline
 
-from fissure.errors import FissureError
+from fissure.errors import FissureError, first_line
+from fissure.hub import hub_offline
 from fissure.zoo import BUNDLED_MODELS, bundled_model_path
 
 #: Pipelines whose components (tokenizer, CLIP text encoder, VAE, conditional
@@ -24,7 +25,6 @@ SD_PIPELINE_CLASSES = frozenset(
         "StableDiffusionPipeline",
         "StableDiffusionImg2ImgPipeline",
         "StableDiffusionInpaintPipeline",
-        "AltDiffusionPipeline",
     }
 )
 SD_COMPONENTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
@@ -132,10 +132,9 @@ def _check_pipeline_index(index: dict, where: str) -> None:
 
 def _load_error(source: str, error: Exception) -> FissureError:
     """One line for whatever diffusers or the hub raised (they raise many types)."""
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     where = "the local cache or the hub" if not Path(source).exists() else source
     return FissureError(
-        f"could not load a Stable Diffusion pipeline from {where} ({reason[:200]}); "
+        f"could not load a Stable Diffusion pipeline from {where} ({first_line(error)}); "
         "check the path or id, or re-save the weights"
     )
 
@@ -205,7 +204,7 @@ def load_pipeline(
     torch_dtype = resolve_dtype(dtype, torch_device)
     source = resolve_model_source(model)
     if local_files_only is None:
-        local_files_only = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+        local_files_only = hub_offline()
     if not Path(source).exists():
         _check_hub_pipeline(source, local_files_only)
     try:
