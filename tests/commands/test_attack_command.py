@@ -94,7 +94,7 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
         "unknown device 'bogus'": ["-p", "a cat", "--device", "bogus"],
         "needs one {} where the class goes": ["--classes", "cat", "--template", "a {x}"],
         "gives the initial latent no gradient": ["-p", "a cat", "--gradient", "last-k"],
-        "--gradient 'bogus' cannot attack a latent": ["-p", "a cat", "--gradient", "bogus"],
+        "gradient 'bogus' cannot attack a latent": ["-p", "a cat", "--gradient", "bogus"],
         "bad seed range": ["-p", "a cat", "--seeds", "9-1"],
         "k must be between 1 and the 2 steps": ["-p", "a cat", "--steps", "2", "--k", "3"],
         "step must be positive": ["-p", "a cat", "--step", "0"],

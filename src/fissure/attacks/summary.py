@@ -34,10 +34,6 @@ class Summary:
     def verified_asr(self) -> float:
         return self.verified / self.attacked if self.attacked else 0.0
 
-    @property
-    def typical_share(self) -> float:
-        return self.typical / self.verified if self.verified else 0.0
-
 
 def summarize(findings: Sequence[Finding]) -> list[Summary]:
     """One summary per attack present in ``findings``, in order of appearance."""

@@ -291,17 +291,9 @@ def sage_latent(
     device: Device = "cpu",
 ) -> None:
     """SAGE's latent attack: sign-gradient steps on the initial latent until the target is gone."""
-    from fissure.errors import FissureError
+    from fissure.attacks.recipes import check_latent_gradient
 
-    if gradient not in ("residual", "exact"):
-        why = (
-            " (last-k gives the initial latent no gradient: it is for prompt embeddings)"
-            if gradient == "last-k"
-            else ""
-        )
-        raise FissureError(
-            f"--gradient {gradient!r} cannot attack a latent{why}: use residual or exact"
-        )
+    check_latent_gradient(gradient)  # before the model loads
     options = dict(
         radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
         steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,
