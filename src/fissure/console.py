@@ -46,3 +46,15 @@ def user_errors(command: F) -> F:
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def require_finite(**values: float | None) -> None:
+    """Refuse NaN and infinite option values (typer's min/max checks let NaN through)."""
+    import math
+
+    from fissure.errors import FissureError
+
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            option = "--" + name.replace("_", "-")
+            raise FissureError(f"{option} must be a finite number, not {value}")

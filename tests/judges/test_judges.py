@@ -27,6 +27,7 @@ from fissure.judges import (
     imagenet_labels,
     load_judge,
 )
+from fissure.world import class_names
 from fissure.zoo.tiny import build_byte_tokenizer
 
 LABELS = ["dog", "cat", "red apple", "bicycle"]
@@ -260,3 +261,12 @@ def test_labels_are_refused_by_a_judge_with_its_own():
     """load_judge("emoji/resnet", labels=["dog"]) used to ignore the labels without a word."""
     with pytest.raises(FissureError, match="has its own labels"):
         load_judge("emoji/resnet", labels=["dog"])
+
+
+def test_a_saved_emoji_judge_folder_loads_by_its_path(tmp_path):
+    """`fissure judge --judge runs/judges/verifier/final` fell through to transformers."""
+    torch.manual_seed(0)
+    EmojiJudge(class_names(), "convnet", {"channels": [8, 16]}).save_pretrained(tmp_path)
+    judge = load_judge(str(tmp_path))
+    assert isinstance(judge, EmojiJudge) and judge.source == str(tmp_path)
+    assert not any(p.requires_grad for p in judge.parameters())

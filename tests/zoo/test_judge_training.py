@@ -142,3 +142,17 @@ def test_parallel_jobs_train_the_same_judges_as_one_process(bank, tmp_path, one_
         parallel = torch.load(tmp_path / "parallel" / name / "checkpoint.pt")["modules"]["network"]
         for key, value in serial.items():
             assert torch.equal(value, parallel[key]), (name, key)
+
+
+def test_a_judge_records_the_bank_it_trained_on(tmp_path, one_thread):
+    """The metadata read the default bank of the recipe's name: a custom bank raised
+    KeyError after training; a name given twice trained twice at once."""
+    recipe = dataclasses.replace(TINY, bank="custom")
+    judges = train_judges(
+        tmp_path, names=["tiny", "tiny"], install=False, progress=False,
+        recipes={"tiny": recipe}, bank_specs={"custom": SPEC},
+    )  # fmt: skip
+    assert list(judges) == ["tiny"]
+    saved = EmojiJudge.from_pretrained(tmp_path / "tiny" / "final")
+    bank = saved.metadata["bank"]
+    assert (bank["first_seed"], bank["count"]) == (SPEC.first_seed, SPEC.count)

@@ -59,11 +59,12 @@ def test_a_resume_runs_the_steps_after_its_checkpoint_to_the_unbroken_weights(tm
     assert steps == [7, 8, 9]  # a restart from step 0 would end with the same weights
     assert _logged_steps(tmp_path) == [2, 4, 6, 8, 10]
     assert torch.equal(resumed.weight, unbroken.weight) and torch.equal(resumed.bias, unbroken.bias)
+    assert _logged(tmp_path, "loss") == _logged(tmp_path / "unbroken", "loss")  # same means
 
 
-def _logged_rates(folder) -> dict[int, float]:
+def _logged(folder, key: str) -> dict[int, float]:
     lines = (folder / LOG_NAME).read_text().splitlines()
-    return {json.loads(line)["step"]: json.loads(line)["lr"] for line in lines}
+    return {json.loads(line)["step"]: json.loads(line)[key] for line in lines}
 
 
 def test_a_resume_without_optimiser_state_warms_the_rate_up_again(tmp_path):
@@ -79,5 +80,24 @@ def test_a_resume_without_optimiser_state_warms_the_rate_up_again(tmp_path):
     _run(tmp_path)
     _run(with_moments)
     schedule = Schedule(0.1, 10, warmup_steps=1)
-    assert _logged_rates(with_moments)[6] == pytest.approx(schedule(5))
-    assert _logged_rates(tmp_path)[6] == pytest.approx(schedule(5) * 2 / REWARM_STEPS)
+    assert _logged(with_moments, "lr")[6] == pytest.approx(schedule(5))
+    assert _logged(tmp_path, "lr")[6] == pytest.approx(schedule(5) * 2 / REWARM_STEPS)
+
+
+def test_a_kill_inside_the_re_warm_up_resumes_it(tmp_path):
+    """The checkpoints after a resume point kept moments but not the re-warm-up: a kill
+    there jumped straight to the full rate, and the weights left the unbroken run's."""
+    with pytest.raises(Killed):
+        _run(tmp_path / "unbroken", kill_at=4, checkpoint_seconds=0)
+    state = torch.load(tmp_path / "unbroken" / CHECKPOINT_NAME)
+    del state["optimizer"]  # what a resume point holds
+    (tmp_path / "killed").mkdir()
+    torch.save(state, tmp_path / "unbroken" / CHECKPOINT_NAME)
+    torch.save(state, tmp_path / "killed" / CHECKPOINT_NAME)
+    (tmp_path / "killed" / LOG_NAME).write_text((tmp_path / "unbroken" / LOG_NAME).read_text())
+    _, unbroken = _run(tmp_path / "unbroken")
+    with pytest.raises(Killed):
+        _run(tmp_path / "killed", kill_at=7, checkpoint_seconds=0)
+    _, resumed = _run(tmp_path / "killed")
+    assert _logged(tmp_path / "killed", "lr") == _logged(tmp_path / "unbroken", "lr")
+    assert torch.equal(resumed.weight, unbroken.weight)

@@ -96,7 +96,7 @@ def train_judges(
         raise FissureError(
             f"unknown judge {', '.join(sorted(unknown))}; known: {', '.join(RECIPES)}"
         )
-    names = only or list(RECIPES)
+    names = list(dict.fromkeys(only or RECIPES))
     train_judges(
         work,
         names=names,
@@ -128,8 +128,8 @@ def evaluate_judges(
     judges["surrogate"] = load_judge("emoji/surrogate")
     banks = evaluation_banks(count, cache)
     report = judge_report(judges, banks)
-    table = Table(
-        title=f"emoji judges on held-out scenes ({count} per column; single: top-1, pairs: both in top-2)"
+    table = Table(  # pairs columns hold fewer: a scene that repeats a class is no pair
+        title="emoji judges on held-out scenes (single: top-1, pairs: both in top-2)"
     )
     table.add_column("judge")
     for bank_name in banks:
@@ -144,6 +144,7 @@ def evaluate_judges(
             failures += failed
             cells.append(f"[red]{score:.1%}[/red]" if failed else f"{score:.1%}")
         table.add_row(name, *cells)
+    table.add_row("scenes", *(str(len(bank)) for bank in banks.values()))
     Console(width=160).print(table)
     typer.echo(
         "all bars met" if failures == 0 else f"{failures} scores below their bar (shown in red)"

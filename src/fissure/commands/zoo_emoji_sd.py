@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fissure.commands.options import Dtype
-from fissure.console import quiet_libraries, user_errors
+from fissure.console import quiet_libraries, require_finite, user_errors
 
 TRAINABLE = ("emoji-sd",)
 
@@ -20,7 +20,7 @@ VerifierOption = Annotated[
     ),
 ]
 ThreadsOption = Annotated[
-    int | None, typer.Option(help="CPU threads for torch (default: torch's choice).")
+    int | None, typer.Option(min=1, help="CPU threads for torch (default: torch's choice).")
 ]
 
 
@@ -35,10 +35,8 @@ def _verifier_loader(spec: str):
     """A loader, so the verifier is read only when a gate needs it."""
 
     def load():
-        from fissure.judges import EmojiJudge, load_judge
+        from fissure.judges import load_judge
 
-        if Path(spec).is_dir():
-            return EmojiJudge.from_pretrained(spec).requires_grad_(False)
         return load_judge(spec)
 
     return load
@@ -111,11 +109,14 @@ def train(
     ] = None,
     verifier: VerifierOption = "emoji/verifier",
     threads: ThreadsOption = None,
-    checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints.")] = 3.0,
+    checkpoint_minutes: Annotated[
+        float, typer.Option(min=0.0, help="Minutes between checkpoints.")
+    ] = 3.0,
     max_minutes: Annotated[
         float | None,
         typer.Option(
-            help="Checkpoint and stop (exit code 3) after this many minutes; run again to go on."
+            min=0.0,
+            help="Checkpoint and stop (exit code 3) after this many minutes; run again to go on.",
         ),
     ] = None,
     tiny: Annotated[bool, typer.Option(hidden=True, help="Toy sizes, for tests.")] = False,
@@ -148,6 +149,7 @@ def train(
         typer.echo(f"wrote the resume point of {out} to {resume_point}")
         return
     stage_steps = _parse_steps(steps)
+    require_finite(checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes)
     if threads:
         torch.set_num_threads(threads)
     quiet_libraries()
@@ -156,7 +158,7 @@ def train(
     else:
         base = tiny_config() if tiny else default_config()
     config = with_steps(base, **stage_steps)
-    deadline = time.monotonic() + 60 * max_minutes if max_minutes else None
+    deadline = time.monotonic() + 60 * max_minutes if max_minutes is not None else None
     try:
         folder = train_emoji_sd(
             out,
@@ -192,7 +194,7 @@ def evaluate(
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per pipeline call.")] = 16,
     clip_scenes: Annotated[
-        int, typer.Option(help="Rendered held-out scenes for the CLIP retrieval bar.")
+        int, typer.Option(min=1, help="Rendered held-out scenes for the CLIP retrieval bar.")
     ] = 3000,
     verifier: VerifierOption = "emoji/verifier",
     threads: ThreadsOption = None,
@@ -223,10 +225,13 @@ def evaluate(
     from fissure.judges import ClipJudge
     from fissure.models import load_pipeline
     from fissure.models.loading import resolve_model_source
+    from fissure.outputs import prepare_output_dir
     from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
     from fissure.zoo.emoji_sd.gates import clip_judge, gate_bank
     from fissure.zoo.emoji_sd.model_card import update_calibration, update_quality
 
+    require_finite(guidance=guidance)
+    prepare_output_dir(out)  # before the model loads
     if threads:
         torch.set_num_threads(threads)
     quiet_libraries()
@@ -240,7 +245,6 @@ def evaluate(
 
         clip = clip_judge(CLIPModel.from_pretrained(clip_folder).float(), pipeline.tokenizer)
     judge = _verifier_loader(verifier)()
-    out.mkdir(parents=True, exist_ok=True)
     evaluation = evaluate_pipeline(
         pipeline,
         judge,

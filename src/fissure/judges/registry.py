@@ -5,6 +5,7 @@
 - ``emoji/<member>``: one bundled emoji judge (``emoji/resnet``, ``emoji/edge``, ...);
 - ``emoji/clip``: emoji-sd's own CLIP, zero-shot over the emoji classes (a second verifier);
 - ``clip:<id or folder>``: CLIP zero-shot over ImageNet-1k names (or ``labels``);
+- a folder holding ``judge.json``: an emoji judge trained by ``fissure zoo train-judges``;
 - anything else: a transformers image-classification model id or folder.
 """
 
@@ -17,6 +18,7 @@ import torch
 
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
+from fissure.judges.emoji import CONFIG_NAME as EMOJI_CONFIG
 from fissure.judges.emoji import EmojiJudge
 from fissure.judges.ensemble import Ensemble
 from fissure.judges.pretrained import ClipJudge, TransformersJudge
@@ -88,6 +90,8 @@ def load_judge(
         judge = _load_emoji_member(name.removeprefix("emoji/"))
     elif name.startswith("clip:"):
         judge = ClipJudge.from_pretrained(name.removeprefix("clip:"), labels=labels)
+    elif (Path(name) / EMOJI_CONFIG).is_file():  # a judge `fissure zoo train-judges` made
+        judge = EmojiJudge.from_pretrained(name)
     elif name in (*EMOJI_JUDGES, "surrogate", "clip") and not Path(name).exists():
         raise FissureError(f"unknown judge {name!r}: did you mean emoji/{name}?")
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader
 
+from fissure.atomic import atomic_write
 from fissure.attacks.findings import Finding
 from fissure.attacks.summary import summarize
 
@@ -21,5 +22,6 @@ def write_findings_page(
         title=title, settings=settings, summaries=summarize(findings), findings=ordered
     )
     path = Path(folder) / "index.html"
-    path.write_text(page, encoding="utf-8")
+    with atomic_write(path) as partial:  # a page open in a browser is never half written
+        partial.write_text(page, encoding="utf-8")
     return path

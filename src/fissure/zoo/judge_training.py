@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fissure.atomic import atomic_write
+from fissure.atomic import atomic_folder, atomic_write
 from fissure.errors import FissureError
 from fissure.judges.emoji import EmojiJudge
 from fissure.judges.registry import EMOJI_JUDGES, JUDGES_DIR
@@ -247,7 +247,7 @@ def train_judge(
     judge.metadata = {
         "recipe": {key: value for key, value in asdict(recipe).items() if key != "augment"},
         "augment": asdict(recipe.augment),
-        "bank": asdict(TRAIN_BANKS[recipe.bank]),
+        "bank": asdict(bank.spec) if bank.spec else None,
         "train_seconds": round(seconds, 1),
         "device": str(device),
         "bfloat16": bfloat16,
@@ -286,7 +286,7 @@ def train_judges(
     """
     work_dir = Path(work_dir)
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    names = names or list(recipes)
+    names = list(dict.fromkeys(names or recipes))  # a name given twice trains once
     specs = {name: bank_specs[recipes[name].bank] for name in names}
     if jobs > 1 and device.type == "cpu":
         for spec in set(specs.values()):  # rendered once, here, before the workers read them
@@ -315,10 +315,9 @@ def train_judges(
             for name in names
         }
     if install:
-        for name in names:
-            target = JUDGES_DIR / name
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(work_dir / name / "final", target)
+        for name in names:  # a kill mid-copy leaves the judge installed before
+            with atomic_folder(JUDGES_DIR / name) as staging:
+                shutil.copytree(work_dir / name / "final", staging, dirs_exist_ok=True)
     (work_dir / "recipes.json").write_text(
         json.dumps({n: asdict(recipes[n]) for n in recipes}, indent=2, default=str)
     )

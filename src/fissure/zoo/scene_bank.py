@@ -48,6 +48,8 @@ class SceneBank:
     captions: list[str]
     emoji_sets: list[str]
     object_counts: torch.Tensor
+    spec: BankSpec | None = None
+    """What it was built from (None for a subset): what a model trained on it records."""
 
     def __len__(self) -> int:
         return len(self.images)
@@ -94,6 +96,7 @@ class SceneBank:
             captions,
             sets,
             torch.tensor(counts),
+            spec,
         )
 
     @classmethod
@@ -101,9 +104,9 @@ class SceneBank:
         """Load the bank of ``spec`` from ``folder``, building and saving it if absent."""
         path = Path(folder) / f"bank-{spec.key()}.pt"
         if path.is_file():
-            return cls(**torch.load(path))
+            return cls(**torch.load(path), spec=spec)
         bank = cls.build(spec, progress)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path) as partial:
-            torch.save(asdict(bank), partial)
+            torch.save({k: v for k, v in vars(bank).items() if k != "spec"}, partial)
         return bank

@@ -117,15 +117,18 @@ def train(
         for name, module in modules.items():
             module.load_state_dict(state["modules"][name])
         step, seconds = state["step"], state["seconds"]
+        window = list(state.get("log_window", []))
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
+            resumed_at = state.get("rewarm_from")  # a kill inside a re-warm-up resumes it
         else:  # a resume point carries weights only: fresh moments, so warm up again
             resumed_at = step
+    else:
+        window = []  # the losses since the last log line: a resume logs the same means
     _forget_log_after(folder / LOG_NAME, step)
     for module in modules.values():
         module.train()
     last_save = time.monotonic()
-    window: list[float] = []
     bar = tqdm(
         total=schedule.steps,
         initial=step,
@@ -178,6 +181,8 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "step": step,
                 "seconds": seconds,
+                "rewarm_from": resumed_at,
+                "log_window": window,
             }
             with atomic_write(checkpoint) as partial:
                 torch.save(state, partial)

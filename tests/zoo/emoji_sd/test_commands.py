@@ -29,6 +29,27 @@ def test_bad_steps_are_refused(tmp_path):
     assert result.exit_code == 2 and "STAGE=N" in result.output
 
 
+def test_bad_numbers_are_one_line_errors_before_any_work(tmp_path):
+    """--threads -1 and --clip-scenes -1 ended in tracebacks; NaN minutes never stopped."""
+    (tmp_path / "a-file").write_text("")
+    cases = [
+        (("train", "--out", tmp_path / "w", "--threads", "-1"), "--threads"),
+        (
+            ("train", "--out", tmp_path / "w", "--max-minutes", "nan"),
+            "--max-minutes",
+        ),
+        (("train", "--out", tmp_path / "w", "--checkpoint-minutes", "-1"), "--checkpoint-minutes"),
+        (("evaluate", "--out", tmp_path / "e", "--clip-scenes", "-1"), "--clip-scenes"),
+        (("evaluate", "--out", tmp_path / "e", "--guidance", "nan"), "--guidance must be a finite"),
+        (("evaluate", "--out", tmp_path / "a-file"), "a-file"),
+    ]
+    for args, message in cases:
+        result = invoke("zoo", args[0], "emoji-sd", *args[1:])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "w").exists()
+
+
 def test_snapshot_of_a_running_or_finished_training(trained, tmp_path):
     point = tmp_path / "training" / "emoji-sd"
     result = invoke(
