@@ -47,6 +47,8 @@ def test_a_finding_is_written_with_its_images_and_delta(tmp_path):
         load_file(tmp_path / finding.files["delta"])["delta"], torch.full((4, 2, 2), 0.25)
     )
     assert json.loads((tmp_path / "run.json").read_text()) == SETTINGS
+    line = json.loads(store.findings_file.read_text())  # what jq or pandas users read
+    assert line["verified_failure"] is True and line["verified"] is True
 
 
 def test_reopening_resumes_and_other_settings_are_refused(tmp_path):

@@ -68,3 +68,18 @@ def test_a_retrained_judge_does_not_resume_the_old_ones_findings(generator, tmp_
     surrogate.blur.weight.data *= 1.01
     with pytest.raises(FissureError, match="other settings \\(surrogate_weights\\)"):
         FindingStore(tmp_path, attack.settings())
+
+
+def test_a_verifier_without_the_target_is_refused_before_any_attack(generator, surrogate, tmp_path):
+    """The Python API attacked for minutes, then failed with ValueError in the verdict."""
+    attack = sage_latent(generator, surrogate, steps=STEPS, max_iterations=1, batch_size=1)
+    other = BrightnessJudge(0.5)
+    other.labels = ["bright", "dark", "grey"]
+    with (
+        FindingStore(tmp_path, attack.settings()) as store,
+        pytest.raises(FissureError, match="the verifier other has no class 'light'"),
+    ):
+        run_attack(
+            attack, [Attempt(PROMPT, "light", 0, 0)], store, Verifiers({"other": other}), "tiny"
+        )
+    assert not (tmp_path / "findings.jsonl").exists()

@@ -63,6 +63,18 @@ def test_a_clean_image_shows_the_target_only_where_every_verifier_reads_it_first
     assert _verdict(first).clean_shows_target and not _verdict(first, unclear).clean_shows_target
 
 
+def test_a_clean_target_already_under_the_threshold_is_a_natural_failure():
+    """Read first at 9% among many classes, and 'absent' at under 10%: it was counted as an
+    attack's verified failure with no perturbation at all."""
+    row = [0.09] + [0.91 / 11] * 11  # the cat first, but under absent_below
+    many = FixedJudge(row, row)
+    many.labels = ["cat", *(f"class{i}" for i in range(11))]
+    verdict = Verifiers({"v": many}, absent_below=0.1)(
+        torch.rand(3, 8, 8), torch.rand(3, 8, 8), "cat"
+    )
+    assert not verdict.clean_shows_target and verdict.verified
+
+
 def test_verifier_labels_are_checked_before_any_compute():
     with pytest.raises(FissureError, match="the verifier v has no class 'owl'"):
         check_verifier_labels({"v": FixedJudge([1, 0, 0], [1, 0, 0])}, ["cat", "owl"])

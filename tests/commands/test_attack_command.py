@@ -51,6 +51,7 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
 
     again = _attack(tiny_sd1_dir, out, "--classes", "cat,red apple", "--seeds", "0-1", *FAST)
     assert again.exit_code == 0, again.output
+    assert f"resuming: 4 of them are already in {out}" in again.output
     assert len((out / "findings.jsonl").read_text().splitlines()) == 4  # nothing redone
 
 
@@ -102,11 +103,19 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
         "--target is for --prompt": ["--classes", "cat", "--target", "dog"],
         "--template is for --classes": ["-p", "a cat", "--template", "a drawing of {}"],
         "names no class": ["--classes", " , "],
+        "--classes '' names no class": ["--classes", ""],
+        "unknown class 'dragon' for this judge; its 104 labels": [
+            "-p",
+            "a cat",
+            "--target",
+            "dragon",
+        ],
     }
     for message, options in cases.items():
         result = _attack(tiny_sd1_dir, tmp_path / "bad", *options)
         assert result.exit_code == 2, (options, result.output)
         assert message in result.output, (options, result.output)
+    assert not (tmp_path / "bad").exists()  # bad input leaves no empty folder behind
 
 
 #: `python -m fissure.cli`, pausing 0.2 s after each finding: however fast the machine, the

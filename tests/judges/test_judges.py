@@ -119,6 +119,8 @@ def test_ensemble_averages_members():
     stacked = ensemble.member_probabilities(images)
     assert stacked.shape == (2, 3, len(LABELS))
     assert torch.allclose(ensemble(images), stacked.mean(0))
+    single = members[0].member_probabilities(images)  # any judge is an ensemble of one
+    assert torch.equal(single, members[0](images)[None])
 
 
 def test_transformers_classifier_from_a_folder(tmp_path):
@@ -270,3 +272,12 @@ def test_a_saved_emoji_judge_folder_loads_by_its_path(tmp_path):
     judge = load_judge(str(tmp_path))
     assert isinstance(judge, EmojiJudge) and judge.source == str(tmp_path)
     assert not any(p.requires_grad for p in judge.parameters())
+
+
+def test_a_clip_folder_given_as_a_classifier_is_refused(tmp_path):
+    """It loaded as a 2-class classifier with a random head, and judged at random."""
+    save_tiny_clip(tmp_path)
+    with pytest.raises(
+        FissureError, match=f"without a trained classification head.*clip:{tmp_path}"
+    ):
+        load_judge(str(tmp_path))

@@ -195,7 +195,9 @@ class FindingStore:
         records: dict[str, Finding] = {}
         for number, line in enumerate(lines, 1):
             try:
-                finding = Finding(**json.loads(line))
+                record = json.loads(line)
+                record.pop("verified_failure", None)  # written for readers, derived on load
+                finding = Finding(**record)
             except (json.JSONDecodeError, TypeError) as error:
                 raise FissureError(
                     f"line {number} of {self.findings_file} is not a finding ({error}); "
@@ -220,7 +222,8 @@ class FindingStore:
         )
         finding.files = files
         with open(self.findings_file, "a") as stream:
-            stream.write(json.dumps(asdict(finding)) + "\n")
+            record = {**asdict(finding), "verified_failure": finding.verified_failure}
+            stream.write(json.dumps(record) + "\n")
             stream.flush()
             os.fsync(stream.fileno())
         self._done.add(finding.id)

@@ -8,15 +8,7 @@ import torch
 
 from fissure.attacks.views import image_views
 from fissure.judges.base import Judge
-from fissure.judges.ensemble import Ensemble
 from fissure.judges.losses import sage_loss, target_column
-
-
-def member_probabilities(judge: Judge, images: torch.Tensor) -> torch.Tensor:
-    """``M×B×C``: each ensemble member's probabilities, or one judge's as M = 1."""
-    if isinstance(judge, Ensemble):
-        return judge.member_probabilities(images)
-    return judge(images).unsqueeze(0)
 
 
 @dataclass
@@ -48,7 +40,7 @@ class TargetAbsent:
     def evaluate(self, images: torch.Tensor, targets: torch.Tensor) -> GoalEvaluation:
         seen = image_views(images) if self.views else images.unsqueeze(0)  # V×B×3×H×W
         count, batch = seen.shape[:2]
-        members = member_probabilities(self.surrogate, seen.flatten(0, 1))
+        members = self.surrogate.member_probabilities(seen.flatten(0, 1))
         members = members.unflatten(1, (count, batch))  # M×V×B×C
         member_targets = target_column(members.detach(), targets)  # M×V×B
         return GoalEvaluation(

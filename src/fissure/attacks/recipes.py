@@ -48,11 +48,7 @@ def sage_latent(
     _require(radius > 0, f"radius must be positive, not {radius}")
     _require(step > 0, f"step must be positive, not {step}")
     _require(max_iterations >= 0, f"max_iterations must be 0 or more, not {max_iterations}")
-    check_latent_gradient(gradient)
-    _require(
-        gradient == "exact" or 1 <= k <= steps,
-        f"k must be between 1 and the {steps} steps, not {k}",
-    )
+    check_latent_gradient(gradient, k, steps)
     return Attack(
         name="sage-latent",
         space=LatentPerturbation(generator, steps, guidance, gradient, k, batch_size),
@@ -99,13 +95,17 @@ def sage_latent_budget(steps: int, max_iterations: int = 100, k: int = 2) -> int
     return max_iterations * (steps + BACKWARD_EVALS_PER_STEP * k) + steps
 
 
-def check_latent_gradient(gradient: str) -> None:
-    """Refuse a gradient mode that gives the initial latent no gradient (or none at all)."""
+def check_latent_gradient(gradient: str, k: int, steps: int) -> None:
+    """Refuse a gradient mode that gives the initial latent no gradient, or a k it cannot use."""
     why = " (it gives the initial latent no gradient)" if gradient == "last-k" else ""
     _require(
         gradient in ("residual", "exact"),
         f"gradient {gradient!r} cannot attack a latent{why}: use residual (the last k steps, "
         "then SAGE's shortcut to the latent) or exact",
+    )
+    _require(
+        gradient == "exact" or 1 <= k <= steps,
+        f"k must be between 1 and the {steps} steps, not {k} (--k)",
     )
 
 

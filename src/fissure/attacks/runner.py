@@ -11,7 +11,7 @@ from fissure.attacks.findings import Finding, FindingStore, attempt_id
 from fissure.attacks.search import SearchState
 from fissure.attacks.spaces import Attempt
 from fissure.attacks.typicality import typicality
-from fissure.attacks.verdicts import Verifiers, judge_view
+from fissure.attacks.verdicts import Verifiers, check_verifier_labels, judge_view
 from fissure.digest import weights_digest
 
 
@@ -70,6 +70,7 @@ def run_attack(
     of findings made with others is refused rather than resumed. Ctrl-C stops at once: every
     finding finished so far is already on disk.
     """
+    check_verifier_labels(verifiers.judges, [attempt.target for attempt in attempts])
     store.bind(
         model=model,
         verifiers=list(verifiers.judges),

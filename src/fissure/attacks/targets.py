@@ -74,9 +74,9 @@ def make_attempts(
     for prompt in prompts:
         label = target if target is not None else find_target(prompt, labels)
         if label not in labels:
-            raise FissureError(
-                f"unknown class {label!r} for this judge; try `fissure world classes`"
-            )
+            close = [name for name in labels if label.lower() in name.lower()][:5]
+            hint = f"did you mean {', '.join(close)}?" if close else f"its {len(labels)} labels"
+            raise FissureError(f"unknown class {label!r} for this judge; {hint}")
         attempts.extend(Attempt(prompt, label, list(labels).index(label), seed) for seed in seeds)
     return list(dict.fromkeys(attempts))
 

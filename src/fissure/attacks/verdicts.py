@@ -27,7 +27,8 @@ def judge_view(labels: list[str], probabilities: torch.Tensor, target: str, top:
 class Verdict:
     """The verifiers' reading of an attempt's images before and after the attack.
 
-    ``clean_shows_target``: every verifier reads the target first in the clean image.
+    ``clean_shows_target``: every verifier reads the target first in the clean image, and
+    not below ``absent_below`` (else the clean image already counts as target-free).
     ``verified``: every verifier gives the target under ``absent_below`` after.
 
     ``kind`` follows SAGE's two latent properties: ``unrelated`` when every
@@ -49,8 +50,9 @@ def check_verifier_labels(judges: Mapping[str, Judge], targets: Sequence[str]) -
         for target in dict.fromkeys(targets):
             if target not in judge.labels:
                 raise FissureError(
-                    f"the verifier {name} has no class {target!r}: choose verifiers "
-                    "whose labels include the targets (--verifier)"
+                    f"the verifier {name} has no class {target!r}: choose verifiers whose "
+                    "labels include the targets (--verifier; in Python, a CLIP verifier takes "
+                    "the surrogate's: load_judge(name, labels=surrogate.labels))"
                 )
 
 
@@ -83,7 +85,10 @@ class Verifiers:
             probabilities = judge(pair.to(judge.mean.device)).cpu()
             views[name] = [judge_view(judge.labels, row, target) for row in probabilities]
             absent_after.append(float(probabilities[1, column]) < self.absent_below)
-            first_before.append(int(probabilities[0].argmax()) == column)
+            first_before.append(
+                int(probabilities[0].argmax()) == column
+                and float(probabilities[0, column]) >= self.absent_below
+            )
             others = probabilities[1].clone()
             others[column] = -1
             other_best.append((float(others.max()), judge.labels[int(others.argmax())]))

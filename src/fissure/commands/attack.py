@@ -53,7 +53,8 @@ VerifierNames = Annotated[
     typer.Option(
         "--verifier",
         help="A held-out judge that must agree (repeatable). Default: emoji/verifier, "
-        "and emoji/clip on emoji-sd.",
+        "and emoji/clip on emoji-sd. A CLIP verifier (clip:<id or folder>) zero-shots over "
+        "the --judge's labels.",
     ),
 ]
 Steps = Annotated[int, typer.Option(help="DDIM steps per image.")]
@@ -159,24 +160,24 @@ def run_attack_command(
     from fissure.models import Generator
     from fissure.models.generator import native_image_size
     from fissure.models.prompts import check_prompt
-    from fissure.outputs import prepare_output_dir
+    from fissure.outputs import check_output_dir
     from fissure.report.findings_page import write_findings_page
 
-    if bool(prompts) == bool(classes):
+    if bool(prompts) == (classes is not None):
         raise FissureError("give either --prompt (repeatable) or --classes, not both or neither")
-    if classes and target is not None:
+    if classes is not None and target is not None:
         raise FissureError("--target is for --prompt: with --classes each class is its own target")
     if prompts and template is not None:
         raise FissureError("--template is for --classes: a --prompt is attacked as written")
     seed_list = parse_seeds(seeds)
-    prepare_output_dir(out)
+    check_output_dir(out)  # made by the findings store, once the inputs are known good
     quiet_libraries()
     generator = Generator.from_pretrained(model, device=device)
     if surrogate is None or not verifiers:
         check_emoji_judges_fit(model, native_image_size(generator.pipeline))
     surrogate = surrogate or "emoji/surrogate"
     surrogate_judge = load_judge(surrogate, device=device)
-    if classes:
+    if classes is not None:
         names = _class_names(classes, surrogate_judge.labels)
         for name in names:
             surrogate_judge.label_index(name)
@@ -199,6 +200,9 @@ def run_attack_command(
     attack = ATTACKS[attack_name](generator, surrogate_judge, **recipe_options)
     title = f"{attack_name} on {model}"
     with FindingStore(out, attack.settings()) as store:
+        done = sum(store.has(attempt) for attempt in attempts)
+        if done:
+            typer.echo(f"resuming: {done} of them are already in {out}")
         try:
             findings = run_attack(
                 attack,
@@ -293,7 +297,7 @@ def sage_latent(
     """SAGE's latent attack: sign-gradient steps on the initial latent until the target is gone."""
     from fissure.attacks.recipes import check_latent_gradient
 
-    check_latent_gradient(gradient)  # before the model loads
+    check_latent_gradient(gradient, k, steps)  # before the model loads
     options = dict(
         radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
         steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,

@@ -225,13 +225,13 @@ def evaluate(
     from fissure.judges import ClipJudge
     from fissure.models import load_pipeline
     from fissure.models.loading import resolve_model_source
-    from fissure.outputs import prepare_output_dir
+    from fissure.outputs import check_output_dir, prepare_output_dir
     from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
     from fissure.zoo.emoji_sd.gates import clip_judge, gate_bank
     from fissure.zoo.emoji_sd.model_card import update_calibration, update_quality
 
     require_finite(guidance=guidance)
-    prepare_output_dir(out)  # before the model loads
+    check_output_dir(out)  # before the model loads
     if threads:
         torch.set_num_threads(threads)
     quiet_libraries()
@@ -245,6 +245,7 @@ def evaluate(
 
         clip = clip_judge(CLIPModel.from_pretrained(clip_folder).float(), pipeline.tokenizer)
     judge = _verifier_loader(verifier)()
+    prepare_output_dir(out)
     evaluation = evaluate_pipeline(
         pipeline,
         judge,

@@ -95,6 +95,10 @@ class Judge(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.logits(images).softmax(dim=-1)
 
+    def member_probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """``M×B×C``: each member's probabilities, for SAGE's loss; one judge is M = 1."""
+        return self(images).unsqueeze(0)
+
     def label_index(self, label: str) -> int:
         """The column of a class name, or a one-line error listing close names."""
         try:

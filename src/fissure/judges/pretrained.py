@@ -102,7 +102,16 @@ class TransformersJudge(Judge):
 
     @classmethod
     def from_pretrained(cls, source: str) -> TransformersJudge:
-        model = _load(AutoModelForImageClassification, source, "an image classifier")
+        model, info = _load(
+            AutoModelForImageClassification, source, "an image classifier", output_loading_info=True
+        )
+        if info["missing_keys"]:  # a head made up on the spot would judge at random
+            kind = getattr(model.config, "model_type", "model")
+            hint = f"; for CLIP zero-shot use clip:{source}" if kind == "clip" else ""
+            raise FissureError(
+                f"{source} is a {kind} without a trained classification head "
+                f"(missing {sorted(info['missing_keys'])[0]}, ...){hint}"
+            )
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         size = (
             model.config.image_size
