@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 import fissure
@@ -52,6 +53,26 @@ def test_generate_end_to_end(tiny_pipeline_dir, tmp_path):
     records = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
     assert {r["seed"] for r in records} == {0, 1}
     assert records[0]["model"] == str(tiny_pipeline_dir)
+    sized = invoke(
+        "generate",
+        "--model",
+        tiny_pipeline_dir,
+        "-p",
+        "a dog",
+        "--seeds",
+        "0",
+        "--steps",
+        "2",
+        "--height",
+        "48",
+        "--width",
+        "32",
+        "--out",
+        tmp_path / "sized",
+    )
+    assert sized.exit_code == 0, sized.output
+    (png,) = (tmp_path / "sized").glob("*-seed0.png")
+    assert Image.open(png).size == (32, 48)
 
 
 def test_same_seed_same_png_across_runs(tiny_sd1_dir, tmp_path):

@@ -70,6 +70,12 @@ def generate(
     steps: Annotated[int, typer.Option(help="Denoising steps.")] = 25,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
     batch_size: Annotated[int, typer.Option(help="Images per UNet batch.")] = 8,
+    height: Annotated[
+        int | None, typer.Option(help="Image height in pixels (default: the model's own).")
+    ] = None,
+    width: Annotated[
+        int | None, typer.Option(help="Image width in pixels (default: the model's own).")
+    ] = None,
     device: Device = "cpu",
     dtype: Dtype = "float32",
 ) -> None:
@@ -91,6 +97,8 @@ def generate(
         steps=steps,
         guidance=guidance,
         batch_size=batch_size,
+        height=height,
+        width=width,
         model_name=model,
     )
     typer.echo(

@@ -46,6 +46,7 @@ def judge(
             raise FissureError(f"cannot read image {path}: {error}") from error
     quiet_libraries()
     model = load_judge(judge_name)
+    top_k = min(top_k, model.num_labels)  # no empty columns for a judge of few labels
     table = Table(title=f"judge {judge_name}")
     table.add_column("image", overflow="fold", min_width=20)  # whole names tell images apart
     for rank in range(1, top_k + 1):
