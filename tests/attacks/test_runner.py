@@ -17,8 +17,9 @@ PROMPT = "a photo of light"
 def test_a_finding_records_its_latent_delta_success_and_clean_verdict(
     generator, surrogate, tmp_path
 ):
-    """ "light" outlasts 3 steps, "grey" goes in one. Without SameNorm ‖z + δ‖² differs from
-    ‖z‖², and without views success is the surrogate's plain vote."""
+    """ "light" outlasts 3 steps; "grey", never the verifier's first class, is a natural
+    failure and not attacked. Without SameNorm ‖z + δ‖² differs from ‖z‖², and without
+    views success is the surrogate's plain vote."""
     attack = sage_latent(
         generator, surrogate, steps=STEPS, k=1, step=0.1, max_iterations=3, batch_size=2,
         keep_norm=False, views=False,
@@ -30,8 +31,8 @@ def test_a_finding_records_its_latent_delta_success_and_clean_verdict(
     findings = run_attack(
         attack, attempts, store, Verifiers({"bright": verifier}), "tiny", progress=False
     )
-    assert sorted((f.seed, f.success) for f in findings) == [
-        (0, False), (1, False), (2, True), (3, True),
+    assert sorted((f.seed, f.success, f.iterations, f.clean_shows_target) for f in findings) == [
+        (0, False, 3, True), (1, False, 3, True), (2, False, 0, False), (3, False, 0, False),
     ]  # fmt: skip
     clean = generator.sample(generator.initial_latents(range(4)), PROMPT, steps=STEPS).images
     for finding in findings:
@@ -40,7 +41,8 @@ def test_a_finding_records_its_latent_delta_success_and_clean_verdict(
         assert finding.typicality["squared_norm"] == pytest.approx(
             float(latent.double().square().sum()), abs=0.01
         )
-        assert finding.delta_linf == round(float(delta.abs().max()), 4) > 0
+        assert finding.delta_linf == round(float(delta.abs().max()), 4)
+        assert (finding.delta_linf > 0) == finding.clean_shows_target
         assert finding.delta_l2 == round(float(delta.norm()), 4)
         assert finding.success == (finding.surrogate_after["target"] < 0.1)
         probabilities = verifier(clean[finding.seed : finding.seed + 1])[0]
@@ -83,3 +85,17 @@ def test_a_verifier_without_the_target_is_refused_before_any_attack(generator, s
             attack, [Attempt(PROMPT, "light", 0, 0)], store, Verifiers({"other": other}), "tiny"
         )
     assert not (tmp_path / "findings.jsonl").exists()
+
+
+def test_a_natural_failure_is_recorded_not_attacked(generator, surrogate, tmp_path):
+    """The verifiers never saw the target, so every iteration spent on it was wasted."""
+    attack = sage_latent(generator, surrogate, steps=STEPS, k=1, max_iterations=5, batch_size=2)
+    sees_dark = BrightnessJudge(threshold=10.0)  # reads "dark" first in every image
+    with FindingStore(tmp_path, attack.settings()) as store:
+        (finding,) = run_attack(
+            attack, [Attempt(PROMPT, "light", 0, 0)], store, Verifiers({"v": sees_dark}),
+            "tiny", progress=False,
+        )  # fmt: skip
+    assert not finding.clean_shows_target and finding.iterations == 0
+    assert finding.delta_linf == 0 and finding.target_trace[:1] == finding.target_trace
+    assert finding.files["before"] != finding.files["after"]

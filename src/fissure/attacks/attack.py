@@ -41,9 +41,13 @@ class Attack:
         self,
         attempts: Iterable[Attempt],
         on_round: Callable[[Sequence[SearchState]], None] | None = None,
+        screen: Callable[[SearchState], bool] | None = None,
     ) -> Iterator[SearchState]:
         """Attack each attempt; finished attempts come out as they finish.
 
-        ``on_round(active)`` runs after each round of the search (for progress).
+        ``on_round(active)`` runs after each round of the search (for progress);
+        ``screen(state)`` says, from its clean image, whether to attack an attempt.
         """
-        return self.search.search(attempts, self.space, self.goal, self.constraints, on_round)
+        return self.search.search(
+            attempts, self.space, self.goal, self.constraints, on_round, screen
+        )

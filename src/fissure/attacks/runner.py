@@ -66,6 +66,9 @@ def run_attack(
 ) -> list[Finding]:
     """Attack every attempt the store has not recorded yet; returns all its findings.
 
+    A natural failure (the verifiers do not see the target in the clean image) is
+    recorded as it is, not attacked: there is nothing for the attack to remove.
+
     The store is bound to ``model`` and the verifiers' names and weights: a folder
     of findings made with others is refused rather than resumed. Ctrl-C stops at once: every
     finding finished so far is already on disk.
@@ -90,7 +93,10 @@ def run_attack(
             rounds = max(state.iterations for state in active)
             bar.set_postfix(verified=verified, in_flight=len(active), iteration=rounds)
 
-        for state in attack.run(todo, on_round=show_round):
+        def worth_attacking(state: SearchState) -> bool:
+            return verifiers.shows_target(state.images_before, state.attempt.target)
+
+        for state in attack.run(todo, on_round=show_round, screen=worth_attacking):
             finding = to_finding(attack, state, verifiers, model)
             store.add(finding, state.images_before, state.images, state.variable)
             verified += finding.verified_failure

@@ -44,6 +44,12 @@ class SearchState:
     probabilities: torch.Tensor | None = None
     target_trace: list[float] = field(default_factory=list)  # the vote for the target, per visit
     latent_seed: int | None = None  # random search: the seed of the latent last rendered
+    screened: bool = False  # the clean image was put to ``search``'s screen
+
+    def stop_at_start(self, origin: torch.Tensor) -> None:
+        """End the attempt where it began: its clean image is the outcome, δ = 0."""
+        self.variable, self.iterations, self.done = origin, 0, True
+        self.images, self.probabilities = self.images_before, self.probabilities_before
 
     @property
     def attempt(self) -> Attempt:
@@ -87,11 +93,15 @@ class SearchMethod:
         goal: TargetAbsent,
         constraints: Sequence[Constraint],
         on_round: Callable[[Sequence[SearchState]], None] | None = None,
+        screen: Callable[[SearchState], bool] | None = None,
     ) -> Iterator[SearchState]:
         """Finished states, in the order they finish.
 
         ``on_round(active)`` runs after every round: a round of a full batch takes
         seconds to minutes on a CPU, an attempt many rounds, so progress shows there.
+        ``screen(state)``, asked once an attempt's clean image is rendered, says
+        whether to attack it: a natural failure (held-out judges do not see the
+        target) would only spend its budget, so it ends where it began.
         """
         queue = iter(attempts)
         active: list[SearchState] = []
@@ -102,6 +112,11 @@ class SearchMethod:
             if not active:
                 return
             self.advance(active, space, goal, constraints)
+            for state in active:
+                if screen is not None and not state.screened and state.images_before is not None:
+                    state.screened = True
+                    if not state.done and not screen(state):
+                        state.stop_at_start(space.origin(state.start))
             if on_round is not None:
                 on_round(active)
             for state in active:

@@ -73,6 +73,22 @@ class Verifiers:
         self.confident = confident
 
     @torch.no_grad()
+    def shows_target(self, image: torch.Tensor, target: str) -> bool:
+        """Whether every verifier reads ``target`` first in ``image`` (3×H×W), and not under
+        ``absent_below``: what an attack needs of a clean image to have something to remove."""
+        return all(
+            self._reads_first(judge(image[None].to(judge.mean.device))[0].cpu(), judge, target)
+            for judge in self.judges.values()
+        )
+
+    def _reads_first(self, probabilities: torch.Tensor, judge: Judge, target: str) -> bool:
+        column = judge.labels.index(target)
+        return (
+            int(probabilities.argmax()) == column
+            and float(probabilities[column]) >= self.absent_below
+        )
+
+    @torch.no_grad()
     def __call__(self, before: torch.Tensor, after: torch.Tensor, target: str) -> Verdict:
         """Verdict for one attempt; ``before`` and ``after`` are 3×H×W images in [0, 1]."""
         pair = torch.stack([before, after])
@@ -85,10 +101,7 @@ class Verifiers:
             probabilities = judge(pair.to(judge.mean.device)).cpu()
             views[name] = [judge_view(judge.labels, row, target) for row in probabilities]
             absent_after.append(float(probabilities[1, column]) < self.absent_below)
-            first_before.append(
-                int(probabilities[0].argmax()) == column
-                and float(probabilities[0, column]) >= self.absent_below
-            )
+            first_before.append(self._reads_first(probabilities[0], judge, target))
             others = probabilities[1].clone()
             others[column] = -1
             other_best.append((float(others.max()), judge.labels[int(others.argmax())]))
