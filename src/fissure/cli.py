@@ -99,7 +99,7 @@ def generate(
         batch_size=batch_size,
         height=height,
         width=width,
-        model_name=model,
+        model_name=str(Path(model).resolve()) if Path(model).exists() else model,
     )
     typer.echo(
         f"wrote {counted(len(records), 'image')}, contact_sheet.png and generations.jsonl to {out}"

@@ -120,6 +120,12 @@ def test_options_that_cannot_work_are_refused_before_any_compute(
         sage_latent(generator, surrogate, steps=STEPS, **options)
 
 
+def test_a_random_budget_that_buys_no_fresh_latent_is_refused(generator, surrogate):
+    """It ran 0 random tries without a word: the budget paid only for the clean image."""
+    with pytest.raises(FissureError, match=f"give at least {2 * STEPS}"):
+        random_latent(generator, surrogate, budget=2 * STEPS - 1, steps=STEPS)
+
+
 def test_a_random_search_finding_names_the_seed_that_redraws_it(generator):
     never = BrightnessJudge(threshold=-10.0)
     attack = random_latent(generator, never, budget=3 * STEPS, steps=STEPS, batch_size=2)

@@ -78,8 +78,9 @@ def random_latent(
     _check_common(generator, steps, absent_below, batch_size)
     budget = budget if budget is not None else sage_latent_budget(steps)
     _require(
-        budget >= steps,
-        f"a budget of {budget} UNet evaluations cannot pay for one image of {steps} steps",
+        budget >= 2 * steps,
+        f"a budget of {budget} UNet evaluations pays for no image beyond the clean one of "
+        f"{steps} steps: give at least {2 * steps}",
     )
     return Attack(
         name="random-latent",

@@ -24,6 +24,10 @@ ThreadsOption = Annotated[
 ]
 
 
+CHECKOUT = Path(__file__).resolve().parents[3]
+"""The source checkout this package runs from, when it is installed editable."""
+
+
 def _check_name(name: str) -> None:
     from fissure.errors import FissureError
 
@@ -267,7 +271,7 @@ def evaluate(
     if update_card and update_quality(folder, evaluation):
         typer.echo("updated the model card's quality section")
         if calibration is None and model is None:
-            calibration = Path("training/emoji-sd/CALIBRATION.md")
+            calibration = CHECKOUT / "training" / "emoji-sd" / "CALIBRATION.md"
         if calibration and calibration.is_file():
             update_calibration(folder, calibration.read_text(encoding="utf-8"))
             typer.echo(f"updated the model card's calibration section from {calibration}")

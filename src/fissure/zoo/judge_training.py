@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,7 +300,7 @@ def train_judges(
                 )
                 for line, name in enumerate(longest_first)
             ]
-            for future in futures:
+            for future in as_completed(futures):  # a worker's error shows at once
                 future.result()
         judges = {name: EmojiJudge.from_pretrained(work_dir / name / "final") for name in names}
     else:
