@@ -275,16 +275,21 @@ def evaluate(
         if calibration and calibration.is_file():
             update_calibration(folder, calibration.read_text(encoding="utf-8"))
             typer.echo(f"updated the model card's calibration section from {calibration}")
-    table = Table(title=f"{source}: {steps} DDIM steps, guidance {guidance}")
+    table = Table(
+        title=f"{source}: {seeds} seeds per class, {pairs} pairs, {steps} DDIM steps, guidance "
+        f"{guidance}, {evaluation.dtype}, prompts of {evaluation.prompt_length} tokens"
+    )
     for column in ("measure", "score", "bar", "met"):
         table.add_column(column, justify="right" if column != "measure" else "left")
     for measure, (score, bar, met) in evaluation.checks().items():
-        shown = "–" if score is None else f"{score:.1%}"
+        shown = "–" if score is None else f"{score:.2%}"  # 84.97% must not read 85.0%
         verdict = "" if met is None else "yes" if met else "[red]no[/red]"
         table.add_row(measure, shown, "" if bar is None else f"{bar:.0%}", verdict)
     Console().print(table)
     typer.echo(f"weakest classes: {', '.join(evaluation.worst_classes)}")
+    verdict = "all bars met" if evaluation.passed() else "some bars not met"
+    if not evaluation.at_the_bars_settings():
+        verdict += " (not at the bars' settings: a look, not the measurement)"
     typer.echo(
-        f"{'all bars met' if evaluation.passed() else 'some bars not met'}; "
-        f"contact sheet and evaluation.json in {out} ({evaluation.seconds:.0f} s)"
+        f"{verdict}; contact sheet and evaluation.json in {out} ({evaluation.seconds:.0f} s)"
     )

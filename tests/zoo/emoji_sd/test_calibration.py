@@ -17,7 +17,7 @@ def test_live_unet_samples_are_scored_drawn_and_saved(trained, tmp_path):
         f"{weights}_samples_{judge}_top1"
         for weights in ("raw", "ema")
         for judge in ("clip", "verifier")
-    } | {"ema_pairs_top2"}
+    } | {"ema_pairs_top2", "ema_pairs_top2_strict"}
     assert scores["ema_pairs_top2"] in {0.0, 1 / 3, 2 / 3, 1.0}
     assert all(0.0 <= value <= 1.0 for value in scores.values())
     assert (tmp_path / "live-raw.png").is_file() and (tmp_path / "live-ema.png").is_file()

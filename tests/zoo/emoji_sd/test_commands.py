@@ -116,8 +116,11 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     assert scores["dtype"] == "bfloat16" and scores["verifier"] == str(verifier_dir)
     assert scores["single_top1_strict"] is not None  # polysemous names accepted or not
     assert scores["single_top1"] >= scores["single_top1_strict"]
+    assert scores["prompt_length"] == 24 and scores["seed_plan"] == "evaluation"
+    assert set(scores["checks"]) >= {"pairs_top2_strict"} and "passed" in scores
     card = (out / "pipeline" / "README.md").read_text()
-    assert "(`single_top1`) |" in card and "Not measured yet" not in card
+    assert "(`single_top1_strict`) |" in card and "Not measured yet" not in card
+    assert "prompts of 24 tokens" in card
     assert "guidance 7.5, bfloat16," in card and f"verifier (`{verifier_dir}`)" in card
     assert "CLIP text→image top-1 on rendered held-out scenes" in card
     assert card.endswith("## Calibration runs\n\n### A calibration measured after the training\n")

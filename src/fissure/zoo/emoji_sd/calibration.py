@@ -45,7 +45,7 @@ from fissure.zoo.emoji_sd.config import (
     UnetStage,
     VaeStage,
 )
-from fissure.zoo.emoji_sd.evaluate import EVALUATION_SEED, generate, pair_evaluation, write_sheet
+from fissure.zoo.emoji_sd.evaluate import PROBE, generate, pair_evaluation, write_sheet
 from fissure.zoo.emoji_sd.gates import (
     clip_gate,
     clip_judge,
@@ -225,7 +225,7 @@ def sample_accuracy(
     """
     names = class_names()
     prompts = [f"a photo of a {name}" for _ in range(seeds) for name in names]
-    seed_list = [EVALUATION_SEED + s for s in range(seeds) for _ in names]
+    seed_list = [PROBE.singles + s for s in range(seeds) for _ in names]
     labels = torch.tensor([c for _ in range(seeds) for c in range(len(names))])
     images = generate(pipeline, prompts, seed_list, steps, 7.5, 16, progress=False)
     if sheet is not None:
@@ -391,10 +391,11 @@ def sample_live_unet(work: Path, out: Path, seeds: int = 1, pairs: int = 0) -> d
         if weights == "ema":  # a pipeline to try attacks on before the stage ends
             pipeline.save_pretrained(out / "pipeline", safe_serialization=True)
             if pairs and "verifier" in judges:
-                _, _, found, _ = pair_evaluation(
-                    pipeline, judges["verifier"], pairs, progress=False
+                results = pair_evaluation(
+                    pipeline, judges["verifier"], pairs, progress=False, plan=PROBE
                 )
-                accuracy["pairs_top2"] = found / pairs
+                accuracy["pairs_top2"] = results.found / pairs
+                accuracy["pairs_top2_strict"] = results.found_strict / pairs
         scores.update({f"{weights}_{key}": value for key, value in accuracy.items()})
     return scores
 

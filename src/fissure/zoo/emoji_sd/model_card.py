@@ -143,7 +143,7 @@ def quality_section(evaluation: Evaluation | None) -> str:
         "",
         f"`fissure zoo evaluate emoji-sd`: {evaluation.steps} DDIM steps, guidance "
         f"{evaluation.guidance}, {evaluation.dtype}, {evaluation.seeds} seeds per class, "
-        f"{evaluation.pairs} pairs, "
+        f"{evaluation.pairs} pairs, prompts of {evaluation.prompt_length or '?'} tokens, "
         f"judged by the held-out verifier (`{evaluation.verifier}`) and this model's CLIP "
         f"({evaluation.seconds:.0f} s).",
         "",
@@ -159,13 +159,13 @@ def quality_section(evaluation: Evaluation | None) -> str:
         )
     lines += [
         "",
-        "A prompt is followed when the verifier reads a class its words name: some class "
-        "names are polysemous in the emoji world by design ("
+        "Some class names are polysemous in the emoji world by design ("
         + "; ".join(
             f'"{name}" also names the {" and the ".join(other)}'
             for name, other in polysemous_class_names().items()
         )
-        + "). The `_strict` rows accept the prompted class only.",
+        + "). The bars hold the prompted class only (the `_strict` rows); the rows without "
+        "a bar also accept an image of the other meaning.",
         "",
         f"Weakest classes: {', '.join(evaluation.worst_classes)}",
     ]
