@@ -53,23 +53,9 @@ def test_generate_end_to_end(tiny_pipeline_dir, tmp_path):
     records = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
     assert {r["seed"] for r in records} == {0, 1}
     assert records[0]["model"] == str(tiny_pipeline_dir)
-    sized = invoke(
-        "generate",
-        "--model",
-        tiny_pipeline_dir,
-        "-p",
-        "a dog",
-        "--seeds",
-        "0",
-        "--steps",
-        "2",
-        "--height",
-        "48",
-        "--width",
-        "32",
-        "--out",
-        tmp_path / "sized",
-    )
+    options = ["--seeds", "0", "--steps", "2", "--height", "48", "--width", "32"]
+    sized = invoke("generate", "--model", tiny_pipeline_dir, "-p", "a dog", *options,
+                   "--out", tmp_path / "sized")  # fmt: skip
     assert sized.exit_code == 0, sized.output
     (png,) = (tmp_path / "sized").glob("*-seed0.png")
     assert Image.open(png).size == (32, 48)
