@@ -373,4 +373,5 @@ def write_sheet(
     tiles = [to_pil(image) for image in torch.cat([singles, pairs])]
     captions = single_captions[: len(singles)] + pair_captions[: len(pairs)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(tiles, captions, columns=12, cell_size=96).save(path)
+    # five lines of 16 characters: "a photo of a musical keyboard -> musical keyboard" whole
+    contact_sheet(tiles, captions, columns=12, cell_size=96, caption_lines=5).save(path)
