@@ -104,7 +104,7 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
         "--template is for --classes": ["-p", "a cat", "--template", "a drawing of {}"],
         "names no class": ["--classes", " , "],
         "--classes '' names no class": ["--classes", ""],
-        "unknown class 'dragon' for this judge; its 104 labels": [
+        "unknown class 'dragon' for this judge (104 labels)": [
             "-p",
             "a cat",
             "--target",

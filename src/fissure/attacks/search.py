@@ -44,7 +44,6 @@ class SearchState:
     probabilities: torch.Tensor | None = None
     target_trace: list[float] = field(default_factory=list)  # the vote for the target, per visit
     latent_seed: int | None = None  # random search: the seed of the latent last rendered
-    screened: bool = False  # the clean image was put to ``search``'s screen
 
     def stop_at_start(self, origin: torch.Tensor) -> None:
         """End the attempt where it began: its clean image is the outcome, δ = 0."""
@@ -112,11 +111,10 @@ class SearchMethod:
             if not active:
                 return
             self.advance(active, space, goal, constraints)
-            for state in active:
-                if screen is not None and not state.screened and state.images_before is not None:
-                    state.screened = True
-                    if not state.done and not screen(state):
-                        state.stop_at_start(space.origin(state.start))
+            for state in active:  # a first visit (one vote so far) rendered the clean image
+                first = len(state.target_trace) == 1
+                if screen is not None and first and not state.done and not screen(state):
+                    state.stop_at_start(space.origin(state.start))
             if on_round is not None:
                 on_round(active)
             for state in active:

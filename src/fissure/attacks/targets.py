@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from fissure.attacks.spaces import Attempt
 from fissure.errors import FissureError
+from fissure.judges.base import label_column
 from fissure.world import class_names, get_class
 from fissure.world.grammar import indefinite, noun_phrase
 from fissure.world.lexicon import naming_phrases
@@ -73,11 +74,8 @@ def make_attempts(
     attempts = []
     for prompt in prompts:
         label = target if target is not None else find_target(prompt, labels)
-        if label not in labels:
-            close = [name for name in labels if label.lower() in name.lower()][:5]
-            hint = f"did you mean {', '.join(close)}?" if close else f"its {len(labels)} labels"
-            raise FissureError(f"unknown class {label!r} for this judge; {hint}")
-        attempts.extend(Attempt(prompt, label, list(labels).index(label), seed) for seed in seeds)
+        column = label_column(labels, label)
+        attempts.extend(Attempt(prompt, label, column, seed) for seed in seeds)
     return list(dict.fromkeys(attempts))
 
 

@@ -179,8 +179,6 @@ def run_attack_command(
     surrogate_judge = load_judge(surrogate, device=device)
     if classes is not None:
         names = _class_names(classes, surrogate_judge.labels)
-        for name in names:
-            surrogate_judge.label_index(name)
         attempts = class_attempts(names, seed_list, surrogate_judge.labels, template or None)
     else:
         attempts = make_attempts(prompts, seed_list, surrogate_judge.labels, target)

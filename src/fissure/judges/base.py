@@ -15,6 +15,16 @@ from torch import nn
 from fissure.errors import FissureError
 
 
+def label_column(labels: Sequence[str], label: str) -> int:
+    """The column of a class name in a judge's ``labels``, or a one-line error listing close names."""
+    try:
+        return list(labels).index(label)
+    except ValueError:
+        close = [name for name in labels if label.lower() in name.lower()][:5]
+        hint = f"; did you mean {', '.join(close)}?" if close else f" ({len(labels)} labels)"
+        raise FissureError(f"unknown class {label!r} for this judge{hint}") from None
+
+
 class Judge(nn.Module):
     """Maps images ``B×3×H×W`` in ``[0, 1]`` (any size) to probabilities ``B×C`` over ``labels``.
 
@@ -101,14 +111,7 @@ class Judge(nn.Module):
 
     def label_index(self, label: str) -> int:
         """The column of a class name, or a one-line error listing close names."""
-        try:
-            return self.labels.index(label)
-        except ValueError:
-            close = [name for name in self.labels if label.lower() in name.lower()][:5]
-            hint = (
-                f"; did you mean {', '.join(close)}?" if close else f" ({self.num_labels} labels)"
-            )
-            raise FissureError(f"unknown class {label!r} for this judge{hint}") from None
+        return label_column(self.labels, label)
 
     @torch.no_grad()
     def top_k(self, images: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
