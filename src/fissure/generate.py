@@ -25,12 +25,10 @@ from tqdm.auto import tqdm
 import fissure
 from fissure.atomic import atomic_write
 from fissure.errors import FissureError
-from fissure.models.generator import check_image_size, scheduler_with_steps
+from fissure.models.generator import MAX_SEED, check_image_size, scheduler_with_steps
 from fissure.models.prompts import check_prompt
 from fissure.outputs import prepare_output_dir, prompt_file_stem
 from fissure.report.sheets import contact_sheet
-
-MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)

@@ -57,11 +57,13 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
 
 def test_sage_latent_options_reach_the_attack(tiny_sd1_dir, tmp_path):
     out = tmp_path / "run"
-    options = ["--no-views", "--no-keep-norm", "--radius", "0.5", "--guidance", "3", "--k", "1"]
+    options = ["--no-views", "--no-keep-norm", "--radius", "0.5", "--guidance", "3", "--k", "1",
+               "--dtype", "bfloat16"]  # fmt: skip
     result = _attack(tiny_sd1_dir, out, "-p", "a photo of a cat", "--seeds", "0", *FAST, *options)
     assert result.exit_code == 0, result.output
     run = json.loads((out / "run.json").read_text())
     assert run["views"] is False and run["guidance"] == 3.0 and run["k"] == 1
+    assert run["dtype"] == "bfloat16"  # a float32 run of these seeds is another run
     assert run["constraints"] == ["Box(radius=0.5)"]  # no SameNorm
     assert (run["steps"], run["max_iterations"], run["batch_size"]) == (2, 2, 2)
 

@@ -428,7 +428,7 @@ def test_sizes_the_stock_pipeline_makes_are_accepted_even_with_odd_latents():
     [
         (lambda g: g.initial_latents(3), "seeds must be a non-empty list"),
         (lambda g: g.initial_latents([]), "seeds must be a non-empty list"),
-        (lambda g: g.initial_latents([2**64]), "seeds must be a non-empty list"),
+        (lambda g: g.initial_latents([2**63]), "seeds must be a non-empty list"),
         (lambda g: g.initial_latents([0.5]), "seeds must be a non-empty list"),
         (lambda g: g.initial_latents([0], height=32.0), "positive multiples of 8"),
         (

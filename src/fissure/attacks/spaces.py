@@ -98,6 +98,7 @@ class LatentPerturbation:
             k=self.k if self.gradient in ("residual", "last-k") else None,
             batch_size=self.batch_size,
             sampler=type(self.generator.scheduler).__name__,
+            dtype=str(self.generator.dtype).removeprefix("torch."),
             weights=self.generator.weights_digest(),
         )
 

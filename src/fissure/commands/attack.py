@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fissure.commands.options import Device
+from fissure.commands.options import Device, Dtype
 from fissure.console import counted, quiet_libraries, user_errors
 
 attack_app = typer.Typer(
@@ -142,6 +142,7 @@ def run_attack_command(
     surrogate: str | None = None,
     verifiers: list[str] | None = None,
     device: str = "cpu",
+    dtype: str = "float32",
 ) -> None:
     """Shared by every attack command: load, run with resume, summarise, write the page."""
     from fissure.attacks import (
@@ -172,7 +173,7 @@ def run_attack_command(
     seed_list = parse_seeds(seeds)
     check_output_dir(out)  # made by the findings store, once the inputs are known good
     quiet_libraries()
-    generator = Generator.from_pretrained(model, device=device)
+    generator = Generator.from_pretrained(model, device=device, dtype=dtype)
     if surrogate is None or not verifiers:
         check_emoji_judges_fit(model, native_image_size(generator.pipeline))
     surrogate = surrogate or "emoji/surrogate"
@@ -291,6 +292,7 @@ def sage_latent(
     absent_below: AbsentBelow = 0.1,
     batch_size: BatchSize = 8,
     device: Device = "cpu",
+    dtype: Dtype = "float32",
 ) -> None:
     """SAGE's latent attack: sign-gradient steps on the initial latent until the target is gone."""
     from fissure.attacks.recipes import check_latent_gradient
@@ -304,6 +306,7 @@ def sage_latent(
     run_attack_command(
         "sage-latent", options, out=out, prompts=prompt, classes=classes, template=template,
         target=target, seeds=seeds, model=model, surrogate=judge, verifiers=verifier, device=device,
+        dtype=dtype,
     )  # fmt: skip
 
 
@@ -331,6 +334,7 @@ def random_latent(
     views: Views = True,
     batch_size: BatchSize = 8,
     device: Device = "cpu",
+    dtype: Dtype = "float32",
 ) -> None:
     """The baseline: fresh initial latents, scored like an attack, within a UNet-evaluation budget."""
     options = dict(
@@ -340,4 +344,5 @@ def random_latent(
     run_attack_command(
         "random-latent", options, out=out, prompts=prompt, classes=classes, template=template,
         target=target, seeds=seeds, model=model, surrogate=judge, verifiers=verifier, device=device,
+        dtype=dtype,
     )  # fmt: skip

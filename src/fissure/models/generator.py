@@ -129,16 +129,20 @@ def check_image_size(
     return height, width
 
 
+MAX_SEED = 2**63 - 1
+"""The largest seed: torch takes up to 2**64 - 1, but stores (SQLite) hold signed 64-bit ints."""
+
+
 def check_seeds(seeds: Sequence[int]) -> list[int]:
-    """``seeds`` as a list of ints a torch generator takes, or a one-line error."""
-    message = f"seeds must be a non-empty list of whole numbers from 0 to 2**64 - 1, not {seeds!r}"
+    """``seeds`` as a list of ints a torch generator takes and a store keeps, or a one-line error."""
+    message = f"seeds must be a non-empty list of whole numbers from 0 to {MAX_SEED}, not {seeds!r}"
     if isinstance(seeds, int | str | bytes):
         raise FissureError(message)
     try:
         seeds = [operator.index(seed) for seed in seeds]
     except TypeError:
         raise FissureError(message) from None
-    if not seeds or not all(0 <= seed < 2**64 for seed in seeds):
+    if not seeds or not all(0 <= seed <= MAX_SEED for seed in seeds):
         raise FissureError(message)
     return seeds
 
