@@ -26,12 +26,16 @@ def counted(count: int, noun: str) -> str:
 
 
 def quiet_libraries() -> None:
-    """Turn off the loading progress bars of diffusers and transformers."""
+    """Turn off the loading progress bars of diffusers and transformers, and a warning
+    diffusers' hub calls raise inside huggingface_hub that no user can act on."""
+    import warnings
+
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message="The `local_dir_use_symlinks` argument is deprecated")
 
 
 def user_errors(command: F) -> F:

@@ -59,6 +59,14 @@ def test_other_pipeline_class_is_refused(tmp_path, tiny_sd1_dir):
         load_pipeline(str(folder))
 
 
+def test_a_missing_component_folder_is_named(tmp_path, tiny_sd1_dir):
+    """diffusers said "no file named model.safetensors ... in <the pipeline folder>"."""
+    folder = tmp_path / "partial"
+    shutil.copytree(tiny_sd1_dir, folder, ignore=shutil.ignore_patterns("text_encoder"))
+    with pytest.raises(FissureError, match="lacks the component folders .*: text_encoder;"):
+        load_pipeline(str(folder))
+
+
 def test_an_inpainting_unet_is_refused(tmp_path, tiny_sd1_dir):
     folder = tmp_path / "inpaint"
     shutil.copytree(tiny_sd1_dir, folder)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionPipeline
+from diffusers.utils import is_accelerate_available
 
 from fissure.errors import FissureError, first_line
 from fissure.hub import hub_offline
@@ -118,6 +119,12 @@ def _check_pipeline_folder(folder: Path) -> None:
             f"{index_file} is not valid JSON ({error}); re-save the pipeline"
         ) from error
     _check_pipeline_index(index, str(folder))
+    absent = [name for name in SD_COMPONENTS if not (folder / name).is_dir()]
+    if absent:
+        raise FissureError(
+            f"{folder} lacks the component folders its model_index.json names: "
+            f"{', '.join(absent)}; copy them from where the pipeline came or re-save it"
+        )
 
 
 def _check_pipeline_index(index: dict, where: str) -> None:
@@ -215,6 +222,7 @@ def load_pipeline(
             feature_extractor=None,
             requires_safety_checker=False,
             local_files_only=local_files_only,
+            low_cpu_mem_usage=is_accelerate_available(),  # else diffusers warns to install it
         )
     except FissureError:
         raise
