@@ -27,6 +27,8 @@ def atomic_write(path: Path) -> Iterator[Path]:
     except BaseException:  # Ctrl-C or an error: leave no checkpoint-sized leftovers
         partial.unlink(missing_ok=True)
         raise
+    with partial.open("rb") as written:  # on disk before the rename: a power cut keeps one whole
+        os.fsync(written.fileno())
     partial.replace(path)
 
 
