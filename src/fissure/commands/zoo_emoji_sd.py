@@ -193,7 +193,9 @@ def evaluate(
         Path, typer.Option(help="Folder for the contact sheet and evaluation.json.")
     ] = Path("runs/emoji-sd-evaluation"),
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per class prompt.")] = 20,
-    pairs: Annotated[int, typer.Option(min=1, help="Random two-class prompts.")] = 200,
+    pairs: Annotated[
+        int, typer.Option(min=1, help="Random two-class prompts (distinct pairs).")
+    ] = 200,
     steps: Annotated[int, typer.Option(min=1, help="DDIM steps.")] = 25,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per pipeline call.")] = 16,
@@ -226,16 +228,18 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
+    from fissure.atomic import atomic_write
     from fissure.judges import ClipJudge
     from fissure.models import load_pipeline
     from fissure.models.loading import resolve_model_source
     from fissure.outputs import check_output_dir, prepare_output_dir
-    from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
+    from fissure.zoo.emoji_sd.evaluate import EVALUATION, evaluate_pipeline, pair_prompts
     from fissure.zoo.emoji_sd.gates import clip_judge, gate_bank
     from fissure.zoo.emoji_sd.model_card import update_calibration, update_quality
 
     require_finite(guidance=guidance)
-    check_output_dir(out)  # before the model loads
+    pair_prompts(pairs)  # more pairs than the classes make: an error before the model loads
+    check_output_dir(out)
     if threads:
         torch.set_num_threads(threads)
     quiet_libraries()
@@ -250,6 +254,8 @@ def evaluate(
         clip = clip_judge(CLIPModel.from_pretrained(clip_folder).float(), pipeline.tokenizer)
     judge = _verifier_loader(verifier)()
     prepare_output_dir(out)
+    for stale in ("evaluation.json", "contact_sheet.png"):  # never mistaken for this run's
+        (out / stale).unlink(missing_ok=True)
     evaluation = evaluate_pipeline(
         pipeline,
         judge,
@@ -260,10 +266,16 @@ def evaluate(
         guidance=guidance,
         batch_size=batch_size,
         sheet=out / "contact_sheet.png",
-        clip_scenes=gate_bank(clip_scenes, 1, out / "scenes") if clip is not None else None,
+        clip_scenes=(
+            gate_bank(clip_scenes, 1, out / "scenes", first_seed=EVALUATION.scenes)
+            if clip is not None
+            else None
+        ),
         verifier_name=str(verifier),
+        model=source,
     )
-    (out / "evaluation.json").write_text(json.dumps(evaluation.to_dict(), indent=2))
+    with atomic_write(out / "evaluation.json") as partial:
+        partial.write_text(json.dumps(evaluation.to_dict(), indent=2))
     if update_card is None:
         update_card = evaluation.at_the_bars_settings()
         if not update_card:

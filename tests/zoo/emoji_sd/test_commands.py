@@ -42,6 +42,7 @@ def test_bad_numbers_are_one_line_errors_before_any_work(tmp_path):
         (("evaluate", "--out", tmp_path / "e", "--clip-scenes", "-1"), "--clip-scenes"),
         (("evaluate", "--out", tmp_path / "e", "--guidance", "nan"), "--guidance must be a finite"),
         (("evaluate", "--out", tmp_path / "a-file"), "a-file"),
+        (("evaluate", "--out", tmp_path / "e", "--pairs", "6000"), "pairs must be from 1 to 5356"),
     ]
     for args, message in cases:
         result = invoke("zoo", args[0], "emoji-sd", *args[1:])
@@ -116,7 +117,9 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     assert scores["dtype"] == "bfloat16" and scores["verifier"] == str(verifier_dir)
     assert scores["single_top1_strict"] is not None  # polysemous names accepted or not
     assert scores["single_top1"] >= scores["single_top1_strict"]
-    assert scores["prompt_length"] == 24 and scores["seed_plan"] == "evaluation"
+    assert scores["prompt_length"] == 24 and scores["seed_plan"] == "held-out"
+    assert scores["model"] == str(out / "pipeline") and len(scores["weights"]) == 16
+    assert set(scores["per_class_strict"]) == set(scores["per_class"])
     assert set(scores["checks"]) >= {"pairs_top2_strict"} and "passed" in scores
     card = (out / "pipeline" / "README.md").read_text()
     assert "(`single_top1_strict`) |" in card and "Not measured yet" not in card

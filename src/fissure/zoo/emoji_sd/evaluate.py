@@ -30,32 +30,41 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 from tqdm.auto import tqdm
 
+from fissure.digest import weights_digest
+from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.judges.pretrained import ClipJudge
 from fissure.world import class_names
 from fissure.world.lexicon import mentions
-from fissure.zoo.emoji_sd.gates import clip_retrieval_scores, scene_retrieval_scores
+from fissure.zoo.emoji_sd.gates import GATE_SEED, clip_retrieval_scores, scene_retrieval_scores
 from fissure.zoo.scene_bank import SceneBank
 
 
 @dataclass(frozen=True)
 class SeedPlan:
-    """The noise seeds and class pairs of a measurement (training draws from other seeds).
+    """The noise seeds, class pairs and scenes of a measurement (training draws from others).
 
     Single ``s`` starts from noise seed ``singles + s``, pair ``i`` from ``pairs + i``;
-    ``pair_draw`` chooses which class pairs are asked for.
+    ``pair_draw`` chooses which class pairs are asked for; the CLIP bar's rendered
+    scenes start at world seed ``scenes`` (see :func:`~fissure.zoo.emoji_sd.gates.gate_bank`).
     """
 
     name: str
     singles: int
     pairs: int
     pair_draw: int
+    scenes: int
 
 
-#: The bars' evaluation: read by nothing that chooses a recipe, a step or a rule.
-EVALUATION = SeedPlan("evaluation", 3_000_000_000, 3_001_000_000, 2024)
+#: The bars' evaluation: read by nothing that chooses a recipe, a step or a rule. Until
+#: stop 26 the evaluation drew noise seeds 3,000,000,000… and 3,001,000,000… with pair draw
+#: 2024, and scored CLIP on the gates' scenes; gates, probes and the choice of the first
+#: shipped step read those too, so they are retired (:data:`RETIRED_SEEDS`).
+EVALUATION = SeedPlan("held-out", 4_000_000_000, 4_001_000_000, 2026, 1_600_000_000)
 #: Gates and calibration probes, which do choose.
-PROBE = SeedPlan("probe", 3_500_000_000, 3_501_000_000, 2025)
+PROBE = SeedPlan("probe", 3_500_000_000, 3_501_000_000, 2025, GATE_SEED)
+#: Noise seed bases that choices have read: no evaluation may start from them again.
+RETIRED_SEEDS = frozenset({3_000_000_000, 3_001_000_000, 3_500_000_000, 3_501_000_000})
 
 #: The evaluation the bars are stated for: ``evaluate_pipeline``'s defaults.
 BAR_SETTINGS = {
@@ -68,6 +77,9 @@ BAR_SETTINGS = {
     "dtype": "float32",
     "seed_plan": EVALUATION.name,
 }
+
+#: How many distinct unordered pairs the classes make (``--pairs`` at most).
+PAIRS_POSSIBLE = len(class_names()) * (len(class_names()) - 1) // 2
 
 BARS = {
     "single_top1_strict": 0.85,
@@ -100,6 +112,7 @@ class Evaluation:
     clip_text_to_image_top1: float | None
     clip_generated_text_to_image_top1: float | None
     per_class: dict[str, float]
+    """Each class's top-1, either meaning of a polysemous name."""
     seeds: int
     pairs: int
     steps: int
@@ -122,6 +135,12 @@ class Evaluation:
     """Tokens the pipeline pads prompts to."""
     threads: int = 0
     """CPU threads torch used (float results may differ in their last bits with it)."""
+    per_class_strict: dict[str, float] = field(default_factory=dict)
+    """Each class's top-1 as the prompted class: what the classes ≥ 50% bar counts."""
+    model: str = ""
+    """What was measured: the model name or folder given."""
+    weights: str = ""
+    """A fingerprint of the text encoder, UNet and VAE weights (:func:`~fissure.digest.weights_digest`)."""
 
     def at_the_bars_settings(self) -> bool:
         """Whether this is the evaluation the bars are stated for."""
@@ -152,6 +171,8 @@ def pair_prompts(count: int, draw: int = EVALUATION.pair_draw) -> list[tuple[str
 
     Ranked by a hash, not by ``random``: the same pairs on every Python version.
     """
+    if not 1 <= count <= PAIRS_POSSIBLE:
+        raise FissureError(f"pairs must be from 1 to {PAIRS_POSSIBLE} (every pair of classes)")
     names = class_names()
 
     def rank(a: str, b: str) -> bytes:
@@ -247,13 +268,16 @@ def evaluate_pipeline(
     clip_scenes: SceneBank | None = None,
     verifier_name: str = BAR_SETTINGS["verifier"],
     plan: SeedPlan = EVALUATION,
+    model: str = "",
 ) -> Evaluation:
     """Generate the evaluation prompts and score them; optionally write a contact sheet.
 
-    ``clip_scenes``: rendered held-out single-object scenes for the CLIP bar;
-    ``plan``: the noise seeds and pairs (:data:`PROBE` for anything that chooses).
+    ``clip_scenes``: rendered held-out single-object scenes for the CLIP bar, from
+    ``plan.scenes``; ``plan``: the noise seeds and pairs (:data:`PROBE` for anything that
+    chooses); ``model``: its name or folder, for the record.
     """
     started = time.monotonic()
+    pair_prompts(pairs, plan.pair_draw)  # a bad count fails before any image is made
     names = class_names()
     singles = [(c, s) for s in range(seeds) for c in range(len(names))]
     single_prompts = [f"a photo of a {names[c]}" for c, _ in singles]
@@ -283,7 +307,7 @@ def evaluate_pipeline(
     evaluation = Evaluation(
         single_top1=sum(per_class.values()) / len(per_class),
         classes_at_50=share_at_50(per_class),
-        pairs_top2=pair_results.found / max(1, pairs),
+        pairs_top2=pair_results.found / pairs,
         clip_text_to_image_top1=rendered["text_to_image_top1"] if rendered else None,
         clip_generated_text_to_image_top1=generated["text_to_image_top1"] if generated else None,
         per_class=per_class,
@@ -292,17 +316,20 @@ def evaluate_pipeline(
         steps=steps,
         guidance=guidance,
         seconds=round(time.monotonic() - started, 1),
-        worst_classes=sorted(per_class, key=per_class.get)[:10],
+        worst_classes=sorted(strict, key=strict.get)[:10],
         dtype=str(pipeline.unet.dtype).removeprefix("torch."),
         single_top1_strict=sum(strict.values()) / len(strict),
         classes_at_50_strict=share_at_50(strict),
-        pairs_top2_strict=pair_results.found_strict / max(1, pairs),
+        pairs_top2_strict=pair_results.found_strict / pairs,
         verifier=verifier_name,
         clip_scenes=len(clip_scenes) if rendered else 0,
         clip_scenes_scored=rendered["classes"] * rendered["rounds"] if rendered else 0,
         seed_plan=plan.name,
         prompt_length=pipeline.tokenizer.model_max_length,
         threads=torch.get_num_threads(),
+        per_class_strict=strict,
+        model=model,
+        weights=weights_digest(pipeline.text_encoder, pipeline.unet, pipeline.vae),
     )
     if sheet is not None:
         write_sheet(

@@ -26,10 +26,13 @@ from fissure.zoo.scene_bank import BankSpec, SceneBank
 GATE_SEED = 1_500_000_000
 
 
-def gate_bank(count: int, n_objects: int, folder: Path, progress: bool = False) -> SceneBank:
-    """``count`` held-out Noto scenes of ``n_objects`` distinct classes each."""
+def gate_bank(
+    count: int, n_objects: int, folder: Path, progress: bool = False, first_seed: int = GATE_SEED
+) -> SceneBank:
+    """``count`` held-out Noto scenes of ``n_objects`` distinct classes each; the gates' own
+    unless ``first_seed`` says otherwise (the evaluation's CLIP bar has its own scenes)."""
     spec = BankSpec(
-        first_seed=GATE_SEED + n_objects * 10_000_000,
+        first_seed=first_seed + n_objects * 10_000_000,
         count=count,
         object_counts=(n_objects,),
         emoji_sets=("noto",),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fissure.atomic import atomic_write
 from fissure.zoo.emoji_sd.common import StageRecord
 from fissure.zoo.emoji_sd.config import EmojiSdConfig
 from fissure.zoo.emoji_sd.evaluate import MEASURES, Evaluation, polysemous_class_names
@@ -60,7 +61,7 @@ def model_card(
         "",
         f"{config.data.count:,} Noto emoji scenes (64×64, seeds {config.data.first_seed:,}…, "
         f"object counts cycling {list(config.data.object_counts)}) with their captions. The "
-        f"tokenizer's BPE (vocabulary of about {config.data.vocab_size} tokens, "
+        f"tokenizer's BPE (a vocabulary of about {config.data.vocab_size} tokens) is "
         f"learned from {config.data.tokenizer_captions:,} captions and the class prompts. "
         f"CLIP trains on {config.data.max_length} tokens (captions are at most 30); the "
         f"pipeline reads prompts of {config.prompt_length()} tokens"
@@ -127,7 +128,7 @@ def update_calibration(folder: Path, notes: str) -> bool:
     if not path.is_file():
         return False
     head = path.read_text(encoding="utf-8").split(CALIBRATION_HEADING, 1)[0].rstrip("\n")
-    path.write_text(f"{head}\n\n{calibration_section(notes)}", encoding="utf-8")
+    write_model_card(folder, f"{head}\n\n{calibration_section(notes)}")
     return True
 
 
@@ -145,13 +146,14 @@ def quality_section(evaluation: Evaluation | None) -> str:
         f"{evaluation.guidance}, {evaluation.dtype}, {evaluation.seeds} seeds per class, "
         f"{evaluation.pairs} pairs, prompts of {evaluation.prompt_length or '?'} tokens, "
         f"judged by the held-out verifier (`{evaluation.verifier}`) and this model's CLIP "
-        f"({evaluation.seconds:.0f} s).",
+        f"({evaluation.seconds:.0f} s; seed plan `{evaluation.seed_plan}`, weights "
+        f"`{evaluation.weights or '?'}`).",
         "",
         "| measure | score | bar | met |",
         "|---|---|---|---|",
     ]
     for name, (score, bar, met) in evaluation.checks().items():
-        shown = "–" if score is None else f"{score:.1%}"
+        shown = "–" if score is None else f"{score:.2%}"  # 84.99% never reads as 85.0%
         verdict = "" if met is None else "yes" if met else "no"
         lines.append(
             f"| {MEASURES[name]} (`{name}`) | {shown} | {'' if bar is None else f'{bar:.0%}'} "
@@ -167,7 +169,13 @@ def quality_section(evaluation: Evaluation | None) -> str:
         + "). The bars hold the prompted class only (the `_strict` rows); the rows without "
         "a bar also accept an image of the other meaning.",
         "",
-        f"Weakest classes: {', '.join(evaluation.worst_classes)}",
+        "Weakest classes (prompted class only): "
+        + ", ".join(
+            f"{name} {evaluation.per_class_strict[name]:.0%}"
+            if name in evaluation.per_class_strict
+            else name
+            for name in evaluation.worst_classes
+        ),
     ]
     return "\n".join(lines)
 
@@ -182,12 +190,14 @@ def update_quality(folder: Path, evaluation: Evaluation) -> bool:
         return False
     head, rest = text.split(QUALITY_START, 1)
     _, tail = rest.split(QUALITY_END, 1)
-    path.write_text(
+    write_model_card(
+        folder,
         head + QUALITY_START + "\n" + quality_section(evaluation) + "\n" + QUALITY_END + tail,
-        encoding="utf-8",
     )
     return True
 
 
 def write_model_card(folder: Path, text: str) -> None:
-    (Path(folder) / "README.md").write_text(text, encoding="utf-8")
+    """Write README.md whole: a kill mid-write never leaves the shipped card cut short."""
+    with atomic_write(Path(folder) / "README.md") as partial:
+        partial.write_text(text, encoding="utf-8")

@@ -397,7 +397,9 @@ class Recipe:
                 guidance=stage.gate_guidance,
                 progress=self.progress,
                 sheet=folder / "final" / "gate_sheet.png",
-                clip_scenes=gate_bank(self.config.clip.gate_scenes, 1, self.out / "gates"),
+                clip_scenes=gate_bank(
+                    self.config.clip.gate_scenes, 1, self.out / "gates", first_seed=PROBE.scenes
+                ),
                 plan=PROBE,  # the bars' own seeds stay unseen by every choice
             )
             scores = {name: score for name, (score, _, _) in evaluation.checks().items()}
