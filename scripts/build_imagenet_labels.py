@@ -15,6 +15,11 @@ from pathlib import Path
 
 OUTPUT = Path(__file__).resolve().parents[1] / "src/fissure/judges/imagenet_labels.txt"
 
+#: Two classes share a first lemma: a label names one class only, and a CLIP judge's two
+#: identical prompts would split one class's probability. The bird and the machine have no
+#: second lemma; the second maillot takes its own ("tank suit").
+DISTINCT = {"n02012849": "crane bird", "n03126707": "construction crane"}
+
 
 def main(wheel: str) -> None:
     with zipfile.ZipFile(wheel) as archive:
@@ -23,8 +28,11 @@ def main(wheel: str) -> None:
             archive.read("timm/data/_info/imagenet_synset_to_lemma.txt").decode().splitlines()
         )
     lemmas = dict(line.split("\t", 1) for line in lemma_lines)
-    names = [lemmas[synset].split(",")[0].strip() for synset in synsets]
-    assert len(names) == 1000, len(names)
+    names: list[str] = []
+    for synset in synsets:
+        choices = [DISTINCT.get(synset), *(name.strip() for name in lemmas[synset].split(","))]
+        names.append(next(name for name in choices if name and name not in names))
+    assert len(names) == 1000 == len(set(names)), len(set(names))
     OUTPUT.write_text("\n".join(names) + "\n")
     print(f"wrote {len(names)} names to {OUTPUT}")
 

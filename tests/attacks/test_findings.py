@@ -148,3 +148,21 @@ def test_run_attack_binds_the_folder_to_its_model_and_verifiers(tmp_path):
         reopened.bind(model="emoji-sd", verifiers=["emoji/verifier"])  # the same run resumes
     with pytest.raises(FissureError, match="other settings \\(model, verifiers\\)"):
         FindingStore(tmp_path, SETTINGS).bind(model="other", verifiers=["emoji/clip"])
+
+
+def test_a_refused_folder_is_not_left_locked(tmp_path):
+    """The failed constructor kept its lock: in a notebook the corrected retry was refused
+    as 'another run is writing'."""
+    with FindingStore(tmp_path, SETTINGS) as store:
+        _add(store, 0)
+    with pytest.raises(FissureError, match="other settings"):
+        FindingStore(tmp_path, {**SETTINGS, "step": 0.1})
+    FindingStore(tmp_path, SETTINGS).close()
+
+
+def test_a_setting_the_folder_never_recorded_is_refused_on_resume(tmp_path):
+    """A folder of an older version, without 'dtype', resumed under any dtype before."""
+    with FindingStore(tmp_path, SETTINGS) as store:
+        _add(store, 0)
+    with pytest.raises(FissureError, match="other settings \\(dtype\\)"):
+        FindingStore(tmp_path, {**SETTINGS, "dtype": "bfloat16"})

@@ -36,6 +36,21 @@ def test_the_goal_holds_only_when_every_member_says_absent():
     assert not evaluation.achieved
 
 
+class FlatJudge(Judge):
+    """Twenty classes, the first a little ahead: under 10% and still first."""
+
+    def __init__(self) -> None:
+        super().__init__([f"class{i}" for i in range(20)], input_size=32)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(images), 20).index_fill(1, torch.tensor([0]), 0.5)
+
+
+def test_a_target_still_first_is_not_gone_however_low_its_probability():
+    evaluation = TargetAbsent(FlatJudge()).evaluate(torch.zeros(1, 3, 32, 32), torch.tensor([0]))
+    assert evaluation.probabilities[0, 0] < 0.1 and not evaluation.achieved
+
+
 def test_views_are_the_image_flipped_shifted_and_zoomed():
     images = torch.rand(2, 3, 32, 32)
     views = image_views(images, shift=4)

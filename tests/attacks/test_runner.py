@@ -98,4 +98,5 @@ def test_a_natural_failure_is_recorded_not_attacked(generator, surrogate, tmp_pa
         )  # fmt: skip
     assert not finding.clean_shows_target and finding.iterations == 0
     assert finding.delta_linf == 0 and finding.target_trace[:1] == finding.target_trace
+    assert finding.unet_evals == STEPS  # the clean image's render; no backward pass before it
     assert finding.files["before"] != finding.files["after"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fissure.attacks import Attempt, random_latent, sage_latent
-from fissure.attacks.recipes import sage_latent_budget
+from fissure.attacks.recipes import check_options, sage_latent_budget
 from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP
 from fissure.errors import FissureError
 
@@ -120,6 +120,18 @@ def test_options_that_cannot_work_are_refused_before_any_compute(
         sage_latent(generator, surrogate, steps=STEPS, **options)
 
 
+def test_options_are_checked_without_a_model_the_recipe_defaults_filling_in():
+    check_options("sage-latent", {"max_iterations": 50})  # the demo's: the rest default
+    check_options("random-latent", {})
+    for name, options, message in [
+        ("sage-latent", {"step": 0}, "step must be positive"),
+        ("sage-latent", {"bogus": 1}, "sage-latent has no option bogus"),
+        ("random-latent", {"budget": 3, "steps": 25}, "give at least 50"),
+    ]:
+        with pytest.raises(FissureError, match=message):
+            check_options(name, options)
+
+
 def test_a_random_budget_that_buys_no_fresh_latent_is_refused(generator, surrogate):
     """It ran 0 random tries without a word: the budget paid only for the clean image."""
     with pytest.raises(FissureError, match=f"give at least {2 * STEPS}"):
@@ -131,7 +143,8 @@ def test_a_random_search_finding_names_the_seed_that_redraws_it(generator):
     attack = random_latent(generator, never, budget=3 * STEPS, steps=STEPS, batch_size=2)
     (state,) = attack.run(_attempts([5]))
     assert state.iterations == 2 and state.latent_seed not in (None, 5)
-    redrawn = generator.sample(
-        generator.initial_latents([state.latent_seed]), "a photo of light", steps=STEPS
-    )
-    assert torch.allclose(state.images, redrawn.images[0], atol=1e-5)
+    drawn = generator.initial_latents([state.latent_seed])
+    rendered = attack.space.latent(attack.space.bind(state.attempt), state.variable)
+    assert torch.equal(rendered.to(drawn.dtype), drawn[0])  # z + δ was 1e-7 off before
+    redrawn = generator.sample(drawn, "a photo of light", steps=STEPS)
+    assert torch.allclose(state.images, redrawn.images[0], atol=1e-5)  # batch 2 vs batch 1

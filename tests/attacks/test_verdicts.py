@@ -17,20 +17,23 @@ from .test_findings import _finding
 LABELS = ["cat", "dog", "fox"]
 
 
+BEFORE, AFTER = torch.zeros(3, 8, 8), torch.ones(3, 8, 8)
+
+
 class FixedJudge(Judge):
-    """Says ``before`` for the first image of a pair and ``after`` for the second."""
+    """Says ``before`` for a dark image (:data:`BEFORE`) and ``after`` for a light one."""
 
     def __init__(self, before: list[float], after: list[float]) -> None:
         super().__init__(LABELS, input_size=8)
         self.rows = torch.tensor([before, after]).log()
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        return self.rows[: len(images)]
+        return self.rows[(images.mean(dim=(1, 2, 3)) > 0.5).long()]
 
 
 def _verdict(*judges: FixedJudge):
     verifiers = Verifiers({f"v{i}": judge for i, judge in enumerate(judges)})
-    return verifiers(torch.rand(3, 8, 8), torch.rand(3, 8, 8), "cat")
+    return verifiers(BEFORE, AFTER, "cat")
 
 
 def test_unrelated_needs_every_verifier_confident_in_the_same_class():
@@ -69,10 +72,21 @@ def test_a_clean_target_already_under_the_threshold_is_a_natural_failure():
     row = [0.09] + [0.91 / 11] * 11  # the cat first, but under absent_below
     many = FixedJudge(row, row)
     many.labels = ["cat", *(f"class{i}" for i in range(11))]
-    verdict = Verifiers({"v": many}, absent_below=0.1)(
-        torch.rand(3, 8, 8), torch.rand(3, 8, 8), "cat"
-    )
-    assert not verdict.clean_shows_target and verdict.verified
+    verdict = Verifiers({"v": many}, absent_below=0.1)(BEFORE, AFTER, "cat")
+    assert not verdict.clean_shows_target
+    assert not verdict.verified  # still first: not gone, however flat the vote
+
+
+def test_the_screens_reading_is_the_verdicts():
+    """The screen read the clean image alone and the verdict in a pair: at a boundary they
+    could disagree; now the verdict takes the screen's reading and reads nothing twice."""
+    judge = FixedJudge([0.9, 0.05, 0.05], [0.05, 0.9, 0.05])
+    verifiers = Verifiers({"v": judge})
+    clean = verifiers.read(BEFORE)
+    assert verifiers.shows_target(clean, "cat")
+    unclear = {"v": torch.tensor([0.3, 0.4, 0.3])}  # as if the screen had read this
+    verdict = verifiers(BEFORE, AFTER, "cat", clean=unclear)
+    assert not verdict.clean_shows_target and verdict.before["v"]["target"] == 0.3
 
 
 def test_verifier_labels_are_checked_before_any_compute():

@@ -96,6 +96,7 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
         ],
         "unknown device 'bogus'": ["-p", "a cat", "--device", "bogus"],
         "needs one {} where the class goes": ["--classes", "cat", "--template", "a {x}"],
+        "not ''": ["--classes", "cat", "--template", ""],  # the default template ran before
         "gives the initial latent no gradient": ["-p", "a cat", "--gradient", "last-k"],
         "gradient 'bogus' cannot attack a latent": ["-p", "a cat", "--gradient", "bogus"],
         "bad seed range": ["-p", "a cat", "--seeds", "9-1"],
@@ -118,6 +119,11 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
         assert result.exit_code == 2, (options, result.output)
         assert message in result.output, (options, result.output)
     assert not (tmp_path / "bad").exists()  # bad input leaves no empty folder behind
+    absent = tmp_path / "no-model"  # recipe options are refused before a model is looked for
+    assert (
+        "step must be positive"
+        in _attack(absent, tmp_path / "bad", "-p", "a cat", "--step", "0").output
+    )
 
 
 #: `python -m fissure.cli`, pausing 0.2 s after each finding: however fast the machine, the

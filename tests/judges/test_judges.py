@@ -239,8 +239,22 @@ def test_emoji_clip_before_emoji_sd_is_trained_says_how(monkeypatch):
 
 
 def test_imagenet_labels():
+    """Two classes were "crane" and two "maillot": the second of each could never be a target."""
     labels = imagenet_labels()
-    assert len(labels) == 1000 and labels[1] == "goldfish"
+    assert len(labels) == 1000 == len(set(labels)) and labels[1] == "goldfish"
+    assert (labels[134], labels[517], labels[639]) == (
+        "crane bird",
+        "construction crane",
+        "tank suit",
+    )
+
+
+def test_a_repeated_label_is_named_by_its_column(tmp_path):
+    """A hub classifier's id2label may repeat a name (ViT's ImageNet head: "crane" twice)."""
+    labels = {0: "crane", 1: "cat", 2: "crane"}
+    config = ResNetConfig(num_labels=3, id2label=labels, **TINY_RESNET)
+    ResNetForImageClassification(config).save_pretrained(tmp_path)
+    assert load_judge(str(tmp_path)).labels == ["crane", "cat", "crane (2)"]
 
 
 @pytest.mark.parametrize(

@@ -126,13 +126,18 @@ class FindingStore:
     def __init__(self, folder: str | Path, settings: dict[str, object]) -> None:
         self.folder = prepare_output_dir(folder)
         self._lock = _lock_folder(self.folder)
-        self._drop_cut_line()
-        self._done = {finding.id for finding in self.findings()}
-        self._recorded = _read_settings(self.folder / "run.json", bool(self._done))
-        self.settings: dict[str, object] = {}
-        self.bind(**settings)
-        (self.folder / "images").mkdir(exist_ok=True)
-        (self.folder / "deltas").mkdir(exist_ok=True)
+        try:
+            self._drop_cut_line()
+            self._done = {finding.id for finding in self.findings()}
+            self._resumed = bool(self._done)
+            self._recorded = _read_settings(self.folder / "run.json", bool(self._done))
+            self.settings: dict[str, object] = {}
+            self.bind(**settings)
+            (self.folder / "images").mkdir(exist_ok=True)
+            (self.folder / "deltas").mkdir(exist_ok=True)
+        except BaseException:  # a refused folder stays free for the corrected retry
+            self.close()
+            raise
 
     def close(self) -> None:
         """Let another store open the folder."""
@@ -151,10 +156,10 @@ class FindingStore:
         so a resumed run never mixes two runs' findings.
         """
         settings = json.loads(json.dumps(settings))
-        changed = sorted(
+        changed = sorted(  # a setting a resumed folder never recorded: another version's
             key
             for key, value in settings.items()
-            if key in self._recorded and self._recorded[key] != value
+            if (self._recorded[key] != value if key in self._recorded else self._resumed)
         )
         if self._done and changed:
             raise FissureError(
@@ -198,7 +203,7 @@ class FindingStore:
                 record = json.loads(line)
                 record.pop("verified_failure", None)  # written for readers, derived on load
                 finding = Finding(**record)
-            except (json.JSONDecodeError, TypeError) as error:
+            except (json.JSONDecodeError, TypeError, AttributeError) as error:  # not an object
                 raise FissureError(
                     f"line {number} of {self.findings_file} is not a finding ({error}); "
                     "move the file away to start over, or use another --out"

@@ -26,7 +26,8 @@ class TargetAbsent:
 
     The loss is SAGE's ``-Σ_m (1 - 2·p_m[target])`` over the surrogate's members.
     Success is every member's probability of the target below ``absent_below``
-    (0.1 by default; the verifiers use the same threshold): an image that only
+    (0.1 by default; the verifiers use the same threshold), with another class
+    first (among many flat classes 9% can still lead): an image that only
     the members' mean calls target-free sits on the ensemble's boundary, where
     held-out judges disagree most often.
     """
@@ -42,9 +43,12 @@ class TargetAbsent:
         count, batch = seen.shape[:2]
         members = self.surrogate.member_probabilities(seen.flatten(0, 1))
         members = members.unflatten(1, (count, batch))  # M×V×B×C
-        member_targets = target_column(members.detach(), targets)  # M×V×B
+        votes = members.detach()
+        absent = (target_column(votes, targets) < self.absent_below) & (
+            votes.argmax(dim=-1) != targets
+        )  # M×V×B
         return GoalEvaluation(
             loss=sage_loss(members, targets).mean(dim=0),  # SAGE's loss per view, averaged
             probabilities=members[:, 0].mean(dim=0).detach(),
-            achieved=(member_targets < self.absent_below).flatten(0, 1).all(dim=0),
+            achieved=absent.flatten(0, 1).all(dim=0),
         )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 
 from fissure.attacks.attack import Attack
 from fissure.attacks.constraints import Box, SameNorm
@@ -44,11 +45,11 @@ def sage_latent(
     at k = 2 and 0.71–0.94 at k = 1 (tests/models/test_generator.py), for 6
     backward UNet evaluations per iteration instead of 75 (exact, 25 steps).
     """
-    _check_common(generator, steps, absent_below, batch_size)
-    _require(radius > 0, f"radius must be positive, not {radius}")
-    _require(step > 0, f"step must be positive, not {step}")
-    _require(max_iterations >= 0, f"max_iterations must be 0 or more, not {max_iterations}")
-    check_latent_gradient(gradient, k, steps)
+    scheduler_with_steps(generator.scheduler, steps)
+    check_sage_latent(
+        radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
+        absent_below=absent_below, batch_size=batch_size, steps=steps,
+    )  # fmt: skip
     return Attack(
         name="sage-latent",
         space=LatentPerturbation(generator, steps, guidance, gradient, k, batch_size),
@@ -75,13 +76,11 @@ def random_latent(
     ``steps``: 100 iterations of ``steps`` forward and 6 backward evaluations,
     and the final rendering (3125 at 25 steps).
     """
-    _check_common(generator, steps, absent_below, batch_size)
-    budget = budget if budget is not None else sage_latent_budget(steps)
-    _require(
-        budget >= 2 * steps,
-        f"a budget of {budget} UNet evaluations pays for no image beyond the clean one of "
-        f"{steps} steps: give at least {2 * steps}",
+    scheduler_with_steps(generator.scheduler, steps)
+    check_random_latent(
+        budget=budget, absent_below=absent_below, batch_size=batch_size, steps=steps
     )
+    budget = budget if budget is not None else sage_latent_budget(steps)
     return Attack(
         name="random-latent",
         space=LatentPerturbation(generator, steps, guidance, "none", 1, batch_size),
@@ -94,6 +93,39 @@ def random_latent(
 def sage_latent_budget(steps: int, max_iterations: int = 100, k: int = 2) -> int:
     """The most UNet evaluations :func:`sage_latent` (residual) spends on one attempt."""
     return max_iterations * (steps + BACKWARD_EVALS_PER_STEP * k) + steps
+
+
+def check_sage_latent(
+    *,
+    radius: float,
+    step: float,
+    max_iterations: int,
+    gradient: str,
+    k: int,
+    absent_below: float,
+    batch_size: int,
+    steps: int,
+    **_: object,
+) -> None:
+    """:func:`sage_latent`'s checks that need no model: a CLI runs them before it loads one."""
+    _check_common(absent_below, batch_size)
+    _require(radius > 0, f"radius must be positive, not {radius}")
+    _require(step > 0, f"step must be positive, not {step}")
+    _require(max_iterations >= 0, f"max_iterations must be 0 or more, not {max_iterations}")
+    check_latent_gradient(gradient, k, steps)
+
+
+def check_random_latent(
+    *, budget: int | None, absent_below: float, batch_size: int, steps: int, **_: object
+) -> None:
+    """:func:`random_latent`'s checks that need no model."""
+    _check_common(absent_below, batch_size)
+    budget = budget if budget is not None else sage_latent_budget(steps)
+    _require(
+        budget >= 2 * steps,
+        f"a budget of {budget} UNet evaluations pays for no image beyond the clean one of "
+        f"{steps} steps: give at least {2 * steps}",
+    )
 
 
 def check_latent_gradient(gradient: str, k: int, steps: int) -> None:
@@ -115,8 +147,7 @@ def _require(condition: bool, message: str) -> None:
         raise FissureError(message)
 
 
-def _check_common(generator: Generator, steps: int, absent_below: float, batch_size: int) -> None:
-    scheduler_with_steps(generator.scheduler, steps)
+def _check_common(absent_below: float, batch_size: int) -> None:
     _require(0 < absent_below < 1, f"absent_below must be between 0 and 1, not {absent_below}")
     _require(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}")
 
@@ -125,3 +156,20 @@ ATTACKS: dict[str, Callable[..., Attack]] = {
     "sage-latent": sage_latent,
     "random-latent": random_latent,
 }
+#: Each attack's checks of its options that need no model, by name.
+OPTION_CHECKS: dict[str, Callable[..., None]] = {
+    "sage-latent": check_sage_latent,
+    "random-latent": check_random_latent,
+}
+
+
+def check_options(name: str, options: Mapping[str, object]) -> None:
+    """Refuse bad options of the attack ``name`` before any model loads; the recipe's
+    defaults stand in for options not given."""
+    parameters = inspect.signature(ATTACKS[name]).parameters.values()
+    defaults = {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY}
+    unknown = sorted(set(options) - set(defaults))
+    _require(
+        not unknown, f"{name} has no option {', '.join(unknown)}: it takes {', '.join(defaults)}"
+    )
+    OPTION_CHECKS[name](**{**defaults, **options})

@@ -11,14 +11,23 @@ from fissure.attacks.findings import Finding, FindingStore, attempt_id
 from fissure.attacks.search import SearchState
 from fissure.attacks.spaces import Attempt
 from fissure.attacks.typicality import typicality
-from fissure.attacks.verdicts import Verifiers, check_verifier_labels, judge_view
+from fissure.attacks.verdicts import Reading, Verifiers, check_verifier_labels, judge_view
 from fissure.digest import weights_digest
 
 
-def to_finding(attack: Attack, state: SearchState, verifiers: Verifiers, model: str) -> Finding:
-    """Judge a finished attempt: verifiers on its images, typicality of its latent."""
+def to_finding(
+    attack: Attack,
+    state: SearchState,
+    verifiers: Verifiers,
+    model: str,
+    clean: Reading | None = None,
+) -> Finding:
+    """Judge a finished attempt: verifiers on its images, typicality of its latent.
+
+    ``clean``: the verifiers' reading of its clean image, where the screen made it.
+    """
     attempt = state.attempt
-    verdict = verifiers(state.images_before, state.images, attempt.target)
+    verdict = verifiers(state.images_before, state.images, attempt.target, clean)
     test = typicality(attack.space.latent(state.start, state.variable))
     labels = attack.goal.surrogate.labels
     return Finding(
@@ -76,7 +85,7 @@ def run_attack(
     check_verifier_labels(verifiers.judges, [attempt.target for attempt in attempts])
     store.bind(
         model=model,
-        verifiers=list(verifiers.judges),
+        **verifiers.settings(),
         verifier_weights={name: weights_digest(judge) for name, judge in verifiers.judges.items()},
     )
     todo = [attempt for attempt in attempts if not store.has(attempt)]
@@ -93,11 +102,15 @@ def run_attack(
             rounds = max(state.iterations for state in active)
             bar.set_postfix(verified=verified, in_flight=len(active), iteration=rounds)
 
+        clean_readings: dict[str, Reading] = {}
+
         def worth_attacking(state: SearchState) -> bool:
-            return verifiers.shows_target(state.images_before, state.attempt.target)
+            clean = clean_readings[attempt_id(state.attempt)] = verifiers.read(state.images_before)
+            return verifiers.shows_target(clean, state.attempt.target)
 
         for state in attack.run(todo, on_round=show_round, screen=worth_attacking):
-            finding = to_finding(attack, state, verifiers, model)
+            clean = clean_readings.pop(attempt_id(state.attempt), None)
+            finding = to_finding(attack, state, verifiers, model, clean)
             store.add(finding, state.images_before, state.images, state.variable)
             verified += finding.verified_failure
             bar.set_postfix(verified=verified, last_iterations=finding.iterations)

@@ -64,6 +64,10 @@ class SearchState:
             self.images_before, self.probabilities_before = self.images, self.probabilities
 
 
+Screen = Callable[[SearchState], bool]
+"""Asked once an attempt's clean image is rendered: whether to attack it."""
+
+
 class SearchMethod:
     """Moves each attempt's variable, one round at a time, for attempts held in batch slots.
 
@@ -81,9 +85,28 @@ class SearchMethod:
         space: LatentPerturbation,
         goal: TargetAbsent,
         constraints: Sequence[Constraint],
+        screen: Screen | None = None,
     ) -> None:
-        """One round for every active attempt: render, score, mark ``done`` or move."""
+        """One round for every active attempt: render, score, mark ``done`` or move.
+
+        Each first visit goes to ``screen`` (see :meth:`search`) before any step is taken.
+        """
         raise NotImplementedError
+
+    @staticmethod
+    def _visit_all(
+        active: list[SearchState],
+        rendering: Rendering,
+        evaluation: GoalEvaluation,
+        space: LatentPerturbation,
+        screen: Screen | None,
+    ) -> None:
+        """Each state records its row; a clean image the screen turns down ends its attempt."""
+        for row, state in enumerate(active):
+            state.unet_evals += rendering.unet_evals
+            state.visit(rendering.images, evaluation, row)
+            if screen is not None and len(state.target_trace) == 1 and not screen(state):
+                state.stop_at_start(space.origin(state.start))
 
     def search(
         self,
@@ -92,7 +115,7 @@ class SearchMethod:
         goal: TargetAbsent,
         constraints: Sequence[Constraint],
         on_round: Callable[[Sequence[SearchState]], None] | None = None,
-        screen: Callable[[SearchState], bool] | None = None,
+        screen: Screen | None = None,
     ) -> Iterator[SearchState]:
         """Finished states, in the order they finish.
 
@@ -110,11 +133,7 @@ class SearchMethod:
                 active.append(SearchState(start, space.origin(start)))
             if not active:
                 return
-            self.advance(active, space, goal, constraints)
-            for state in active:  # a first visit (one vote so far) rendered the clean image
-                first = len(state.target_trace) == 1
-                if screen is not None and first and not state.done and not screen(state):
-                    state.stop_at_start(space.origin(state.start))
+            self.advance(active, space, goal, constraints, screen)
             if on_round is not None:
                 on_round(active)
             for state in active:
@@ -153,15 +172,15 @@ class SignGradientDescent(SearchMethod):
         space: LatentPerturbation,
         goal: TargetAbsent,
         constraints: Sequence[Constraint],
+        screen: Screen | None = None,
     ) -> None:
         deltas = torch.stack([state.variable for state in active]).requires_grad_(True)
         rendering = space.render([state.start for state in active], deltas, differentiable=True)
         evaluation = goal.evaluate(rendering.images, _targets(active, rendering))
+        self._visit_all(active, rendering, evaluation, space, screen)
         stepping = []
         for row, state in enumerate(active):
-            state.unet_evals += rendering.unet_evals
-            state.visit(rendering.images, evaluation, row)
-            state.done = state.achieved or state.iterations >= self.max_iterations
+            state.done = state.done or state.achieved or state.iterations >= self.max_iterations
             if not state.done:
                 stepping.append(row)
         if not stepping:
@@ -198,6 +217,7 @@ class RandomSearch(SearchMethod):
         space: LatentPerturbation,
         goal: TargetAbsent,
         constraints: Sequence[Constraint],
+        screen: Screen | None = None,
     ) -> None:
         deltas = torch.stack(
             [
@@ -213,8 +233,9 @@ class RandomSearch(SearchMethod):
         evaluation = goal.evaluate(rendering.images, _targets(active, rendering))
         for row, state in enumerate(active):
             state.variable = deltas[row]
-            state.unet_evals += rendering.unet_evals
-            state.visit(rendering.images, evaluation, row)
-            state.done = state.achieved or state.unet_evals + rendering.unet_evals > self.budget
+        self._visit_all(active, rendering, evaluation, space, screen)
+        for state in active:
+            over = state.unet_evals + rendering.unet_evals > self.budget
+            state.done = state.done or state.achieved or over
             if not state.done:
                 state.iterations += 1

@@ -40,7 +40,7 @@ class LatentStart:
     """An attempt bound to its inputs: the seed's latent and the prompt's embeddings."""
 
     attempt: Attempt
-    latent: torch.Tensor  # 1×C×h×w
+    latent: torch.Tensor  # 1×C×h×w, float32 whatever the model's dtype: δ moves in float32
     prompt_embeds: torch.Tensor  # 1×L×D
     negative_prompt_embeds: torch.Tensor  # 1×L×D
 
@@ -109,7 +109,7 @@ class LatentPerturbation:
         embeddings = self._embeddings[attempt.prompt]
         return LatentStart(
             attempt,
-            self.generator.initial_latents([attempt.seed]),
+            self.generator.initial_latents([attempt.seed]).float(),
             embeddings.prompt_embeds,
             embeddings.negative_prompt_embeds,
         )
@@ -119,9 +119,13 @@ class LatentPerturbation:
         return torch.zeros_like(start.latent[0])
 
     def fresh(self, start: LatentStart, index: int) -> torch.Tensor:
-        """The δ that turns the attempt's latent into its ``index``-th fresh one (random search)."""
+        """The δ that turns the attempt's latent into its ``index``-th fresh one (random search).
+
+        In float64, where the difference of two float32 tensors is exact: ``z + δ`` is then
+        the fresh latent bit for bit, the one ``fissure generate --seeds`` draws.
+        """
         latent = self.generator.initial_latents([fresh_seed(start.attempt.seed, index)])
-        return (latent - start.latent)[0]
+        return (latent.double() - start.latent.double())[0]
 
     def latent(self, start: LatentStart, delta: torch.Tensor) -> torch.Tensor:
         """The initial latent the sampler starts from."""

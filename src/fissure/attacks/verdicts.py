@@ -29,7 +29,8 @@ class Verdict:
 
     ``clean_shows_target``: every verifier reads the target first in the clean image, and
     not below ``absent_below`` (else the clean image already counts as target-free).
-    ``verified``: every verifier gives the target under ``absent_below`` after.
+    ``verified``: every verifier gives the target under ``absent_below`` after, and
+    another class first.
 
     ``kind`` follows SAGE's two latent properties: ``unrelated`` when every
     verifier is confident in the same other class, ``distorted`` otherwise; None
@@ -56,11 +57,18 @@ def check_verifier_labels(judges: Mapping[str, Judge], targets: Sequence[str]) -
                 )
 
 
+Reading = dict[str, torch.Tensor]
+"""Each verifier's class probabilities for one image, by verifier name."""
+
+
 class Verifiers:
     """Held-out judges that decide whether a failure is real: all must agree.
 
     Each verifier looks the target up in its own labels, so judges with different
     label lists (an emoji classifier, CLIP over the same names) can vote together.
+    Every image is read on its own (a batch of one): CPU kernels may change a score's
+    last bits with the batch shape, and the screen's reading of a clean image must be
+    the verdict's.
     """
 
     def __init__(
@@ -72,13 +80,27 @@ class Verifiers:
         self.absent_below = absent_below
         self.confident = confident
 
+    def settings(self) -> dict[str, object]:
+        """What decides a verdict besides the judges' weights, for a run folder to bind."""
+        return dict(
+            verifiers=sorted(self.judges),
+            absent_below=self.absent_below,
+            confident=self.confident,
+        )
+
     @torch.no_grad()
-    def shows_target(self, image: torch.Tensor, target: str) -> bool:
-        """Whether every verifier reads ``target`` first in ``image`` (3×H×W), and not under
-        ``absent_below``: what an attack needs of a clean image to have something to remove."""
+    def read(self, image: torch.Tensor) -> Reading:
+        """Every verifier's probabilities for one 3×H×W image."""
+        return {
+            name: judge(image[None].to(judge.mean.device))[0].cpu()
+            for name, judge in self.judges.items()
+        }
+
+    def shows_target(self, clean: Reading, target: str) -> bool:
+        """Whether every verifier reads ``target`` first in a clean image's reading, and not
+        under ``absent_below``: what an attack needs of a clean image to have something to remove."""
         return all(
-            self._reads_first(judge(image[None].to(judge.mean.device))[0].cpu(), judge, target)
-            for judge in self.judges.values()
+            self._reads_first(clean[name], judge, target) for name, judge in self.judges.items()
         )
 
     def _reads_first(self, probabilities: torch.Tensor, judge: Judge, target: str) -> bool:
@@ -88,24 +110,35 @@ class Verifiers:
             and float(probabilities[column]) >= self.absent_below
         )
 
-    @torch.no_grad()
-    def __call__(self, before: torch.Tensor, after: torch.Tensor, target: str) -> Verdict:
-        """Verdict for one attempt; ``before`` and ``after`` are 3×H×W images in [0, 1]."""
-        pair = torch.stack([before, after])
-        views: dict[str, list[dict]] = {}
-        absent_after: list[bool] = []
-        first_before: list[bool] = []
+    def _absent(self, probabilities: torch.Tensor, judge: Judge, target: str) -> bool:
+        """Under ``absent_below`` and not first: among 1,000 flat classes 9% can still lead."""
+        column = judge.labels.index(target)
+        return (
+            float(probabilities[column]) < self.absent_below
+            and int(probabilities.argmax()) != column
+        )
+
+    def __call__(
+        self,
+        before: torch.Tensor,
+        after: torch.Tensor,
+        target: str,
+        clean: Reading | None = None,
+    ) -> Verdict:
+        """Verdict for one attempt; ``before`` and ``after`` are 3×H×W images in [0, 1].
+
+        ``clean``: the reading of ``before`` already made (by the screen), not made again.
+        """
+        clean = clean if clean is not None else self.read(before)
+        attacked = self.read(after)
         other_best: list[tuple[float, str]] = []
         for name, judge in self.judges.items():
-            column = judge.labels.index(target)
-            probabilities = judge(pair.to(judge.mean.device)).cpu()
-            views[name] = [judge_view(judge.labels, row, target) for row in probabilities]
-            absent_after.append(float(probabilities[1, column]) < self.absent_below)
-            first_before.append(self._reads_first(probabilities[0], judge, target))
-            others = probabilities[1].clone()
-            others[column] = -1
+            others = attacked[name].clone()
+            others[judge.labels.index(target)] = -1
             other_best.append((float(others.max()), judge.labels[int(others.argmax())]))
-        verified = all(absent_after)
+        verified = all(
+            self._absent(attacked[name], judge, target) for name, judge in self.judges.items()
+        )
         kind, unrelated = None, None
         if verified:
             agreed = {label for _, label in other_best}
@@ -115,10 +148,10 @@ class Verifiers:
             else:
                 kind = "distorted"
         return Verdict(
-            clean_shows_target=all(first_before),
+            clean_shows_target=self.shows_target(clean, target),
             verified=verified,
             kind=kind,
             unrelated_class=unrelated,
-            before={name: view[0] for name, view in views.items()},
-            after={name: view[1] for name, view in views.items()},
+            before={n: judge_view(j.labels, clean[n], target) for n, j in self.judges.items()},
+            after={n: judge_view(j.labels, attacked[n], target) for n, j in self.judges.items()},
         )

@@ -153,7 +153,7 @@ def run_attack_command(
         make_attempts,
         run_attack,
     )
-    from fissure.attacks.verdicts import check_verifier_labels
+    from fissure.attacks.recipes import check_options
     from fissure.errors import FissureError
     from fissure.generate import parse_seeds
     from fissure.judges import load_judge
@@ -171,6 +171,7 @@ def run_attack_command(
     if prompts and template is not None:
         raise FissureError("--template is for --classes: a --prompt is attacked as written")
     seed_list = parse_seeds(seeds)
+    check_options(attack_name, recipe_options)  # before the model loads
     check_output_dir(out)  # made by the findings store, once the inputs are known good
     quiet_libraries()
     generator = Generator.from_pretrained(model, device=device, dtype=dtype)
@@ -180,7 +181,7 @@ def run_attack_command(
     surrogate_judge = load_judge(surrogate, device=device)
     if classes is not None:
         names = _class_names(classes, surrogate_judge.labels)
-        attempts = class_attempts(names, seed_list, surrogate_judge.labels, template or None)
+        attempts = class_attempts(names, seed_list, surrogate_judge.labels, template)
     else:
         attempts = make_attempts(prompts, seed_list, surrogate_judge.labels, target)
     verifier_names = verifiers or default_verifiers(model)
@@ -192,7 +193,6 @@ def run_attack_command(
             "a verifier must never be in the loss"
         )
     verifier_judges = load_verifiers(verifier_names, surrogate_judge.labels, device)
-    check_verifier_labels(verifier_judges, [attempt.target for attempt in attempts])
     for prompt in dict.fromkeys(attempt.prompt for attempt in attempts):
         check_prompt(generator.tokenizer, prompt)
     _print_targets(attempts)
@@ -295,9 +295,6 @@ def sage_latent(
     dtype: Dtype = "float32",
 ) -> None:
     """SAGE's latent attack: sign-gradient steps on the initial latent until the target is gone."""
-    from fissure.attacks.recipes import check_latent_gradient
-
-    check_latent_gradient(gradient, k, steps)  # before the model loads
     options = dict(
         radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
         steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,

@@ -25,6 +25,16 @@ def label_column(labels: Sequence[str], label: str) -> int:
         raise FissureError(f"unknown class {label!r} for this judge{hint}") from None
 
 
+def distinct_labels(labels: Sequence[str]) -> list[str]:
+    """``labels`` with each repeat named by its column: ``["crane", …, "crane (517)"]``."""
+    seen: set[str] = set()
+    distinct = []
+    for column, label in enumerate(labels):
+        distinct.append(label if label not in seen else f"{label} ({column})")
+        seen.add(distinct[-1])
+    return distinct
+
+
 class Judge(nn.Module):
     """Maps images ``B×3×H×W`` in ``[0, 1]`` (any size) to probabilities ``B×C`` over ``labels``.
 
@@ -50,10 +60,12 @@ class Judge(nn.Module):
         """``resize_size``: resize to it, then centre-crop ``input_size``, as many ImageNet
         classifiers were trained (ResNet-50: 256, then 224); default: resize to ``input_size``.
         ``keep_aspect``: resize the shorter side only, as "shortest edge" image processors
-        (CLIP's, ConvNeXt's) do, so the crop cuts a non-square image instead of squashing it."""
+        (CLIP's, ConvNeXt's) do, so the crop cuts a non-square image instead of squashing it.
+        A label that repeats an earlier one (ImageNet heads name two classes "crane") becomes
+        ``"crane (517)"``, its column: every class stays a target of its own."""
         super().__init__()
         self.keep_aspect = keep_aspect
-        self.labels = list(labels)
+        self.labels = distinct_labels(labels)
         self.input_size = int(input_size)
         self.resize_size = int(resize_size or input_size)
         self.interpolation = interpolation
