@@ -13,10 +13,10 @@ mkdir -p "$work"
 [ -f "$work/threads" ] || echo 2 > "$work/threads"
 while true; do
   threads=$(cat "$work/threads")
-  resume=()
-  [ -f "$work/config.json" ] || resume=(--resume-point "training/emoji-sd-$run")
+  # the resume point only seeds a fresh work folder; a work folder further on goes on from itself
   OMP_NUM_THREADS=$threads .venv/bin/fissure zoo train emoji-sd --recipe "$recipe" --out "$work" \
-    "${resume[@]}" --no-install --threads "$threads" --max-minutes 8 >> "$work/train.log" 2>&1
+    --resume-point "training/emoji-sd-$run" --no-install --threads "$threads" --max-minutes 8 \
+    >> "$work/train.log" 2>&1
   code=$?
   echo "$(date -u '+%F %T') exit $code" >> "$work/slices.log"
   [ "$code" -eq 3 ] || break
