@@ -36,3 +36,14 @@ def test_an_interrupted_folder_keeps_the_old_folder(tmp_path):
         (staging / "new.json").write_text("{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emoji-sd"]
     assert [p.name for p in model.iterdir()] == ["new.json"]
+
+
+def test_a_kill_between_the_two_renames_is_repaired_by_the_next_call(tmp_path):
+    """The folder was left only as emoji-sd.previous, and the next call deleted it."""
+    model = tmp_path / "emoji-sd"
+    (tmp_path / "emoji-sd.previous").mkdir()
+    (tmp_path / "emoji-sd.previous" / "old.json").write_text("{}")
+    with pytest.raises(Killed), atomic_folder(model):
+        raise Killed
+    assert [p.name for p in model.iterdir()] == ["old.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emoji-sd"]

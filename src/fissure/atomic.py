@@ -37,9 +37,14 @@ def atomic_folder(path: Path) -> Iterator[Path]:
     """Yield an empty staging folder beside ``path`` to fill; on success swap it in.
 
     A kill while the folder is filled leaves ``path`` as it was (the bundled model
-    stays loadable while a new one is installed); the swap is two renames.
+    stays loadable while a new one is installed). The swap is two renames; a kill
+    between them leaves ``path.previous``, which the next call puts back first. The
+    staging folder's name holds the process id: two snapshots never fill one folder.
     """
-    staging = path.with_name(f"{path.name}.partial")
+    previous = path.with_name(f"{path.name}.previous")
+    if previous.exists() and not path.exists():
+        previous.replace(path)
+    staging = path.with_name(f"{path.name}.{os.getpid()}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
@@ -47,7 +52,6 @@ def atomic_folder(path: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    previous = path.with_name(f"{path.name}.previous")
     shutil.rmtree(previous, ignore_errors=True)
     if path.exists():
         path.replace(previous)

@@ -84,6 +84,19 @@ def test_a_resume_without_optimiser_state_warms_the_rate_up_again(tmp_path):
     assert _logged(tmp_path, "lr")[6] == pytest.approx(schedule(5) * 2 / REWARM_STEPS)
 
 
+def test_a_longer_schedule_on_resume_climbs_to_its_rate(tmp_path):
+    """--steps unet=N on resume moved the rate from the old schedule's end to the new one's
+    middle in one step (×6 for a finished stage extended), onto converged weights."""
+    with pytest.raises(Killed):
+        _run(tmp_path, kill_at=4, checkpoint_seconds=0)
+    state = torch.load(tmp_path / CHECKPOINT_NAME)
+    state["schedule_steps"] = 5  # trained so far on a 5-step schedule
+    torch.save(state, tmp_path / CHECKPOINT_NAME)
+    _run(tmp_path)
+    schedule = Schedule(0.1, 10, warmup_steps=1)
+    assert _logged(tmp_path, "lr")[6] == pytest.approx(schedule(5) * 2 / REWARM_STEPS)
+
+
 def test_a_kill_inside_the_re_warm_up_resumes_it(tmp_path):
     """The checkpoints after a resume point kept moments but not the re-warm-up: a kill
     there jumped straight to the full rate, and the weights left the unbroken run's."""

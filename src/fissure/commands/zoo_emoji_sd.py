@@ -107,7 +107,13 @@ def train(
     install: Annotated[
         bool, typer.Option(help="Copy the finished model into the package (weights/emoji-sd).")
     ] = True,
-    force: Annotated[bool, typer.Option(help="Go on past a stage whose gate fails.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Go on past a stage whose gate fails; with --snapshot, overwrite a resume "
+            "point that is further on than the work folder."
+        ),
+    ] = False,
     device: Annotated[
         str | None, typer.Option(help="cpu or cuda; default: cuda when present.")
     ] = None,
@@ -146,7 +152,7 @@ def train(
     from fissure.zoo.emoji_sd.recipe import TrainingPaused, train_emoji_sd, write_resume_point
 
     if snapshot:
-        manifest = write_resume_point(out, resume_point)
+        manifest = write_resume_point(out, resume_point, force=force)
         for stage, entry in manifest["stages"].items():
             state = "finished" if entry["finished"] else "in training"
             typer.echo(f"{stage}: step {entry['step']}/{entry['steps']} ({state})")

@@ -121,6 +121,10 @@ def train(
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
             resumed_at = state.get("rewarm_from")  # a kill inside a re-warm-up resumes it
+            if state.get("schedule_steps", schedule.steps) != schedule.steps:
+                resumed_at = (
+                    step  # a longer schedule: climb to its rate, never jump (×6 at the end)
+                )
         else:  # a resume point carries weights only: fresh moments, so warm up again
             resumed_at = step
     else:
@@ -182,6 +186,7 @@ def train(
                 "step": step,
                 "seconds": seconds,
                 "rewarm_from": resumed_at,
+                "schedule_steps": schedule.steps,
                 "log_window": window,
             }
             with atomic_write(checkpoint) as partial:

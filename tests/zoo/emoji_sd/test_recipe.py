@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 
 import pytest
 import torch
@@ -186,6 +188,27 @@ def test_a_resume_point_of_another_recipe_is_refused(trained, tmp_path):
     other = dataclasses.replace(other, unet=dataclasses.replace(other.unet, layers_per_block=2))
     with pytest.raises(FissureError, match="another recipe"):
         restore_resume_point(point, tmp_path / "fresh", other)
+
+
+def test_a_snapshot_never_takes_a_resume_point_back(trained, tmp_path):
+    """A work folder whose restore had failed (only its config.json) emptied the committed
+    resume point; the next session then began again from step 0 without a word."""
+    point = tmp_path / "point"
+    write_resume_point(trained["out"], point)
+    behind = tmp_path / "behind"
+    behind.mkdir()
+    shutil.copy(trained["out"] / "config.json", behind / "config.json")
+    with pytest.raises(FissureError, match="holds clip at step 3, at step 0 in .*--force"):
+        write_resume_point(behind, point)
+    assert set(json.loads((point / "resume.json").read_text())["stages"]) == set(STAGES)
+    assert write_resume_point(behind, point, force=True)["stages"] == {}
+
+
+def test_a_folder_that_is_no_resume_point_is_refused(tmp_path):
+    (tmp_path / "cut").mkdir()
+    with pytest.raises(FissureError, match="is not a resume point"):
+        restore_resume_point(tmp_path / "cut", tmp_path / "fresh", tiny_config())
+    assert restore_resume_point(tmp_path / "absent", tmp_path / "fresh", tiny_config()) == []
 
 
 def _fake_encodings(count: int = 12) -> Encodings:

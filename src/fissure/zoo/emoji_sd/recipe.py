@@ -365,8 +365,10 @@ class Recipe:
         folder = self.out / "unet"
         text_encoder = text_encoder_from_clip(clip).to(self.device)
         vision = vision_tower(clip) if stage.repa_weight > 0 else None
+        without_repa = "" if vision is not None else "-norepa"  # they lack the vision tokens
+        name = f"encodings-{self.config.fingerprint('vae')}-{tokenizer.model_max_length}"
         encodings = cached_encodings(
-            folder / f"encodings-{self.config.fingerprint('vae')}-{tokenizer.model_max_length}.pt",
+            folder / f"{name}{without_repa}.pt",
             lambda: encode_bank(bank, tokenizer, text_encoder, vae, vision, progress=self.progress),
         )
         self._begin("unet")
@@ -477,17 +479,10 @@ def save_model(
 ) -> Path:
     """Save the pipeline (float16 safetensors), ``clip/`` and the model card into ``folder``."""
     folder = Path(folder)
-    staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
     text_encoder = text_encoder_from_clip(parts.clip.cpu())
     pipeline = assemble_pipeline(
         parts.tokenizer, text_encoder, parts.vae.cpu(), parts.unet.cpu(), config
     )
-    pipeline.save_pretrained(staging, safe_serialization=True)
-    clip_folder = staging / "clip"
-    parts.clip.cpu().save_pretrained(clip_folder, safe_serialization=True)
-    parts.tokenizer.save_pretrained(clip_folder)
-    image_processor().save_pretrained(clip_folder)
     sizes = {
         "text encoder (CLIPTextModel)": count_parameters(text_encoder),
         "CLIP vision tower": count_parameters(parts.clip.vision_model),
@@ -497,10 +492,14 @@ def save_model(
     card = model_card(
         config, parts.records, sizes, parts.vae.config.scaling_factor, calibration=calibration
     )
-    write_model_card(staging, card)
-    halve_weights(staging)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.replace(folder)
+    with atomic_folder(folder) as staging:
+        pipeline.save_pretrained(staging, safe_serialization=True)
+        clip_folder = staging / "clip"
+        parts.clip.cpu().save_pretrained(clip_folder, safe_serialization=True)
+        parts.tokenizer.save_pretrained(clip_folder)
+        image_processor().save_pretrained(clip_folder)
+        write_model_card(staging, card)
+        halve_weights(staging)
     return folder
 
 
@@ -533,16 +532,20 @@ def _half_tensors(modules: dict[str, dict[str, torch.Tensor]]) -> dict[str, torc
     }
 
 
-def write_resume_point(out: str | Path, target: str | Path) -> dict:
+def write_resume_point(out: str | Path, target: str | Path, force: bool = False) -> dict:
     """Copy the state of every stage in ``out`` to ``target`` (float16 weights, no optimiser).
 
     Safe while a training process writes ``out``: checkpoints are replaced atomically.
+    A ``target`` further on than ``out`` in any stage (a work folder whose restore failed,
+    or a stale one) is refused unless ``force``: the committed hours would be lost.
     Returns the manifest written.
     """
     out, target = Path(out), Path(target)
     if not (out / CONFIG_FILE).is_file():
         raise FissureError(f"{out} holds no emoji-sd training run (no {CONFIG_FILE})")
     config = EmojiSdConfig.load(out)
+    if not force:
+        _refuse_going_back(out, target, config)
     with atomic_folder(target) as staging:
         if (out / "tokenizer" / "tokenizer_config.json").is_file():
             shutil.copytree(out / "tokenizer", staging / "tokenizer")
@@ -575,6 +578,23 @@ def write_resume_point(out: str | Path, target: str | Path) -> dict:
     return manifest
 
 
+def _refuse_going_back(out: Path, target: Path, config: EmojiSdConfig) -> None:
+    """A one-line error if writing ``out`` to ``target`` would lose a stage's steps."""
+    manifest_path = target / RESUME_MANIFEST
+    if not manifest_path.is_file():
+        return
+    for stage, entry in json.loads(manifest_path.read_text())["stages"].items():
+        checkpoint = out / stage / CHECKPOINT_NAME
+        step = torch.load(checkpoint, map_location="cpu")["step"] if checkpoint.is_file() else 0
+        other_recipe = entry["fingerprint"] != config.fingerprint(stage)
+        if other_recipe or step < entry["step"]:
+            why = "another recipe's" if other_recipe else f"at step {step} in {out}"
+            raise FissureError(
+                f"{target} holds {stage} at step {entry['step']}, {why}: writing it would "
+                "lose training; resume from it first (--resume-point), or --force to overwrite"
+            )
+
+
 def restore_resume_point(source: str | Path, out: str | Path, config: EmojiSdConfig) -> list[str]:
     """Seed ``out`` with the stages of the resume point ``source`` that are ahead of it.
 
@@ -585,6 +605,8 @@ def restore_resume_point(source: str | Path, out: str | Path, config: EmojiSdCon
     source, out = Path(source), Path(out)
     manifest_path = source / RESUME_MANIFEST
     if not manifest_path.is_file():
+        if source.exists():  # a cut or mistyped folder must not silently start from scratch
+            raise FissureError(f"{source} is not a resume point (no {RESUME_MANIFEST})")
         return []
     manifest = json.loads(manifest_path.read_text())
     restored = []
@@ -656,6 +678,8 @@ def train_emoji_sd(
         restored = restore_resume_point(resume_point, out, config)
         if restored:
             log(f"resumed {', '.join(restored)} from {resume_point}")
+        elif not Path(resume_point).exists():
+            log(f"no resume point at {resume_point}: the work folder's own state, if any, goes on")
         notes = Path(resume_point) / CALIBRATION_NOTES
         calibration = notes.read_text(encoding="utf-8") if notes.is_file() else None
     log(f"emoji-sd: training on {recipe.device}; work folder {out}")
