@@ -1,17 +1,22 @@
-"""Files written whole or not at all.
+"""Files written whole or not at all, and folders written by one process at a time.
 
 Training processes and attack runs are killed mid-write (Ctrl-C, session ends,
 ``--max-minutes``), and snapshots read folders while they are written: a resumed
-run or a reader may never see half a file.
+run or a reader may never see half a file. Two runs into one folder would redo
+each other's work and overwrite each other's checkpoints: :func:`lock_folder`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
+
+from fissure.errors import FissureError
 
 
 @contextmanager
@@ -57,3 +62,17 @@ def atomic_folder(path: Path) -> Iterator[Path]:
         path.replace(previous)
     staging.replace(path)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def lock_folder(folder: Path) -> IO[bytes]:
+    """An exclusive lock on ``folder``, held while the returned file stays open (the
+    operating system drops it when the process dies, however it dies)."""
+    handle = open(folder / ".lock", "wb")  # noqa: SIM115 - held open for the writer's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise FissureError(
+            f"another run is writing {folder}: wait for it to finish, or use another --out"
+        ) from None
+    return handle

@@ -9,19 +9,17 @@ flight; running the same command again skips the attempts already recorded.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from fissure.atomic import atomic_write
+from fissure.atomic import atomic_write, lock_folder
 from fissure.attacks.spaces import Attempt
 from fissure.errors import FissureError
 from fissure.outputs import prepare_output_dir, prompt_file_stem
@@ -79,19 +77,6 @@ def attempt_id(attempt: Attempt) -> str:
     return prompt_file_stem(attempt.prompt, attempt.seed, attempt.target)
 
 
-def _lock_folder(folder: Path) -> IO[bytes]:
-    """An exclusive lock on ``folder`` (held while the returned file stays open)."""
-    handle = open(folder / ".lock", "wb")  # noqa: SIM115 - held open for the store's life
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise FissureError(
-            f"another run is writing {folder}: wait for it to finish, or use another --out"
-        ) from None
-    return handle
-
-
 def _save_png(image: torch.Tensor, path: Path) -> None:
     pixels = (image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
     Image.fromarray(np.ascontiguousarray(pixels)).save(path)
@@ -125,7 +110,7 @@ class FindingStore:
 
     def __init__(self, folder: str | Path, settings: dict[str, object]) -> None:
         self.folder = prepare_output_dir(folder)
-        self._lock = _lock_folder(self.folder)
+        self._lock = lock_folder(self.folder)
         try:
             self._drop_cut_line()
             self._done = {finding.id for finding in self.findings()}

@@ -299,3 +299,11 @@ def test_a_time_budget_pauses_with_a_checkpoint_and_the_next_run_goes_on(tmp_pat
     )
     record = StageRecord.load(tmp_path / "clip" / "final")
     assert record.steps == tiny_config().clip.steps and len(record.sessions) == 1
+
+
+def test_a_second_trainer_into_one_folder_is_refused(tmp_path):
+    """Two slice loops once ran in one work folder, each overwriting the other's checkpoints."""
+    from fissure.atomic import lock_folder
+
+    with lock_folder(tmp_path), pytest.raises(FissureError, match="another run is writing"):
+        train_emoji_sd(tmp_path, tiny_config(), verifier=make_verifier(), progress=False)

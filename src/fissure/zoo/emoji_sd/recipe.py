@@ -33,7 +33,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import CLIPModel, CLIPTokenizer
 
-from fissure.atomic import atomic_folder, atomic_write
+from fissure.atomic import atomic_folder, atomic_write, lock_folder
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.zoo.emoji_sd.clip_stage import (
@@ -669,26 +669,28 @@ def train_emoji_sd(
     """
     config = config or default_config()
     out = Path(out)
-    recipe = Recipe(
-        out, config, device, verifier, force, progress, checkpoint_seconds, log, command, deadline
-    )
-    recipe.check_work_folder()
-    calibration = None
-    if resume_point is not None:
-        restored = restore_resume_point(resume_point, out, config)
-        if restored:
-            log(f"resumed {', '.join(restored)} from {resume_point}")
-        elif not Path(resume_point).exists():
-            log(f"no resume point at {resume_point}: the work folder's own state, if any, goes on")
-        notes = Path(resume_point) / CALIBRATION_NOTES
-        calibration = notes.read_text(encoding="utf-8") if notes.is_file() else None
-    log(f"emoji-sd: training on {recipe.device}; work folder {out}")
-    parts = recipe.train()
-    folder = save_model(out / "pipeline", parts, config, calibration)
-    log(f"saved the pipeline to {folder}")
-    if install is not None:
-        install = Path(install)
-        with atomic_folder(install) as staging:
-            shutil.copytree(folder, staging, dirs_exist_ok=True)
-        log(f"installed it in {install}")
-    return folder
+    out.mkdir(parents=True, exist_ok=True)
+    with lock_folder(out):  # a second trainer would overwrite this one's checkpoints
+        recipe = Recipe(
+            out, config, device, verifier, force, progress, checkpoint_seconds, log, command,
+            deadline,
+        )  # fmt: skip
+        recipe.check_work_folder()
+        calibration = None
+        if resume_point is not None:
+            restored = restore_resume_point(resume_point, out, config)
+            if restored:
+                log(f"resumed {', '.join(restored)} from {resume_point}")
+            elif not Path(resume_point).exists():
+                log(f"no resume point at {resume_point}: the work folder's own state goes on")
+            notes = Path(resume_point) / CALIBRATION_NOTES
+            calibration = notes.read_text(encoding="utf-8") if notes.is_file() else None
+        log(f"emoji-sd: training on {recipe.device}; work folder {out}")
+        parts = recipe.train()
+        folder = save_model(out / "pipeline", parts, config, calibration)
+        log(f"saved the pipeline to {folder}")
+        if install is not None:
+            with atomic_folder(Path(install)) as staging:
+                shutil.copytree(folder, staging, dirs_exist_ok=True)
+            log(f"installed it in {install}")
+        return folder
