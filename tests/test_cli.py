@@ -97,6 +97,7 @@ def _unwritable(tmp_path: Path) -> Path:
         (["--seeds", "zero"], "bad seed range"),
         (["--dtype", "float16"], "float16 is not supported on the CPU"),
         (["--steps", "0"], "--steps"),
+        (["--guidance", "nan"], "guidance must be a finite number"),  # was written as NaN
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tiny_sd1_dir, tmp_path, extra, message):
@@ -113,13 +114,14 @@ def test_bad_input_is_one_line_and_exit_2(tiny_sd1_dir, tmp_path, extra, message
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()  # a refusal leaves no empty folder
 
 
 def test_not_a_pipeline_and_unwritable_out(tiny_sd1_dir, tmp_path):
     result = invoke("generate", "-m", tmp_path, "-p", "a dog", "--out", tmp_path / "o")
     assert result.exit_code == 2 and "not a diffusers pipeline folder" in result.output
     result = invoke("generate", "-m", tiny_sd1_dir, "-p", "a dog", "--out", _unwritable(tmp_path))
-    assert result.exit_code == 2 and "cannot write to" in result.output
+    assert result.exit_code == 2 and "cannot be made: choose another --out" in result.output
 
 
 def test_installed_command_prints_no_traceback(tmp_path):

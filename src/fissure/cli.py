@@ -83,10 +83,12 @@ def generate(
     from fissure.generate import generate as generate_images
     from fissure.generate import parse_seeds
     from fissure.models import load_pipeline
-    from fissure.outputs import prepare_output_dir
+    from fissure.models.generator import check_guidance
+    from fissure.outputs import check_output_dir
 
     seed_list = parse_seeds(seeds)
-    prepare_output_dir(out)
+    check_guidance(guidance)
+    check_output_dir(out)  # made once the prompts are known good: a refusal leaves no folder
     quiet_libraries()
     pipeline = load_pipeline(model, device=device, dtype=dtype)
     records = generate_images(

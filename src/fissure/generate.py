@@ -25,7 +25,12 @@ from tqdm.auto import tqdm
 import fissure
 from fissure.atomic import atomic_write
 from fissure.errors import FissureError
-from fissure.models.generator import MAX_SEED, check_image_size, scheduler_with_steps
+from fissure.models.generator import (
+    MAX_SEED,
+    check_guidance,
+    check_image_size,
+    scheduler_with_steps,
+)
 from fissure.models.prompts import check_prompt
 from fissure.outputs import prepare_output_dir, prompt_file_stem
 from fissure.report.sheets import contact_sheet
@@ -65,7 +70,9 @@ def parse_seeds(text: str) -> list[int]:
         if last > MAX_SEED:
             raise FissureError(f"seed {last} is too large: seeds go up to {MAX_SEED}")
         if last - first >= 1_000_000:
-            raise FissureError(f"seed range {part!r} asks for over a million images")
+            raise FissureError(
+                f"seed range {part!r} asks for over a million images: split it over several runs"
+            )
         seeds.extend(range(first, last + 1))
     return list(dict.fromkeys(seeds))
 
@@ -137,6 +144,7 @@ def generate(
     prompts = list(dict.fromkeys(prompts))  # a prompt given twice would make its files twice
     for prompt in prompts:
         check_prompt(pipeline.tokenizer, prompt)
+    check_guidance(guidance)
     height, width = check_image_size(pipeline, height, width)
     folder = prepare_output_dir(out_dir)
     records_file = folder / "generations.jsonl"

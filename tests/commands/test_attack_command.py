@@ -101,8 +101,15 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
         "gradient 'bogus' cannot attack a latent": ["-p", "a cat", "--gradient", "bogus"],
         "bad seed range": ["-p", "a cat", "--seeds", "9-1"],
         "k must be between 1 and the 2 steps": ["-p", "a cat", "--steps", "2", "--k", "3"],
-        "step must be positive": ["-p", "a cat", "--step", "0"],
-        "absent_below must be between 0 and 1": ["-p", "a cat", "--absent-below", "1.5"],
+        "step (--step) must be positive": ["-p", "a cat", "--step", "0"],
+        "guidance must be a finite number": ["-p", "a cat", "--guidance", "nan"],
+        "--max-iterations) must be 0 or more": ["-p", "a cat", "--max-iterations", "-1"],
+        "absent_below (--absent-below) must be between 0 and 1": [
+            "-p",
+            "a cat",
+            "--absent-below",
+            "1.5",
+        ],
         "--target is for --prompt": ["--classes", "cat", "--target", "dog"],
         "--template is for --classes": ["-p", "a cat", "--template", "a drawing of {}"],
         "names no class": ["--classes", " , "],
@@ -121,7 +128,7 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
     assert not (tmp_path / "bad").exists()  # bad input leaves no empty folder behind
     absent = tmp_path / "no-model"  # recipe options are refused before a model is looked for
     assert (
-        "step must be positive"
+        "step (--step) must be positive"
         in _attack(absent, tmp_path / "bad", "-p", "a cat", "--step", "0").output
     )
 

@@ -143,8 +143,10 @@ def test_corrupt_weights_are_a_clear_error(tmp_path, tiny_sd1_dir):
 
 def test_unknown_hub_id_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(FissureError, match="could not load"):
+    with pytest.raises(FissureError, match="could not load.*check the path or id"):
         load_pipeline("fissure-tests/no-such-model")
+    with pytest.raises(FissureError, match="did you mean emoji-sd"):
+        load_pipeline("emoji_sd")  # taken for a hub id
 
 
 def test_untrained_bundled_model_says_how_to_get_it(tmp_path, monkeypatch):

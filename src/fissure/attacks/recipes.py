@@ -12,7 +12,12 @@ from fissure.attacks.search import RandomSearch, SignGradientDescent
 from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP, LatentPerturbation
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
-from fissure.models.generator import Generator, GradientMode, scheduler_with_steps
+from fissure.models.generator import (
+    Generator,
+    GradientMode,
+    check_guidance,
+    scheduler_with_steps,
+)
 
 
 def sage_latent(
@@ -48,7 +53,7 @@ def sage_latent(
     scheduler_with_steps(generator.scheduler, steps)
     check_sage_latent(
         radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
-        absent_below=absent_below, batch_size=batch_size, steps=steps,
+        absent_below=absent_below, batch_size=batch_size, steps=steps, guidance=guidance,
     )  # fmt: skip
     return Attack(
         name="sage-latent",
@@ -78,8 +83,9 @@ def random_latent(
     """
     scheduler_with_steps(generator.scheduler, steps)
     check_random_latent(
-        budget=budget, absent_below=absent_below, batch_size=batch_size, steps=steps
-    )
+        budget=budget, absent_below=absent_below, batch_size=batch_size, steps=steps,
+        guidance=guidance,
+    )  # fmt: skip
     budget = budget if budget is not None else sage_latent_budget(steps)
     return Attack(
         name="random-latent",
@@ -105,21 +111,31 @@ def check_sage_latent(
     absent_below: float,
     batch_size: int,
     steps: int,
+    guidance: float,
     **_: object,
 ) -> None:
     """:func:`sage_latent`'s checks that need no model: a CLI runs them before it loads one."""
-    _check_common(absent_below, batch_size)
-    _require(radius > 0, f"radius must be positive, not {radius}")
-    _require(step > 0, f"step must be positive, not {step}")
-    _require(max_iterations >= 0, f"max_iterations must be 0 or more, not {max_iterations}")
+    _check_common(absent_below, batch_size, guidance)
+    _require(radius > 0, f"radius (--radius) must be positive, not {radius}")
+    _require(step > 0, f"step (--step) must be positive, not {step}")
+    _require(  # 0 scores the clean images only: natural failures, and the verifiers' reading
+        max_iterations >= 0,
+        f"max_iterations (--max-iterations) must be 0 or more, not {max_iterations}",
+    )
     check_latent_gradient(gradient, k, steps)
 
 
 def check_random_latent(
-    *, budget: int | None, absent_below: float, batch_size: int, steps: int, **_: object
+    *,
+    budget: int | None,
+    absent_below: float,
+    batch_size: int,
+    steps: int,
+    guidance: float,
+    **_: object,
 ) -> None:
     """:func:`random_latent`'s checks that need no model."""
-    _check_common(absent_below, batch_size)
+    _check_common(absent_below, batch_size, guidance)
     budget = budget if budget is not None else sage_latent_budget(steps)
     _require(
         budget >= 2 * steps,
@@ -147,9 +163,13 @@ def _require(condition: bool, message: str) -> None:
         raise FissureError(message)
 
 
-def _check_common(absent_below: float, batch_size: int) -> None:
-    _require(0 < absent_below < 1, f"absent_below must be between 0 and 1, not {absent_below}")
-    _require(batch_size >= 1, f"batch_size must be at least 1, not {batch_size}")
+def _check_common(absent_below: float, batch_size: int, guidance: float) -> None:
+    check_guidance(guidance)
+    _require(
+        0 < absent_below < 1,
+        f"absent_below (--absent-below) must be between 0 and 1, not {absent_below}",
+    )
+    _require(batch_size >= 1, f"batch_size (--batch-size) must be at least 1, not {batch_size}")
 
 
 ATTACKS: dict[str, Callable[..., Attack]] = {

@@ -31,8 +31,9 @@ class Summary:
     median_unet_evals_verified: float | None
 
     @property
-    def verified_asr(self) -> float:
-        return self.verified / self.attacked if self.attacked else 0.0
+    def verified_asr(self) -> float | None:
+        """Verified failures per attacked attempt; None when every attempt was a natural failure."""
+        return self.verified / self.attacked if self.attacked else None
 
 
 def summarize(findings: Sequence[Finding]) -> list[Summary]:

@@ -251,7 +251,7 @@ def _print_summary(findings: list) -> None:
         "attacked": lambda s: str(s.attacked),
         "surrogate fooled": lambda s: str(s.successes),
         "verified": lambda s: str(s.verified),
-        "verified ASR": lambda s: f"{s.verified_asr:.1%}",
+        "verified ASR": lambda s: "–" if s.verified_asr is None else f"{s.verified_asr:.1%}",
         "mean iterations": lambda s: f"{s.mean_iterations:.1f}",
         "median UNet evals per verified": lambda s: str(s.median_unet_evals_verified or "-"),
         "distorted / unrelated": lambda s: (

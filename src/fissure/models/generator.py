@@ -129,6 +129,12 @@ def check_image_size(
     return height, width
 
 
+def check_guidance(guidance: float) -> None:
+    """Refuse a NaN or infinite guidance scale: NaN sampled unguided and was recorded as NaN."""
+    if not math.isfinite(guidance):
+        raise FissureError(f"guidance must be a finite number, not {guidance}")
+
+
 MAX_SEED = 2**63 - 1
 """The largest seed: torch takes up to 2**64 - 1, but stores (SQLite) hold signed 64-bit ints."""
 
@@ -539,8 +545,7 @@ class Generator:
         self, latents: torch.Tensor, gradient: str, k: int, guidance: float, loop_length: int
     ) -> int:
         """Validate the sampling inputs; the loop index where the gradient path starts."""
-        if not math.isfinite(guidance):
-            raise FissureError(f"guidance must be a finite number, not {guidance}")
+        check_guidance(guidance)
         channels = self.unet.config.in_channels
         if latents.ndim != 4 or latents.shape[1] != channels:
             raise FissureError(

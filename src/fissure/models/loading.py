@@ -7,6 +7,7 @@ precision and bad input live in one place. Errors a user can fix raise
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from pathlib import Path
@@ -129,9 +130,10 @@ def _check_pipeline_folder(folder: Path) -> None:
 
 def _check_pipeline_index(index: dict, where: str) -> None:
     """Refuse a model_index.json of another pipeline class, before any weights are read."""
-    class_name = index.get("_class_name", "?")
+    class_name = index.get("_class_name")
     if class_name not in SD_PIPELINE_CLASSES:
-        raise FissureError(f"{where} holds a {class_name}, not a Stable Diffusion 1.x/2.x pipeline")
+        held = f"holds a {class_name}" if class_name else "names no pipeline class (_class_name)"
+        raise FissureError(f"{where} {held}, not a Stable Diffusion 1.x/2.x pipeline")
     missing = [name for name in SD_COMPONENTS if not index.get(name) or None in index[name]]
     if missing:
         raise FissureError(f"{where} lacks pipeline components: {', '.join(missing)}")
@@ -140,9 +142,11 @@ def _check_pipeline_index(index: dict, where: str) -> None:
 def _load_error(source: str, error: Exception) -> FissureError:
     """One line for whatever diffusers or the hub raised (they raise many types)."""
     where = "the local cache or the hub" if not Path(source).exists() else source
+    close = difflib.get_close_matches(source, BUNDLED_MODELS, n=1, cutoff=0.75)
+    hint = f"did you mean {close[0]}?" if close else "check the path or id, or re-save the weights"
     return FissureError(
-        f"could not load a Stable Diffusion pipeline from {where} ({first_line(error)}); "
-        "check the path or id, or re-save the weights"
+        f"could not load a Stable Diffusion pipeline {source!r} from {where} "
+        f"({first_line(error)}); {hint}"
     )
 
 
