@@ -116,11 +116,12 @@ DEMO_CLASSES = "dog,cat,red apple,pizza,bicycle,airplane,sunflower,soccer ball"
 @user_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's outputs.")] = Path("demo-out"),
-    model: Annotated[
-        str, typer.Option(help="emoji-sd (the bundled model), a diffusers folder or a hub id.")
-    ] = "emoji-sd",
+    model: ModelOption = "emoji-sd",
+    device: Device = "cpu",
+    dtype: Dtype = "float32",
 ) -> None:
-    """SAGE's latent attack on the bundled model: 8 classes × 2 seeds, verified, with a page."""
+    """SAGE's latent attack on the bundled model: 8 classes × 2 seeds (at most 50 steps each),
+    verified, with a page."""
     from fissure.commands.attack import run_attack_command
 
     quiet_libraries()
@@ -131,6 +132,8 @@ def demo(
         seeds="0-1",
         out=out / "sage-latent",
         model=model,
+        device=device,
+        dtype=dtype,
     )
 
 
