@@ -18,7 +18,8 @@ def judge(
         typer.Option(
             "--judge",
             "-j",
-            help="emoji/surrogate, emoji/verifier, emoji/<member>, clip:<id> or a classifier id.",
+            help="emoji/surrogate, emoji/verifier, emoji/<member>, emoji/clip (emoji-sd's CLIP), "
+            "clip:<id> or a classifier id.",
         ),
     ] = "emoji/verifier",
     top_k: Annotated[int, typer.Option(min=1, help="How many classes to list per image.")] = 5,
