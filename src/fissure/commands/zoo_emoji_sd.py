@@ -240,12 +240,12 @@ def evaluate(
     from fissure.models import load_pipeline
     from fissure.models.loading import resolve_model_source
     from fissure.outputs import check_output_dir, prepare_output_dir
-    from fissure.zoo.emoji_sd.evaluate import EVALUATION, evaluate_pipeline, pair_prompts
+    from fissure.zoo.emoji_sd.evaluate import EVALUATION, check_pair_count, evaluate_pipeline
     from fissure.zoo.emoji_sd.gates import clip_judge, gate_bank
     from fissure.zoo.emoji_sd.model_card import update_calibration, update_quality
 
     require_finite(guidance=guidance)
-    pair_prompts(pairs)  # more pairs than the classes make: an error before the model loads
+    check_pair_count(pairs)  # before the model loads
     check_output_dir(out)
     if threads:
         torch.set_num_threads(threads)

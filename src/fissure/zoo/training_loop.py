@@ -121,10 +121,9 @@ def train(
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
             resumed_at = state.get("rewarm_from")  # a kill inside a re-warm-up resumes it
+            # another schedule length: climb to its rate, never jump (×6 at a finished end)
             if state.get("schedule_steps", schedule.steps) != schedule.steps:
-                resumed_at = (
-                    step  # a longer schedule: climb to its rate, never jump (×6 at the end)
-                )
+                resumed_at = step
         else:  # a resume point carries weights only: fresh moments, so warm up again
             resumed_at = step
     else:

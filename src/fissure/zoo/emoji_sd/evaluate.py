@@ -166,13 +166,18 @@ class Evaluation:
         }
 
 
+def check_pair_count(count: int) -> None:
+    """Refuse asking for more distinct pairs than the classes make (or none)."""
+    if not 1 <= count <= PAIRS_POSSIBLE:
+        raise FissureError(f"pairs must be from 1 to {PAIRS_POSSIBLE} (every pair of classes)")
+
+
 def pair_prompts(count: int, draw: int = EVALUATION.pair_draw) -> list[tuple[str, str]]:
     """``count`` distinct unordered pairs of classes, in a random order fixed by ``draw``.
 
     Ranked by a hash, not by ``random``: the same pairs on every Python version.
     """
-    if not 1 <= count <= PAIRS_POSSIBLE:
-        raise FissureError(f"pairs must be from 1 to {PAIRS_POSSIBLE} (every pair of classes)")
+    check_pair_count(count)
     names = class_names()
 
     def rank(a: str, b: str) -> bytes:
@@ -277,7 +282,7 @@ def evaluate_pipeline(
     chooses); ``model``: its name or folder, for the record.
     """
     started = time.monotonic()
-    pair_prompts(pairs, plan.pair_draw)  # a bad count fails before any image is made
+    check_pair_count(pairs)  # before any image is made
     names = class_names()
     singles = [(c, s) for s in range(seeds) for c in range(len(names))]
     single_prompts = [f"a photo of a {names[c]}" for c, _ in singles]

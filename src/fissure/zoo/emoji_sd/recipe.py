@@ -584,8 +584,7 @@ def _refuse_going_back(out: Path, target: Path, config: EmojiSdConfig) -> None:
     if not manifest_path.is_file():
         return
     for stage, entry in json.loads(manifest_path.read_text())["stages"].items():
-        checkpoint = out / stage / CHECKPOINT_NAME
-        step = torch.load(checkpoint, map_location="cpu")["step"] if checkpoint.is_file() else 0
+        step = checkpoint_step(out / stage)
         other_recipe = entry["fingerprint"] != config.fingerprint(stage)
         if other_recipe or step < entry["step"]:
             why = "another recipe's" if other_recipe else f"at step {step} in {out}"
@@ -620,12 +619,9 @@ def restore_resume_point(source: str | Path, out: str | Path, config: EmojiSdCon
                 f"the resume point {source} was made by another recipe (stage {stage} differs); "
                 "move it away or give --resume-point another folder"
             )
-        checkpoint = out / stage / CHECKPOINT_NAME
-        if (
-            checkpoint.is_file()
-            and torch.load(checkpoint, map_location="cpu")["step"] >= entry["step"]
-        ):
+        if checkpoint_step(out / stage) >= entry["step"]:
             continue
+        checkpoint = out / stage / CHECKPOINT_NAME
         modules: dict[str, dict[str, torch.Tensor]] = {}
         for key, value in load_file(source / f"{stage}.safetensors").items():
             module, name = key.split("/", 1)
