@@ -67,8 +67,8 @@ def judge(
 
 @user_errors
 def train_judges(
-    work: Annotated[
-        Path, typer.Option(help="Folder for scene banks and checkpoints (resumable).")
+    out: Annotated[
+        Path, typer.Option(help="Work folder: scene banks and checkpoints (resumable).")
     ] = Path("runs/judges"),
     only: Annotated[
         list[str] | None, typer.Option(help="Train only these judges (repeatable).")
@@ -86,7 +86,7 @@ def train_judges(
         ),
     ] = None,
 ) -> None:
-    """Train the bundled emoji judges (seeded; a killed run resumes from --work)."""
+    """Train the bundled emoji judges (seeded; a killed run resumes from --out)."""
     import os
 
     from fissure.errors import FissureError
@@ -100,13 +100,13 @@ def train_judges(
         )
     names = list(dict.fromkeys(only or RECIPES))
     train_judges(
-        work,
+        out,
         names=names,
         device=resolve_device(device) if device else None,
         install=install,
         jobs=jobs or min(len(names), os.cpu_count() or 1),
     )
-    typer.echo(f"trained {', '.join(names)}; checkpoints in {work}")
+    typer.echo(f"trained {', '.join(names)}; checkpoints in {out}")
 
 
 @user_errors

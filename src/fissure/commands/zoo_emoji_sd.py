@@ -198,7 +198,9 @@ def evaluate(
     out: Annotated[
         Path, typer.Option(help="Folder for the contact sheet and evaluation.json.")
     ] = Path("runs/emoji-sd-evaluation"),
-    seeds: Annotated[int, typer.Option(min=1, help="Seeds per class prompt.")] = 20,
+    seeds_per_class: Annotated[
+        int, typer.Option(min=1, help="Seeds per class prompt (the held-out plan's first N).")
+    ] = 20,
     pairs: Annotated[
         int, typer.Option(min=1, help="Random two-class prompts (distinct pairs).")
     ] = 200,
@@ -267,7 +269,7 @@ def evaluate(
         pipeline,
         judge,
         clip,
-        seeds=seeds,
+        seeds=seeds_per_class,
         pairs=pairs,
         steps=steps,
         guidance=guidance,
@@ -295,8 +297,8 @@ def evaluate(
             update_calibration(folder, calibration.read_text(encoding="utf-8"))
             typer.echo(f"updated the model card's calibration section from {calibration}")
     table = Table(
-        title=f"{source}: {seeds} seeds per class, {pairs} pairs, {steps} DDIM steps, guidance "
-        f"{guidance}, {evaluation.dtype}, prompts of {evaluation.prompt_length} tokens"
+        title=f"{source}: {seeds_per_class} seeds per class, {pairs} pairs, {steps} DDIM steps, "
+        f"guidance {guidance}, {evaluation.dtype}, prompts of {evaluation.prompt_length} tokens"
     )
     for column in ("measure", "score", "bar", "met"):
         table.add_column(column, justify="right" if column != "measure" else "left")

@@ -182,7 +182,7 @@ def _claim_folder(folder: Path, recipe: JudgeRecipe) -> None:
         if changed:
             raise FissureError(
                 f"{folder} trains judge {recipe.name} with another recipe ({', '.join(changed)}): "
-                "delete that folder to start again, or use another --work"
+                "delete that folder to start again, or use another --out"
             )
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as partial:

@@ -92,7 +92,7 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
         out / "pipeline",
         "--out",
         evaluation,
-        "--seeds",
+        "--seeds-per-class",
         1,
         "--pairs",
         2,
@@ -129,7 +129,7 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     assert card.endswith("## Calibration runs\n\n### A calibration measured after the training\n")
     quick = invoke(
         "zoo", "evaluate", "emoji-sd", "--model", out / "pipeline", "--out", evaluation,
-        "--seeds", 1, "--pairs", 1, "--steps", 1, "--verifier", verifier_dir, "--clip-scenes", 20,
+        "--seeds-per-class", 1, "--pairs", 1, "--steps", 1, "--verifier", verifier_dir, "--clip-scenes", 20,
     )  # fmt: skip
     assert quick.exit_code == 0 and "model card left as it is" in quick.output, quick.output
     assert (out / "pipeline" / "README.md").read_text() == card
