@@ -6,7 +6,12 @@ import dataclasses
 
 from diffusers import StableDiffusionPipeline
 
-from fissure.zoo.emoji_sd.calibration import calibrate_vae, load_vae_checkpoint, sample_live_unet
+from fissure.zoo.emoji_sd.calibration import (
+    calibrate_vae,
+    compare_spacing,
+    load_vae_checkpoint,
+    sample_live_unet,
+)
 from fissure.zoo.emoji_sd.config import tiny_config
 
 
@@ -23,6 +28,11 @@ def test_live_unet_samples_are_scored_drawn_and_saved(trained, tmp_path):
     assert (tmp_path / "live-raw.png").is_file() and (tmp_path / "live-ema.png").is_file()
     pipeline = StableDiffusionPipeline.from_pretrained(tmp_path / "pipeline", local_files_only=True)
     assert pipeline.unet.config.cross_attention_dim == tiny_config().clip.text_hidden
+    spacings = compare_spacing(tmp_path / "pipeline", tmp_path, pairs=2)
+    assert set(spacings) == {"leading", "trailing"}
+    assert set(spacings["trailing"]) == {"samples_verifier_top1", "pairs_top2", "pairs_top2_strict"}
+    leading, trailing = ((tmp_path / f"{s}.png").read_bytes() for s in spacings)
+    assert leading != trailing  # other timesteps, other images
 
 
 def test_a_vae_variant_is_measured_and_reloads_in_its_own_shape(trained, tmp_path):

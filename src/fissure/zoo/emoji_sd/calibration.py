@@ -17,7 +17,10 @@ then measures it on held-out scenes:
   held-out ε-MSE, and the verifier on one-step x0 predictions at t=600;
 - ``unet-live``: samples of the work folder's latest UNet checkpoint (raw and EMA
   weights, with stage 2b's VAE): judge top-1 on every class prompt, a contact sheet
-  (to follow the running stage 3), and the EMA pipeline in ``DIR/pipeline``.
+  (to follow the running stage 3), and the EMA pipeline in ``DIR/pipeline``;
+- ``spacing``: DDIM's "leading" (SD's) against "trailing" timesteps on a saved pipeline
+  (``--pipeline``, default ``DIR/pipeline``): singles and pairs on the probe seeds, a
+  sampling-only choice made before the held-out evaluation.
 
 Run ``python -m fissure.zoo.emoji_sd.calibration clip|vae|unet --work WORK --out DIR``;
 results go to ``DIR/<kind>.json`` and a Markdown table to ``DIR/<kind>.md``.
@@ -400,6 +403,32 @@ def sample_live_unet(work: Path, out: Path, seeds: int = 1, pairs: int = 0) -> d
     return scores
 
 
+@torch.no_grad()
+def compare_spacing(folder: Path, out: Path, pairs: int) -> dict[str, dict]:
+    """Verifier scores of the pipeline in ``folder`` under each DDIM timestep spacing."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    from fissure.judges import load_judge
+
+    pipeline = StableDiffusionPipeline.from_pretrained(
+        folder, safety_checker=None, requires_safety_checker=False, local_files_only=True
+    )
+    verifier = load_judge("emoji/verifier")
+    config = dict(pipeline.scheduler.config)
+    results = {}
+    for spacing, offset in (("leading", 1), ("trailing", 0)):
+        pipeline.scheduler = DDIMScheduler.from_config(
+            {**config, "timestep_spacing": spacing, "steps_offset": offset}
+        )
+        scores = sample_accuracy(pipeline, {"verifier": verifier}, sheet=out / f"{spacing}.png")
+        found = pair_evaluation(pipeline, verifier, pairs, progress=False, plan=PROBE)
+        scores["pairs_top2"] = found.found / pairs
+        scores["pairs_top2_strict"] = found.found_strict / pairs
+        results[spacing] = scores
+        print(spacing, json.dumps(scores), flush=True)
+    return results
+
+
 def probe_unet(work: Path, out: Path, vae_folder: Path, variants: list[str]) -> dict[str, dict]:
     """:func:`conditioning_probe` of finished calibration runs (raw and EMA weights)."""
     from fissure.zoo.emoji_sd.unet_stage import build_unet
@@ -446,7 +475,8 @@ def markdown_table(results: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "kind", choices=["clip", "vae", "decoder", "unet", "unet-probe", "unet-live"]
+        "kind",
+        choices=["clip", "vae", "decoder", "unet", "unet-probe", "unet-live", "spacing"],
     )
     parser.add_argument("--work", type=Path, default=Path("runs/emoji-sd"))
     parser.add_argument("--out", type=Path, default=Path("runs/emoji-sd-calibration"))
@@ -458,8 +488,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pairs", type=int, default=0, help="unet-live: also score the EMA on this many pairs"
     )
+    parser.add_argument("--pipeline", type=Path, help="spacing: a saved pipeline folder")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.kind == "spacing":
+        args.out.mkdir(parents=True, exist_ok=True)
+        results = compare_spacing(
+            args.pipeline or args.out / "pipeline", args.out, args.pairs or 200
+        )
+        (args.out / "spacing.md").write_text(markdown_table(results) + "\n")
+        print(markdown_table(results))
+        return
     config = EmojiSdConfig.load(args.work)
     if args.kind == "clip":  # the gate of the work folder's latest CLIP checkpoint
         _, tokenizer, _ = load_work(args.work)
