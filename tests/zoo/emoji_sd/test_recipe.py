@@ -19,7 +19,7 @@ from fissure.zoo.emoji_sd.recipe import (
     write_resume_point,
 )
 from fissure.zoo.emoji_sd.unet_stage import Encodings, train_unet
-from fissure.zoo.training_loop import CHECKPOINT_NAME
+from fissure.zoo.training_loop import CHECKPOINT_NAME, LOG_NAME
 
 from .conftest import make_verifier, run_without_fissure
 
@@ -161,6 +161,8 @@ def test_an_unfinished_stage_continues_from_the_resume_point(tmp_path):
     out = tmp_path / "stopped"
     with pytest.raises(FissureError):  # the clip gate stops it after 2 steps
         train_emoji_sd(out, clip_only, verifier=make_verifier(), progress=False, log=print)
+    losses = "".join(json.dumps({"step": step, "loss": 1.0 / step}) + "\n" for step in (1, 2))
+    (out / "clip" / LOG_NAME).write_text(losses)  # as if logged every step
     point = tmp_path / "point"
     manifest = write_resume_point(out, point)
     assert manifest["stages"]["clip"]["step"] == 2 and "vae" not in manifest["stages"]
@@ -179,6 +181,7 @@ def test_an_unfinished_stage_continues_from_the_resume_point(tmp_path):
     record = StageRecord.load(tmp_path / "next" / "clip" / "final")
     assert record.steps == config.clip.steps
     assert [session["from_step"] for session in record.sessions] == [0, 2]
+    assert (tmp_path / "next" / "clip" / LOG_NAME).read_text().startswith(losses)
 
 
 def test_a_resume_point_of_another_recipe_is_refused(trained, tmp_path):

@@ -64,7 +64,7 @@ from fissure.zoo.emoji_sd.unet_stage import (
 )
 from fissure.zoo.emoji_sd.vae_stage import latent_scaling_factor, train_decoder, train_vae
 from fissure.zoo.scene_bank import SceneBank
-from fissure.zoo.training_loop import CHECKPOINT_NAME
+from fissure.zoo.training_loop import CHECKPOINT_NAME, LOG_NAME
 
 STAGES = ("clip", "vae", "decoder", "unet")
 RESUME_MANIFEST = "resume.json"
@@ -571,6 +571,8 @@ def write_resume_point(out: str | Path, target: str | Path, force: bool = False)
                 "record": record.__dict__ if finished else None,
                 "sessions": read_sessions(out / stage),
             }
+            if (out / stage / LOG_NAME).is_file():  # the loss curve, for the model card
+                shutil.copy(out / stage / LOG_NAME, staging / f"{stage}-{LOG_NAME}")
         (staging / RESUME_MANIFEST).write_text(json.dumps(manifest, indent=2))
         notes = target / CALIBRATION_NOTES
         if notes.is_file():
@@ -638,6 +640,9 @@ def restore_resume_point(source: str | Path, out: str | Path, config: EmojiSdCon
             (out / stage / SESSIONS).write_text(
                 "".join(json.dumps(session) + "\n" for session in entry["sessions"])
             )
+        log = source / f"{stage}-{LOG_NAME}"
+        if log.is_file() and not (out / stage / LOG_NAME).is_file():
+            shutil.copy(log, out / stage / LOG_NAME)  # lines past the step are dropped on resume
         restored.append(stage)
     return restored
 
