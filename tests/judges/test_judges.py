@@ -13,6 +13,7 @@ from transformers import (
     CLIPImageProcessor,
     CLIPModel,
     ConvNextImageProcessor,
+    MobileViTImageProcessor,
     ResNetConfig,
     ResNetForImageClassification,
     ViTImageProcessor,
@@ -63,7 +64,7 @@ def test_vit_conv_stem_replaces_the_patchify_conv_and_needs_its_stride():
     judge = tiny_emoji_judge("vit")
     stem = judge.network.backbone.embeddings.patch_embeddings.projection
     assert [type(m).__name__ for m in stem][:3] == ["Conv2d", "BatchNorm2d", "ReLU"]
-    with pytest.raises(ValueError, match="needs patch_size 4"):
+    with pytest.raises(FissureError, match="needs patch_size 4"):
         EmojiJudge(LABELS, "vit", {**TINY_VIT, "patch_size": 8}, input_size=32)
 
 
@@ -104,6 +105,23 @@ def test_corrupt_weights_are_a_clear_error(tmp_path):
     tiny_emoji_judge().save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(FissureError, match="could not read the weights"):
+        EmojiJudge.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda config: "{cut short",
+        lambda config: config.replace('"architecture"', '"arch"'),  # another version's keys
+        lambda config: config.replace('"architecture": "resnet"', '"architecture": "alexnet"'),
+    ],
+    ids=["cut", "old-keys", "unknown-architecture"],
+)
+def test_a_damaged_judge_config_is_a_clear_error(tmp_path, damage):
+    tiny_emoji_judge().save_pretrained(tmp_path)
+    config = tmp_path / "judge.json"
+    config.write_text(damage(config.read_text()))
+    with pytest.raises(FissureError, match="judge.json is unreadable.*train-judges"):
         EmojiJudge.from_pretrained(tmp_path)
 
 
@@ -148,8 +166,12 @@ def _disc(size: int = 64) -> torch.Tensor:
         ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875),  # ResNet-50's
         ViTImageProcessor(size={"height": 40, "width": 40}, resample=2),
         CLIPImageProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}),
+        MobileViTImageProcessor(  # rescales only, then flips RGB to BGR
+            size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}
+        ),
+        ViTImageProcessor(size={"height": 32, "width": 32}, do_rescale=False),  # takes 0–255
     ],
-    ids=["resize-crop_pct", "resize", "resize-crop_size"],
+    ids=["resize-crop_pct", "resize", "resize-crop_size", "bgr-unnormalised", "no-rescale"],
 )
 @pytest.mark.parametrize("shape", [(64, 64), (64, 96), (80, 48)], ids=["square", "wide", "tall"])
 def test_a_hub_classifier_sees_what_its_image_processor_gives(tmp_path, processor, shape):
@@ -162,7 +184,17 @@ def test_a_hub_classifier_sees_what_its_image_processor_gives(tmp_path, processo
     expected = processor(Image.fromarray(pixels), return_tensors="pt").pixel_values
     seen = load_judge(str(tmp_path)).preprocess(image)
     assert seen.shape == expected.shape
-    assert (seen - expected).abs().mean() < 0.02
+    unit = 255.0 if processor.do_rescale is False else 1.0  # pixels in 0–255, not 0–1
+    assert (seen - expected).abs().mean() < 0.02 * unit
+
+
+def test_an_unreadable_image_processor_is_a_clear_error(tmp_path):
+    """It fell back to ImageNet's settings and judged with the wrong normalisation."""
+    config = ResNetConfig(num_labels=2, **TINY_RESNET)
+    ResNetForImageClassification(config).save_pretrained(tmp_path)
+    (tmp_path / "preprocessor_config.json").write_text("{cut short")
+    with pytest.raises(FissureError, match="could not read the image processor"):
+        load_judge(str(tmp_path))
 
 
 def save_tiny_clip(folder) -> None:
@@ -218,6 +250,17 @@ def test_clip_zero_shot_from_a_folder(tmp_path):
         scale = model.logit_scale.exp()
         assert torch.allclose(judge.similarities(images) * scale, expected, atol=1e-4)
     assert len(load_judge(f"clip:{tmp_path}").labels) == 1000
+    with pytest.raises(FissureError, match="at least one label"):
+        load_judge(f"clip:{tmp_path}", labels=[])
+
+
+def test_clip_prompts_a_repeated_label_by_its_name(tmp_path):
+    """A hub surrogate's "crane (517)" was prompted to CLIP as "a photo of a crane (517)"."""
+    save_tiny_clip(tmp_path)
+    judge = load_judge(f"clip:{tmp_path}", labels=["crane", "cat", "crane (2)"])
+    assert judge.labels == ["crane", "cat", "crane (2)"]
+    assert torch.equal(judge.text_features[0], judge.text_features[2])
+    assert not torch.equal(judge.text_features[0], judge.text_features[1])
 
 
 def test_emoji_clip_is_emoji_sds_clip_over_the_emoji_classes(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ happens inside the module with differentiable tensor ops, never in PIL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import torch
@@ -35,10 +36,16 @@ def distinct_labels(labels: Sequence[str]) -> list[str]:
     return distinct
 
 
+def plain_label(label: str) -> str:
+    """The class name a :func:`distinct_labels` entry came from: "crane (517)" → "crane"."""
+    return re.sub(r" \(\d+\)$", "", label)
+
+
 class Judge(nn.Module):
     """Maps images ``B×3×H×W`` in ``[0, 1]`` (any size) to probabilities ``B×C`` over ``labels``.
 
-    Subclasses implement :meth:`logits` on preprocessed images. Probabilities are a
+    Subclasses implement :meth:`logits` on images in ``[0, 1]``, passing them through
+    :meth:`preprocess` (the judge's resize, crop and normalisation) first. Probabilities are a
     softmax over the labels; for emoji judges, which see scenes of 1–3 objects, the
     probability mass is shared between the objects present (they are trained on
     the normalised multi-hot target), so the top-k classes are the k objects.
@@ -56,14 +63,19 @@ class Judge(nn.Module):
         resize_size: int | None = None,
         interpolation: str = "bilinear",
         keep_aspect: bool = False,
+        bgr: bool = False,
     ) -> None:
         """``resize_size``: resize to it, then centre-crop ``input_size``, as many ImageNet
         classifiers were trained (ResNet-50: 256, then 224); default: resize to ``input_size``.
         ``keep_aspect``: resize the shorter side only, as "shortest edge" image processors
         (CLIP's, ConvNeXt's) do, so the crop cuts a non-square image instead of squashing it.
         A label that repeats an earlier one (ImageNet heads name two classes "crane") becomes
-        ``"crane (517)"``, its column: every class stays a target of its own."""
+        ``"crane (517)"``, its column: every class stays a target of its own. ``bgr``: the
+        network takes its channels in BGR order (MobileViT), after normalising RGB."""
+        if not labels:
+            raise FissureError("a judge needs at least one label")
         super().__init__()
+        self.bgr = bgr
         self.keep_aspect = keep_aspect
         self.labels = distinct_labels(labels)
         self.input_size = int(input_size)
@@ -84,7 +96,7 @@ class Judge(nn.Module):
         """Resize (the shorter side, if ``keep_aspect``), centre-crop to the judge's input
         size and normalise, differentiably, as the judge's image processor does.
 
-        Images come in the judge's own precision and device: a half-precision
+        Images are converted to the judge's own precision and device: a half-precision
         generator's images meet float32 weights.
         """
         if images.ndim != 4 or images.shape[1] != 3:
@@ -108,7 +120,8 @@ class Judge(nn.Module):
         top = (images.shape[-2] - self.input_size) // 2
         left = (images.shape[-1] - self.input_size) // 2
         images = images[..., top : top + self.input_size, left : left + self.input_size]
-        return (images - self.mean) / self.std
+        normalised = (images - self.mean) / self.std
+        return normalised.flip(1) if self.bgr else normalised
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Unnormalised scores ``B×C`` for images in ``[0, 1]``."""

@@ -74,16 +74,27 @@ class EmojiJudge(Judge):
         folder = Path(folder)
         if not (folder / CONFIG_NAME).is_file():
             raise FissureError(f"{folder} holds no emoji judge ({CONFIG_NAME} is missing)")
-        config = json.loads((folder / CONFIG_NAME).read_text())
-        judge = cls(
-            labels=config["labels"],
-            architecture=config["architecture"],
-            network_config=config["network_config"],
-            input_size=config["input_size"],
-            mean=tuple(config["mean"]),
-            std=tuple(config["std"]),
-            metadata=config.get("metadata"),
-        )
+        try:
+            config = json.loads((folder / CONFIG_NAME).read_text())
+            judge = cls(
+                labels=config["labels"],
+                architecture=config["architecture"],
+                network_config=config["network_config"],
+                input_size=config["input_size"],
+                mean=tuple(config["mean"]),
+                std=tuple(config["std"]),
+                metadata=config.get("metadata"),
+            )
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            FissureError,
+        ) as error:  # cut, or another version's
+            raise FissureError(
+                f"{folder / CONFIG_NAME} is unreadable ({type(error).__name__}: {error}); "
+                "retrain with `fissure zoo train-judges`"
+            ) from error
         try:
             state = load_file(folder / WEIGHTS_NAME)
             judge.network.load_state_dict(

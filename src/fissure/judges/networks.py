@@ -29,6 +29,8 @@ from transformers import (
     ViTModel,
 )
 
+from fissure.errors import FissureError
+
 
 class SpatialHead(nn.Module):
     """Per-location class scores (1×1 conv) pooled by log-mean-exp with sharpness ``r``."""
@@ -157,7 +159,7 @@ def build_network(architecture: str, num_labels: int, config: dict[str, Any]) ->
         model = ViTModel(vit, add_pooling_layer=False)
         if stem_channels:
             if 2 ** len(stem_channels) != vit.patch_size:
-                raise ValueError(
+                raise FissureError(
                     f"a conv stem of {len(stem_channels)} stride-2 convs needs patch_size {2 ** len(stem_channels)}"
                 )
             model.embeddings.patch_embeddings.projection = ConvStem(stem_channels, vit.hidden_size)
@@ -166,4 +168,4 @@ def build_network(architecture: str, num_labels: int, config: dict[str, Any]) ->
         return ConvNet(num_labels, channels=tuple(config.get("channels", (32, 96, 192))))
     if architecture == "edge":
         return EdgeClassifier(num_labels, channels=tuple(config.get("channels", (32, 96, 160))))
-    raise ValueError(f"unknown judge architecture {architecture!r}")
+    raise FissureError(f"unknown judge architecture {architecture!r}")

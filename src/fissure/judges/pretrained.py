@@ -22,7 +22,7 @@ from transformers import (
 
 from fissure.errors import FissureError, first_line
 from fissure.hub import hub_offline
-from fissure.judges.base import Judge
+from fissure.judges.base import Judge, plain_label
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -69,11 +69,16 @@ def _preprocessing(
 
     A processor's resize (of the shortest edge, keeping the aspect, or to a fixed
     height and width), then its centre crop (``crop_pct`` for ConvNeXt-style
-    processors, ``crop_size`` otherwise).
+    processors, ``crop_size`` otherwise), its rescale and normalisation (either may
+    be off) and its channel order.
     """
     try:
         processor = AutoImageProcessor.from_pretrained(source, local_files_only=hub_offline())
-    except Exception:
+    except OSError as error:
+        if (Path(source) / "preprocessor_config.json").is_file():  # there, but unreadable
+            raise FissureError(
+                f"could not read the image processor of {source} ({first_line(error)})"
+            ) from error
         return dict(mean=default_mean, std=default_std, input_size=default_size)
     size = _side(getattr(processor, "size", None)) or default_size
     crop_pct = getattr(processor, "crop_pct", None)
@@ -83,9 +88,19 @@ def _preprocessing(
         input_size, resize_size = _side(getattr(processor, "crop_size", None)) or size, size
     else:
         input_size, resize_size = size, size
+    if getattr(processor, "do_normalize", None):
+        mean = tuple(getattr(processor, "image_mean", None) or default_mean)
+        std = tuple(getattr(processor, "image_std", None) or default_std)
+    else:  # MobileViT's processor only rescales
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    # the processor computes (255·x·factor − mean) / std for x in [0, 1]
+    scale = 255 * (getattr(processor, "rescale_factor", 1 / 255) or 1 / 255)
+    if getattr(processor, "do_rescale", True) is False:
+        scale = 255.0
     return dict(
-        mean=tuple(getattr(processor, "image_mean", None) or default_mean),
-        std=tuple(getattr(processor, "image_std", None) or default_std),
+        mean=tuple(m / scale for m in mean),
+        std=tuple(s / scale for s in std),
+        bgr=bool(getattr(processor, "do_flip_channel_order", False)),
         input_size=input_size,
         resize_size=resize_size,
         interpolation=_INTERPOLATION.get(int(getattr(processor, "resample", 2) or 2), "bilinear"),
@@ -134,17 +149,12 @@ class ClipJudge(Judge):
         tokenizer,
         labels: Sequence[str],
         template: str,
-        mean: Sequence[float],
-        std: Sequence[float],
-        resize_size: int | None = None,
-        interpolation: str = "bilinear",
-        keep_aspect: bool = False,
+        **preprocessing: Any,
     ) -> None:
-        image_size = model.config.vision_config.image_size
-        super().__init__(labels, image_size, mean, std, resize_size, interpolation, keep_aspect)
+        """``labels`` may be another judge's (``"crane (517)"`` is prompted as "crane")."""
+        super().__init__(labels, model.config.vision_config.image_size, **preprocessing)
         self.model = model
-        self.template = template
-        prompts = [template.format(label) for label in labels]
+        prompts = [template.format(plain_label(label)) for label in labels]
         with torch.no_grad():
             tokens = tokenizer(prompts, padding="max_length", truncation=True, return_tensors="pt")
             text = model.get_text_features(**tokens).pooler_output
@@ -156,11 +166,12 @@ class ClipJudge(Judge):
     ) -> ClipJudge:
         model = _load(CLIPModel, source, "a CLIP model")
         tokenizer = _load(AutoTokenizer, source, "a CLIP tokenizer")
-        image_size = model.config.vision_config.image_size
-        preprocessing = _preprocessing(source, CLIP_MEAN, CLIP_STD, image_size)
-        if preprocessing.pop("input_size") != image_size:  # the model's own size rules
-            preprocessing.pop("resize_size", None)
-        labels = list(labels or imagenet_labels())
+        preprocessing = _preprocessing(
+            source, CLIP_MEAN, CLIP_STD, model.config.vision_config.image_size
+        )
+        if preprocessing.pop("input_size") != model.config.vision_config.image_size:
+            preprocessing.pop("resize_size", None)  # the model's own size rules
+        labels = list(labels) if labels is not None else imagenet_labels()
         return cls(model, tokenizer, labels, template, **preprocessing).eval()
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:

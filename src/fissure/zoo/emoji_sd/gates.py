@@ -43,7 +43,7 @@ def gate_bank(
 def clip_judge(clip: CLIPModel, tokenizer: CLIPTokenizer, labels: list[str] | None = None):
     """Our CLIP as a zero-shot judge over the class prompts."""
     judge = ClipJudge(
-        clip, tokenizer, labels or class_names(), "a photo of a {}", CLIP_MEAN, CLIP_STD
+        clip, tokenizer, labels or class_names(), "a photo of a {}", mean=CLIP_MEAN, std=CLIP_STD
     )
     return judge.eval().requires_grad_(False)
 
