@@ -47,7 +47,7 @@ def test_judge_a_generated_image(tiny_sd1_dir, tmp_path):
         id2label=dict(enumerate(labels)),
     )
     ResNetForImageClassification(config).save_pretrained(classifier)
-    image = next(out.glob("*-seed0.png"))
+    image = next(out.glob("*-seed0.png")).rename(out / "dog[seed=0].png")  # not Rich markup
     pixels = np.asarray(Image.open(image).convert("RGB"), dtype=np.float32) / 255
     expected = load_judge(str(classifier)).top_k(torch.from_numpy(pixels).permute(2, 0, 1)[None], 3)
     top = [label for label, _ in expected[0]]
@@ -56,6 +56,8 @@ def test_judge_a_generated_image(tiny_sd1_dir, tmp_path):
         app, ["judge", str(image), "--judge", str(classifier), "--top-k", "3"], terminal_width=200
     )
     assert table.exit_code == 0, table.output
+    rows = [line.split("│") for line in table.output.splitlines() if line.startswith("│")]
+    assert "".join(row[1].strip() for row in rows) == str(image)  # folded, never cut
     assert all(f"{label} {probability:.0%}" in table.output for label, probability in expected[0])
     assert not any(label in table.output for label in set(labels) - set(top))
     narrow = runner.invoke(
@@ -73,12 +75,14 @@ def test_judge_a_generated_image(tiny_sd1_dir, tmp_path):
     )
 
 
-def test_unreadable_image_is_one_line(tmp_path):
-    bad = tmp_path / "not-an-image.png"
-    bad.write_text("hello")
-    result = runner.invoke(app, ["judge", str(bad), str(tmp_path / "missing.png")])
+@pytest.mark.parametrize("name", ["not-an-image.png", "missing.png"])
+def test_unreadable_image_is_one_line(tmp_path, name):
+    good = tmp_path / "grey.png"
+    Image.new("RGB", (8, 8), "grey").save(good)
+    (tmp_path / "not-an-image.png").write_text("hello")
+    result = runner.invoke(app, ["judge", str(good), str(tmp_path / name)])
     assert result.exit_code == 2
-    assert "cannot read image" in result.output
+    assert f"cannot read image {tmp_path / name}" in result.output
 
 
 def test_top_k_below_one_is_refused(tmp_path):
@@ -111,3 +115,17 @@ def test_a_truncated_image_is_one_line(tmp_path):
 def test_no_scenes_to_evaluate_judges_on_is_refused():
     result = runner.invoke(app, ["zoo", "evaluate-judges", "--count", "0"])
     assert result.exit_code == 2 and "--count" in result.output
+
+
+@pytest.mark.parametrize(("floor", "exit_code"), [(0.0, 0), (1.01, 1)])
+def test_evaluate_judges_fails_when_a_bar_is_missed(tmp_path, monkeypatch, floor, exit_code):
+    """It printed "3 scores below their bar" and exited 0: no script could gate on it."""
+    import fissure.zoo.judge_evaluation as judge_evaluation
+
+    bars = judge_evaluation.bars
+    monkeypatch.setattr(judge_evaluation, "bars", lambda n: dict.fromkeys(bars(n), floor))
+    result = runner.invoke(
+        app, ["zoo", "evaluate-judges", "--count", "2", "--cache", str(tmp_path)]
+    )
+    assert result.exit_code == exit_code, result.output
+    assert ("all bars met" in result.output) == (exit_code == 0)

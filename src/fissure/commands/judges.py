@@ -34,33 +34,37 @@ def judge(
     import torch
     from PIL import Image
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from fissure.errors import FissureError
     from fissure.judges import load_judge
 
-    pixels = []
-    for path in images:
+    def read(path: Path, decode: bool) -> Image.Image:
         try:
-            pixels.append(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255)
+            with Image.open(path) as image:  # the header only, unless decoded
+                return image.convert("RGB") if decode else image
         except OSError as error:  # missing, truncated, unreadable, not an image
             raise FissureError(f"cannot read image {path}: {error}") from error
+
+    for path in images:  # a bad file is refused before the judge loads
+        read(path, decode=False)
     quiet_libraries()
     model = load_judge(judge_name)
     top_k = min(top_k, model.num_labels)  # no empty columns for a judge of few labels
-    table = Table(title=f"judge {judge_name}")
+    table = Table(title=f"judge {escape(judge_name)}")
     table.add_column("image", overflow="fold", min_width=20)  # whole names tell images apart
     for rank in range(1, top_k + 1):
         table.add_column(f"#{rank}")
-    for path, array in zip(images, pixels, strict=True):
-        tensor = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
-        ranked = model.top_k(tensor, top_k)[0]
+    for path in images:  # one image in memory at a time
+        pixels = np.asarray(read(path, decode=True), dtype=np.float32) / 255
+        ranked = model.top_k(torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0), top_k)[0]
         if jsonl:
             top = [[label, round(probability, 4)] for label, probability in ranked]
             typer.echo(json.dumps({"image": str(path), "judge": judge_name, "top": top}))
-        else:
-            cells = (f"{label} {probability:.0%}" for label, probability in ranked)
-            table.add_row(str(path), *cells)
+        else:  # file names and labels are text, not Rich markup ("img[seed=3].png")
+            cells = (escape(f"{label} {probability:.0%}") for label, probability in ranked)
+            table.add_row(escape(str(path)), *cells)
     if not jsonl:
         Console().print(table)
 
@@ -122,12 +126,12 @@ def evaluate_judges(
     from rich.console import Console
     from rich.table import Table
 
-    from fissure.judges import load_judge
-    from fissure.judges.registry import EMOJI_JUDGES
+    from fissure.judges import Ensemble, Judge, load_judge
+    from fissure.judges.registry import EMOJI_JUDGES, SURROGATE_MEMBERS
     from fissure.zoo.judge_evaluation import bars, evaluation_banks, judge_report
 
-    judges = {name: load_judge(f"emoji/{name}") for name in EMOJI_JUDGES}
-    judges["surrogate"] = load_judge("emoji/surrogate")
+    judges: dict[str, Judge] = {name: load_judge(f"emoji/{name}") for name in EMOJI_JUDGES}
+    judges["surrogate"] = Ensemble([judges[name] for name in SURROGATE_MEMBERS])
     banks = evaluation_banks(count, cache)
     report = judge_report(judges, banks)
     table = Table(  # pairs columns hold fewer: a scene that repeats a class is no pair
@@ -148,6 +152,7 @@ def evaluate_judges(
         table.add_row(name, *cells)
     table.add_row("scenes", *(str(len(bank)) for bank in banks.values()))
     Console(width=160).print(table)
-    typer.echo(
-        "all bars met" if failures == 0 else f"{failures} scores below their bar (shown in red)"
-    )
+    if failures:  # a failed exit status, so a script or CI step can gate on it
+        typer.echo(f"{failures} scores below their bar (shown in red)")
+        raise typer.Exit(code=1)
+    typer.echo("all bars met")
