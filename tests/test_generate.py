@@ -67,6 +67,18 @@ def test_writes_images_sheet_and_records(pipeline, tmp_path):
     assert Image.open(tmp_path / records[0].file).size == (64, 64)
 
 
+def test_sheet_captions_keep_the_seed_of_a_long_prompt(pipeline, tmp_path):
+    """Captions were cut after three lines: every seed of a long prompt read the same."""
+    prompt = "a photo of a golden retriever playing in the snow at night"
+    generate(pipeline, [prompt], [0, 1], tmp_path, steps=1, progress=False)
+    sheet = np.asarray(Image.open(tmp_path / "contact_sheet.png"))
+    cell, pad = 128, 4  # the sheet's tiles: two columns, the caption under each image
+    captions = [
+        sheet[pad + cell :, pad + i * (cell + pad) : pad + i * (cell + pad) + cell] for i in (0, 1)
+    ]
+    assert not np.array_equal(*captions)
+
+
 def test_records_name_the_model_the_pipeline_was_loaded_from(pipeline, tiny_sd1_dir, tmp_path):
     (record,) = generate(pipeline, ["a dog"], [0], tmp_path, steps=2, progress=False)
     assert record.model == str(tiny_sd1_dir)  # the Python API gives no model_name

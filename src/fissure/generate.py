@@ -191,7 +191,7 @@ def generate(
         _write_records(records_file, earlier, records)
 
     columns = len(seeds) if len(seeds) <= 16 else None
-    contact_sheet(images, [f"{r.prompt} / seed {r.seed}" for r in records], columns=columns).save(
+    contact_sheet(images, [f"seed {r.seed}: {r.prompt}" for r in records], columns=columns).save(
         folder / "contact_sheet.png"
     )
     return records

@@ -34,10 +34,14 @@ def contact_sheet(
     for index, image in enumerate(images):
         x = pad + (index % columns) * cell_w
         y = pad + (index // columns) * cell_h
-        tile = image.convert("RGB").resize((cell_size, cell_size), Image.Resampling.NEAREST)
-        sheet.paste(tile, (x, y))
-        if captions is not None:
-            lines = textwrap.wrap(captions[index], chars_per_line)[:caption_lines]
+        # pixels stay crisp when enlarged (64-pixel emoji); shrunk, they are averaged, not aliased
+        enlarging = max(image.size) <= cell_size
+        resample = Image.Resampling.NEAREST if enlarging else Image.Resampling.LANCZOS
+        sheet.paste(image.convert("RGB").resize((cell_size, cell_size), resample), (x, y))
+        if captions is not None:  # a caption too long ends in "…", so a cut is seen
+            lines = textwrap.wrap(
+                captions[index], chars_per_line, max_lines=caption_lines, placeholder=" …"
+            )
             for line_index, line in enumerate(lines):
                 draw.text(
                     (x, y + cell_size + 2 + line_index * line_height), line, fill="black", font=font
