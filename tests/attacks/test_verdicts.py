@@ -124,6 +124,21 @@ def test_findings_page_escapes_prompts(tmp_path):
     assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt; cat &amp; co" in page
 
 
+def test_findings_page_names_each_verifier_and_keeps_digests_out_of_the_header(tmp_path):
+    """A folder verifier was captioned "final"; the header dumped the weights' digests."""
+    finding = _finding(Attempt("a photo of a cat", "cat", 0, 0))
+    view = finding.verifier_after["v"]
+    finding.verifier_before = finding.verifier_after = {
+        "emoji/verifier": view,
+        "runs/judges/verifier/final": view,
+    }
+    finding.files = {"before": "b.png", "after": "a.png", "delta": "d"}
+    settings = {"model": "m", "verifier_weights": {"emoji/verifier": "0123abcd"}}
+    page = write_findings_page(tmp_path, [finding], settings, "title").read_text()
+    assert "before: verifier: cat 50%; runs/judges/verifier/final: cat 50%" in page
+    assert "0123abcd" not in page
+
+
 def test_findings_page_marks_only_failures_the_attack_caused_as_verified(tmp_path):
     caused = _finding(Attempt("a photo of a cat", "cat", 0, 0))
     natural = _finding(Attempt("a photo of a cat", "cat", 0, 1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,7 +40,9 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
             assert (out / file).is_file()
         assert set(finding["verifier_after"]) == {"emoji/verifier"}
     page = (out / "index.html").read_text()
-    assert "a photo of a red apple" in page and "images/" in page
+    assert "a photo of a red apple" in page
+    sources = re.findall(r'<img src="([^"]+)"', page)  # relative: a moved folder still shows
+    assert len(sources) == 8 and all((out / src).is_file() and src[0] != "/" for src in sources)
     run = json.loads((out / "run.json").read_text())  # what a resume must match
     assert (run["model"], run["surrogate"]) == (str(tiny_sd1_dir), "emoji/surrogate")
     assert run["verifiers"] == ["emoji/verifier"] and run["attack"] == "sage-latent"

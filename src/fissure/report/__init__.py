@@ -1,4 +1,4 @@
-"""Reports: contact sheets, static HTML reports and the review page."""
+"""Reports: contact sheets and the static HTML page of an attack's findings."""
 
 from fissure.report.sheets import contact_sheet
 
