@@ -13,6 +13,7 @@ from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 from fissure.errors import FissureError
 from fissure.models import load_pipeline, resolve_device, resolve_dtype
 from fissure.models.prompts import check_prompt
+from fissure.zoo.tiny import build_tiny_pipeline
 
 
 def test_loads_both_layouts_with_their_prediction_type(tiny_pipeline_dir):
@@ -24,9 +25,9 @@ def test_loads_both_layouts_with_their_prediction_type(tiny_pipeline_dir):
     assert pipeline.scheduler.config.prediction_type == expected
 
 
-def test_loaded_pipeline_generates_the_same_image_as_the_saved_one(tiny_sd1_dir):
-    first = load_pipeline(str(tiny_sd1_dir))
-    second = load_pipeline(str(tiny_sd1_dir))
+def test_loaded_pipeline_generates_the_same_image_as_the_saved_one(tiny_sd1_dir, one_thread):
+    """Against the pipeline that was saved, not a second load: a dropped weight shows."""
+    saved = build_tiny_pipeline("sd1")  # what tiny_sd1_dir holds, built again from its seed
     images = [
         p(
             "a dog",
@@ -34,9 +35,25 @@ def test_loaded_pipeline_generates_the_same_image_as_the_saved_one(tiny_sd1_dir)
             num_inference_steps=3,
             output_type="np",
         ).images
-        for p in (first, second)
+        for p in (saved, load_pipeline(str(tiny_sd1_dir)))
     ]
-    assert (images[0] == images[1]).all()
+    assert images[0].std() > 0.01 and (images[0] == images[1]).all()
+
+
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        ([], "no JSON object"),
+        ({"_class_name": "StableDiffusionPipeline", "unet": "x"}, "lacks pipeline components"),
+    ],
+)
+def test_a_malformed_model_index_is_one_line(tmp_path, tiny_sd1_dir, index, message):
+    """A list or a string entry raised AttributeError / TypeError tracebacks."""
+    folder = tmp_path / "bad"
+    shutil.copytree(tiny_sd1_dir, folder)
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(FissureError, match=message):
+        load_pipeline(str(folder))
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):

@@ -130,11 +130,17 @@ def _check_pipeline_folder(folder: Path) -> None:
 
 def _check_pipeline_index(index: dict, where: str) -> None:
     """Refuse a model_index.json of another pipeline class, before any weights are read."""
+    if not isinstance(index, dict):
+        raise FissureError(f"{where}'s model_index.json is no JSON object; re-save the pipeline")
     class_name = index.get("_class_name")
     if class_name not in SD_PIPELINE_CLASSES:
         held = f"holds a {class_name}" if class_name else "names no pipeline class (_class_name)"
         raise FissureError(f"{where} {held}, not a Stable Diffusion 1.x/2.x pipeline")
-    missing = [name for name in SD_COMPONENTS if not index.get(name) or None in index[name]]
+    missing = [
+        name
+        for name in SD_COMPONENTS  # each ["library", "ClassName"]
+        if not isinstance(index.get(name), list) or len(index[name]) != 2 or None in index[name]
+    ]
     if missing:
         raise FissureError(f"{where} lacks pipeline components: {', '.join(missing)}")
 
