@@ -84,6 +84,7 @@ def generate(
     from fissure.generate import parse_seeds
     from fissure.models import load_pipeline
     from fissure.models.generator import check_guidance
+    from fissure.models.loading import model_label
     from fissure.outputs import check_output_dir
 
     seed_list = parse_seeds(seeds)
@@ -101,7 +102,7 @@ def generate(
         batch_size=batch_size,
         height=height,
         width=width,
-        model_name=str(Path(model).resolve()) if Path(model).exists() else model,
+        model_name=model_label(model),
     )
     typer.echo(
         f"wrote {counted(len(records), 'image')}, contact_sheet.png and generations.jsonl to {out}"

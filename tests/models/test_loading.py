@@ -216,3 +216,15 @@ def test_prompt_checks(tiny_sd1_dir):
         check_prompt(tokenizer, "   ")
     with pytest.raises(FissureError, match=r"is 80 tokens long but this model reads at most 75"):
         check_prompt(tokenizer, "x" * 80)
+
+
+def test_records_name_a_model_the_way_it_loads(tmp_path, tiny_sd1_dir, monkeypatch):
+    """A ./emoji-sd folder was recorded by its path while the bundled model was loaded."""
+    from fissure.models.loading import model_label
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "emoji-sd").mkdir()
+    shutil.copytree(tiny_sd1_dir, tmp_path / "mine")
+    assert model_label("emoji-sd") == "emoji-sd"
+    assert model_label("./mine") == str(tmp_path / "mine") == model_label(str(tmp_path / "mine"))
+    assert model_label("owner/model") == "owner/model"

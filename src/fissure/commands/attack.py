@@ -160,6 +160,7 @@ def run_attack_command(
     from fissure.judges.registry import judges_in_loss
     from fissure.models import Generator
     from fissure.models.generator import native_image_size
+    from fissure.models.loading import model_label
     from fissure.models.prompts import check_prompt
     from fissure.outputs import check_output_dir
     from fissure.report.findings_page import write_findings_page
@@ -175,6 +176,7 @@ def run_attack_command(
     check_output_dir(out)  # made by the findings store, once the inputs are known good
     quiet_libraries()
     generator = Generator.from_pretrained(model, device=device, dtype=dtype)
+    model = model_label(model)  # a resume from another folder names the same model
     if surrogate is None or not verifiers:
         check_emoji_judges_fit(model, native_image_size(generator.pipeline))
     surrogate = surrogate or "emoji/surrogate"

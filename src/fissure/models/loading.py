@@ -205,6 +205,15 @@ def resolve_model_source(model: str) -> str:
     return model
 
 
+def model_label(model: str) -> str:
+    """How records name ``model`` so that it loads the same model again from anywhere: a
+    bundled name as it is, a folder by its absolute path, a hub id as it is (the order
+    :func:`resolve_model_source` tries them in)."""
+    if model in BUNDLED_MODELS or not _looks_like_path(model):
+        return model
+    return str(Path(model).expanduser().resolve())
+
+
 def load_pipeline(
     model: str = "emoji-sd",
     device: str | torch.device | None = None,
