@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
@@ -23,7 +24,9 @@ def test_parse_seeds(text, seeds):
     assert parse_seeds(text) == seeds
 
 
-@pytest.mark.parametrize("text", ["", "a-b", "5-2", "-1", "1-", "0-99999999999999999999"])
+@pytest.mark.parametrize(
+    "text", ["", "a-b", "5-2", "-1", "1-", "0-99999999999999999999", "0-999999,1000000-1999999"]
+)
 def test_bad_seed_ranges(text):
     with pytest.raises(FissureError):
         parse_seeds(text)
@@ -77,6 +80,43 @@ def test_sheet_captions_keep_the_seed_of_a_long_prompt(pipeline, tmp_path):
         sheet[pad + cell :, pad + i * (cell + pad) : pad + i * (cell + pad) + cell] for i in (0, 1)
     ]
     assert not np.array_equal(*captions)
+
+
+@pytest.mark.parametrize(
+    ("prompts", "seeds", "message"),
+    [
+        (["a dog"], [0, -1], "seeds must be"),
+        (["a dog"], ["0"], "seeds must be"),
+        ([""], [0], "empty"),
+        ([f"a dog {i}" for i in range(1001)], range(1000), "over 1,000,000 images"),
+    ],
+)
+def test_bad_seeds_and_prompts_are_refused_before_any_image(
+    pipeline, tmp_path, prompts, seeds, message
+):
+    """[0, -1] wrote an image named …-seed-1.png."""
+    with pytest.raises(FissureError, match=message):
+        generate(pipeline, prompts, seeds, tmp_path / "out", steps=1, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_prompt_and_one_seed_need_no_lists(pipeline, tmp_path):
+    """A string prompt was split into its characters; an int seed raised a TypeError."""
+    (record,) = generate(pipeline, "a dog", 3, tmp_path, steps=1, progress=False)
+    assert (record.prompt, record.seed) == ("a dog", 3)
+    assert record.threads == torch.get_num_threads()
+
+
+def test_a_record_cut_short_by_a_kill_is_dropped_not_refused(pipeline, tmp_path):
+    generate(pipeline, ["a dog"], [0], tmp_path, steps=1, progress=False)
+    records = tmp_path / "generations.jsonl"
+    records.write_text(
+        records.read_text() + '{"file": "a-dog-seed1.png", "pro'
+    )  # killed mid-append
+    generate(pipeline, ["a dog"], [1], tmp_path, steps=1, progress=False)
+    pngs = {path.name for path in tmp_path.glob("*seed*.png")}
+    assert set(_recorded(tmp_path)) == pngs and len(pngs) == 2
+    assert all(line.endswith("}") for line in records.read_text().splitlines())
 
 
 def test_records_name_the_model_the_pipeline_was_loaded_from(pipeline, tiny_sd1_dir, tmp_path):

@@ -69,7 +69,13 @@ def generate(
     seeds: Annotated[str, typer.Option(help="Seeds: N, N-M or a list such as 0-7,12.")] = "0-7",
     steps: Annotated[int, typer.Option(help="Denoising steps.")] = 25,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 7.5,
-    batch_size: Annotated[int, typer.Option(help="Images per UNet batch.")] = 8,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Images per UNet batch; the last batch is padded to it, so an image does not "
+            "depend on what else was asked (for one image, --batch-size 1 is faster)."
+        ),
+    ] = 8,
     height: Annotated[
         int | None, typer.Option(help="Image height in pixels (default: the model's own).")
     ] = None,

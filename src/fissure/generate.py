@@ -2,16 +2,18 @@
 
 Each image has its own CPU ``torch.Generator`` seeded with its seed, and every
 batch the UNet sees has the same shape (the last one is padded), so an image
-never depends on which other prompts or seeds were asked for with it. CPU
-convolution kernels pick different blockings for different batch shapes, so
-``batch_size`` is recorded with each image: together with the other settings it
-reproduces the PNG bit for bit.
+does not depend on which other prompts or seeds were asked for with it. CPU
+convolution kernels pick different blockings for different batch shapes and
+thread counts, so ``batch_size`` and ``threads`` are recorded with each image:
+with the other settings, on the same kind of machine, they reproduce the PNG bit
+for bit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -29,6 +31,7 @@ from fissure.models.generator import (
     MAX_SEED,
     check_guidance,
     check_image_size,
+    check_seeds,
     scheduler_with_steps,
 )
 from fissure.models.prompts import check_prompt
@@ -52,8 +55,14 @@ class GenerationRecord:
     scheduler: str
     dtype: str
     device: str
+    threads: int
     fissure_version: str
     sha256: str
+
+
+#: Images a run may ask for at most (prompts × seeds), and shown on its contact sheet.
+MAX_IMAGES = 1_000_000
+SHEET_IMAGES = 256
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -69,9 +78,9 @@ def parse_seeds(text: str) -> list[int]:
             raise FissureError(f"bad seed range {part!r}: the end comes before the start")
         if last > MAX_SEED:
             raise FissureError(f"seed {last} is too large: seeds go up to {MAX_SEED}")
-        if last - first >= 1_000_000:
+        if len(seeds) + last - first >= MAX_IMAGES:
             raise FissureError(
-                f"seed range {part!r} asks for over a million images: split it over several runs"
+                f"seeds {text!r} ask for over {MAX_IMAGES:,} images: split them over several runs"
             )
         seeds.extend(range(first, last + 1))
     return list(dict.fromkeys(seeds))
@@ -80,9 +89,10 @@ def parse_seeds(text: str) -> list[int]:
 def _read_records(path: Path) -> list[dict]:
     """Earlier runs' records, read before any image is made so a bad file costs no compute."""
     try:
-        lines = path.read_text().splitlines() if path.is_file() else []
+        text = path.read_text() if path.is_file() else ""
     except (OSError, UnicodeDecodeError) as error:
         raise FissureError(f"cannot read {path} ({error}): fix or move it away") from error
+    lines = text.splitlines()
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -90,6 +100,8 @@ def _read_records(path: Path) -> list[dict]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
+            if number == len(lines) and not text.endswith("\n"):
+                continue  # a kill cut the last append short: that image is made again
             raise FissureError(
                 f"{path} line {number} is not JSON ({error.msg}): fix or delete that line"
             ) from error
@@ -102,13 +114,27 @@ def _read_records(path: Path) -> list[dict]:
     return records
 
 
-def _write_records(path: Path, earlier: list[dict], records: list[GenerationRecord]) -> None:
-    """This run's records after the earlier ones of files it has not made again."""
-    made = {record.file for record in records}
-    lines = [record for record in earlier if record["file"] not in made]
-    lines += [asdict(record) for record in records]
+def _keep_records(path: Path, earlier: list[dict], remade: set[str]) -> None:
+    """Rewrite ``path`` with the earlier records of files this run will not make again."""
     with atomic_write(path) as partial:
-        partial.write_text("".join(f"{json.dumps(line)}\n" for line in lines))
+        partial.write_text(
+            "".join(f"{json.dumps(line)}\n" for line in earlier if line["file"] not in remade)
+        )
+
+
+def _append_records(path: Path, records: list[GenerationRecord]) -> None:
+    """Append a batch's records, on disk before the next batch starts."""
+    with open(path, "a", encoding="utf-8") as file:
+        file.write("".join(f"{json.dumps(asdict(record))}\n" for record in records))
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _thumbnail(image: Image.Image, size: int = 128) -> Image.Image:
+    """What the contact sheet needs of an image: a 512-pixel run keeps 16× less in memory."""
+    if max(image.size) <= size:
+        return image
+    return image.resize((size, size), Image.Resampling.LANCZOS)
 
 
 def generate(
@@ -130,14 +156,22 @@ def generate(
     the pipeline was loaded from.
 
     Into a folder of earlier runs, ``generations.jsonl`` keeps their records too
-    (a PNG made again replaces its record); the contact sheet shows this run.
-    Records are written after every batch, so an interrupted run leaves none of
-    its PNGs unrecorded.
+    (a PNG made again replaces its record); the contact sheet shows this run's
+    first 256 images. Records are appended after every batch, so an interrupted
+    run leaves none of its PNGs unrecorded.
     """
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    seeds = [seeds] if isinstance(seeds, int) else seeds
     if not prompts:
         raise FissureError("no prompt given: pass at least one --prompt")
     if not seeds:
         raise FissureError("no seeds given: pass --seeds, for example 0-7")
+    seeds = list(dict.fromkeys(check_seeds(seeds)))  # a seed given twice would be made twice
+    if len(prompts) * len(seeds) > MAX_IMAGES:
+        raise FissureError(
+            f"{len(prompts)} prompts × {len(seeds)} seeds is over {MAX_IMAGES:,} images: "
+            "split them over several runs"
+        )
     scheduler_with_steps(pipeline.scheduler, steps, "--steps")
     if batch_size < 1:
         raise FissureError(f"--batch-size must be at least 1, not {batch_size}")
@@ -148,11 +182,12 @@ def generate(
     height, width = check_image_size(pipeline, height, width)
     folder = prepare_output_dir(out_dir)
     records_file = folder / "generations.jsonl"
-    earlier = _read_records(records_file)
-
     jobs = [(prompt, seed) for prompt in prompts for seed in seeds]
+    remade = {f"{prompt_file_stem(prompt, seed)}.png" for prompt, seed in jobs}
+    _keep_records(records_file, _read_records(records_file), remade)
+
     records: list[GenerationRecord] = []
-    images: list[Image.Image] = []
+    thumbnails: list[Image.Image] = []
     batches = [jobs[start : start + batch_size] for start in range(0, len(jobs), batch_size)]
     for batch in tqdm(batches, desc="generating", unit="batch", disable=not progress):
         padded = batch + [batch[-1]] * (batch_size - len(batch))
@@ -165,11 +200,12 @@ def generate(
             width=width,
             output_type="pil",
         )
+        made = []
         for (prompt, seed), image in zip(batch, result.images, strict=False):
             file = f"{prompt_file_stem(prompt, seed)}.png"
             with atomic_write(folder / file) as partial:
                 image.save(partial, format="PNG")
-            records.append(
+            made.append(
                 GenerationRecord(
                     file=file,
                     prompt=prompt,
@@ -183,15 +219,17 @@ def generate(
                     scheduler=type(pipeline.scheduler).__name__,
                     dtype=str(pipeline.unet.dtype).removeprefix("torch."),
                     device=str(pipeline.device),
+                    threads=torch.get_num_threads(),
                     fissure_version=fissure.__version__,
                     sha256=hashlib.sha256((folder / file).read_bytes()).hexdigest(),
                 )
             )
-            images.append(image)
-        _write_records(records_file, earlier, records)
+            if len(thumbnails) < SHEET_IMAGES:
+                thumbnails.append(_thumbnail(image))
+        _append_records(records_file, made)
+        records += made
 
     columns = len(seeds) if len(seeds) <= 16 else None
-    contact_sheet(images, [f"seed {r.seed}: {r.prompt}" for r in records], columns=columns).save(
-        folder / "contact_sheet.png"
-    )
+    captions = [f"seed {r.seed}: {r.prompt}" for r in records[: len(thumbnails)]]
+    contact_sheet(thumbnails, captions, columns=columns).save(folder / "contact_sheet.png")
     return records
