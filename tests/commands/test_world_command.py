@@ -21,10 +21,18 @@ def test_preview_of_one_set(tmp_path):
 
 
 def test_unknown_emoji_set_exits_2_with_one_line(tmp_path):
-    args = ["world", "preview", "--out", str(tmp_path / "x.png"), "--emoji-set", "apple"]
+    args = ["world", "preview", "--out", str(tmp_path / "new" / "x.png"), "--emoji-set", "apple"]
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "valid sets" in result.output
+    assert not (tmp_path / "new").exists()  # refused before any folder is made
+
+
+def test_a_negative_seed_leaves_no_folder(tmp_path):
+    args = ["world", "preview", "--out", str(tmp_path / "new" / "x.png"), "--seed", "-1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "non-negative" in result.output
+    assert not (tmp_path / "new").exists()
 
 
 def test_no_scenes_exits_2_with_one_line(tmp_path):

@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or mps.")]
 Dtype = Annotated[
     str,
     typer.Option(
-        help="float32; bfloat16 on a GPU or on a CPU with native bfloat16 (AVX512-BF16, AMX); "
-        "float16 on a GPU."
+        help="float32; bfloat16 (fast on a GPU or a CPU with native bfloat16, AVX512-BF16 or "
+        "AMX; slow on other CPUs); float16 on a GPU."
     ),
 ]

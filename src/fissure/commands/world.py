@@ -34,8 +34,9 @@ def preview(
         raise FissureError(f"--n must be a positive number of scenes, not {n}")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise FissureError(f"--out {out} names no image file: end it in .png")
-    prepare_output_dir(out.parent)  # before rendering: an unwritable --out fails at once
+    # drawn (not yet rendered) first: a bad --seed or --emoji-set leaves no folder behind
     scenes = [sample_scene(seed + index, emoji_set=emoji_set) for index in range(n)]
+    prepare_output_dir(out.parent)  # before rendering: an unwritable --out fails at once
     images, captions = [scene.image for scene in scenes], [scene.caption for scene in scenes]
     sheet = contact_sheet(images, captions, caption_lines=5)
     try:

@@ -48,9 +48,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise FissureError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from error
+        raise FissureError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps") from error
     if resolved.type not in ("cpu", "cuda", "mps"):
-        raise FissureError(f"unsupported device {device!r}: use cpu, cuda or cuda:N")
+        raise FissureError(f"unsupported device {device!r}: use cpu, cuda, cuda:N or mps")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise FissureError(
             f"device {device!r} asked for, but PyTorch sees no GPU: use --device cpu"
