@@ -46,6 +46,21 @@ def test_the_caller_can_fix_the_set_and_the_object_count():
         assert len(scene.objects) == 2 and scene.emoji_set == "twemoji"
 
 
+def test_a_scene_in_another_set_keeps_everything_but_the_sprites():
+    scene = sample_scene(3)
+    other = next(name for name in EMOJI_SETS if name != scene.emoji_set)
+    shifted = scene.in_set(other)
+    assert shifted.emoji_set == other
+    assert (shifted.objects, shifted.caption, shifted.background) == (
+        scene.objects,
+        scene.caption,
+        scene.background,
+    )
+    assert shifted.image.tobytes() != scene.image.tobytes()
+    with pytest.raises(FissureError, match="valid sets"):
+        scene.in_set("apple")
+
+
 def test_seeds_cover_every_background_and_set():
     scenes = [sample_scene(seed) for seed in range(400)]
     assert {s.background for s in scenes} == set(BACKGROUNDS)

@@ -36,6 +36,12 @@ class Scene:
         """The class names present, each once, in the order the objects were placed."""
         return tuple(dict.fromkeys(scene_object.name for scene_object in self.objects))
 
+    def in_set(self, emoji_set: str) -> Scene:
+        """The same scene drawn with another emoji set: the style shift held-out judges see."""
+        return Scene(
+            self.seed, check_emoji_set(emoji_set), self.background, self.objects, self.caption
+        )
+
     @cached_property
     def image(self) -> Image.Image:
         """The 64×64 RGB picture, rendered on first use."""
@@ -43,7 +49,13 @@ class Scene:
 
 
 def sample_scene(seed: int, n_objects: int | None = None, emoji_set: str | None = None) -> Scene:
-    """The scene of ``seed``: 1–3 objects (or ``n_objects``) in one emoji set (or a seeded choice)."""
+    """The scene of ``seed``: 1–3 objects (or ``n_objects``) in one emoji set (or a seeded choice).
+
+    A fixed ``n_objects`` or ``emoji_set`` skips its draw, so the draws after it shift:
+    ``sample_scene(s, emoji_set="noto")`` is another scene than ``sample_scene(s)`` even
+    when seed ``s`` chose noto (scene banks and trained models depend on this). For the
+    same scene in another set, use :meth:`Scene.in_set`.
+    """
     try:
         seed = operator.index(seed)  # numpy and torch integers too
     except TypeError:
