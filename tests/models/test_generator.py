@@ -435,8 +435,32 @@ def test_sizes_the_stock_pipeline_makes_are_accepted_even_with_odd_latents():
             lambda g: g.sample(g.initial_latents([0]), "a cat", steps=2, guidance=float("nan")),
             "guidance must be a finite number",
         ),
+        (lambda g: g.encode(" "), "empty prompt"),  # sampled unconditionally
+        (
+            lambda g: g.encode("a cat", negative_prompts="cat " * 80),
+            r"negative prompt is \d+ tokens",
+        ),
+        (
+            lambda g: g.sample(
+                g.initial_latents([0]),
+                "a cat",
+                steps=2,
+                capture=CaptureSpec(attention=True, attention_steps=()),
+            ),
+            "attention_steps is empty",
+        ),
     ],
-    ids=["int", "empty", "too-big", "float", "float-height", "nan-guidance"],
+    ids=[
+        "int",
+        "empty",
+        "too-big",
+        "float",
+        "float-height",
+        "nan-guidance",
+        "empty-prompt",
+        "long-negative",
+        "no-attention-steps",
+    ],  # fmt: skip
 )
 def test_bad_sampling_input_is_a_one_line_error(tiny, call, message):
     """These crashed with TypeError/IndexError/ValueError, or sampled unguided for NaN."""

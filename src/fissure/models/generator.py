@@ -205,6 +205,8 @@ class CaptureSpec:
     def __post_init__(self) -> None:
         if self.x0 not in (None, "latents", "images"):
             raise FissureError(f"capture x0 must be 'latents', 'images' or None, not {self.x0!r}")
+        if self.attention_steps is not None and not self.attention_steps:
+            raise FissureError("attention_steps is empty: name steps, or None for all of them")
 
 
 @dataclass
@@ -327,6 +329,8 @@ class Generator:
         the causal mask and the final layer norm are the text encoder's own.
         """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if any(not prompt.strip() for prompt in prompts):  # "" is the negative side's, not a prompt
+            raise FissureError("empty prompt: give the words the image should show")
         if negative_prompts is None:
             negative_prompts = [""] * len(prompts)
         elif isinstance(negative_prompts, str):
@@ -335,7 +339,7 @@ class Generator:
             raise FissureError("give one negative prompt per prompt, and at least one prompt")
         inserted = len(free_tokens.positions) if free_tokens and free_tokens.insert else 0
         input_ids, words = self._tokenize(prompts, inserted)
-        negative_ids, _ = self._tokenize(list(negative_prompts))
+        negative_ids, _ = self._tokenize(list(negative_prompts), what="negative prompt")
         free_positions = None
         if free_tokens is not None:
             input_ids, free_positions = self._splice_ids(input_ids, words, free_tokens)
@@ -346,9 +350,11 @@ class Generator:
             free_positions=free_positions,
         )
 
-    def _tokenize(self, prompts: list[str], inserted: int = 0) -> tuple[torch.Tensor, list[int]]:
+    def _tokenize(
+        self, prompts: list[str], inserted: int = 0, what: str = "prompt"
+    ) -> tuple[torch.Tensor, list[int]]:
         """Padded token ids, and each prompt's number of word tokens; refuses truncation."""
-        words = [check_prompt_length(self.tokenizer, prompt, inserted) for prompt in prompts]
+        words = [check_prompt_length(self.tokenizer, prompt, inserted, what) for prompt in prompts]
         input_ids = self.tokenizer(
             prompts,
             padding="max_length",

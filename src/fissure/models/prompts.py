@@ -12,15 +12,18 @@ def prompt_token_count(tokenizer: PreTrainedTokenizerBase, prompt: str) -> int:
     return len(tokenizer(prompt, truncation=False).input_ids) - 2
 
 
-def check_prompt_length(tokenizer: PreTrainedTokenizerBase, prompt: str, reserved: int = 0) -> int:
+def check_prompt_length(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, reserved: int = 0, what: str = "prompt"
+) -> int:
     """The prompt's token count, or a one-line error if it would be truncated (the pipeline
-    cuts a long prompt without a word); ``reserved``: tokens to be inserted into it."""
+    cuts a long prompt without a word); ``reserved``: tokens to be inserted into it;
+    ``what`` names it in the error ("negative prompt")."""
     limit = tokenizer.model_max_length - 2 - reserved
     count = prompt_token_count(tokenizer, prompt)
     if count > limit:
         beside = f" beside {reserved} inserted tokens" if reserved else ""
         raise FissureError(
-            f"prompt is {count} tokens long but this model reads at most {limit}{beside}: "
+            f"{what} is {count} tokens long but this model reads at most {limit}{beside}: "
             f"shorten it ({prompt[:40]!r}...)"
         )
     return count
