@@ -26,7 +26,7 @@ from common import machine, write_section
 from fissure.attacks import ATTACKS, FindingStore, Verifiers, class_attempts, run_attack
 from fissure.attacks.findings import Finding, attempt_id
 from fissure.attacks.recipes import sage_latent_budget
-from fissure.commands.attack import default_verifiers
+from fissure.commands.attack import DEFAULT_VERIFIERS
 from fissure.console import quiet_libraries
 from fissure.judges import load_judge
 from fissure.models import Generator
@@ -86,8 +86,9 @@ def main() -> None:
     quiet_libraries()
 
     surrogate = load_judge("emoji/surrogate", device=args.device)
-    verifier_names = default_verifiers(args.model)
-    verifiers = Verifiers({name: load_judge(name, device=args.device) for name in verifier_names})
+    verifiers = Verifiers(
+        {name: load_judge(name, device=args.device) for name in DEFAULT_VERIFIERS}
+    )
     generator = Generator.from_pretrained(args.model, device=args.device)
     labels = surrogate.labels
     chosen = labels[:: max(1, len(labels) // args.classes)][: args.classes]
@@ -137,7 +138,7 @@ def main() -> None:
             f'{args.seeds} seeds, "a photo of a <class>", {args.steps} DDIM steps, guidance 7.5, '
             f"surrogate emoji/surrogate{' with views' if args.views else ' without views'} "
             f"(stop when every member < {args.stop_below}), "
-            f"verifiers {', '.join(verifier_names)}, "
+            f"verifiers {', '.join(DEFAULT_VERIFIERS)}, "
             f"batch {args.batch_size}; "
             f"machine: {machine(args.threads, args.device)}.",
             "",

@@ -127,8 +127,8 @@ def demo(
     device: Device = "cpu",
     dtype: Dtype = "float32",
 ) -> None:
-    """SAGE's latent attack on the bundled model: 8 classes × 2 seeds (at most 50 steps each),
-    verified, with a page."""
+    """SAGE's latent attack on the bundled model: 8 classes × 2 seeds (at most 50 gradient
+    iterations each), verified, with a page."""
     from fissure.commands.attack import run_attack_command
 
     quiet_libraries()

@@ -110,7 +110,7 @@ def test_exact_gradient_also_removes_the_target(generator, surrogate):
     [
         ({"gradient": "last-k"}, "gives the initial latent no gradient"),
         ({"k": 4}, "k must be between 1 and the 3 steps"),
-        ({"radius": 0}, r"radius \(--radius\) must be positive"),
+        ({"radius": 0}, r"radius \(--radius\) must be a positive number"),
     ],
 )
 def test_options_that_cannot_work_are_refused_before_any_compute(
@@ -124,7 +124,11 @@ def test_options_are_checked_without_a_model_the_recipe_defaults_filling_in():
     check_options("sage-latent", {"max_iterations": 50})  # the demo's: the rest default
     check_options("random-latent", {})
     for name, options, message in [
-        ("sage-latent", {"step": 0}, r"step \(--step\) must be positive"),
+        ("sage-latent", {"step": 0}, r"step \(--step\) must be a positive number"),
+        ("sage-latent", {"step": float("inf")}, "step .* not inf"),  # δ became NaN
+        ("sage-latent", {"radius": float("nan")}, "radius .* not nan"),
+        ("sage-latent", {"steps": 0}, r"steps \(--steps\) must be at least 1"),  # blamed --k
+        ("random-latent", {"steps": 0}, r"steps \(--steps\) must be at least 1"),
         ("sage-latent", {"bogus": 1}, "sage-latent has no option bogus"),
         ("random-latent", {"budget": 3, "steps": 25}, "give at least 50"),
     ]:

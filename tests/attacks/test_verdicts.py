@@ -109,6 +109,10 @@ def test_summary_counts_natural_failures_apart():
     findings[3].kind, findings[3].typical = "unrelated", False
     unfooled = _finding(Attempt("a photo of a cat", "cat", 0, 4))
     unfooled.success = False  # the budget ran out; the verifiers happen to miss the cat
+    missed = _finding(Attempt("a photo of a cat", "cat", 0, 5))
+    missed.iterations, missed.verified = 0, False  # the surrogate never read the cat
+    (summary,) = summarize([*findings, unfooled, missed])
+    assert (summary.successes, summary.surrogate_missed) == (3, 1)  # not "fooled" by nothing
     (summary,) = summarize([*findings, unfooled])
     assert (summary.attempts, summary.attacked, summary.natural_failures) == (5, 4, 1)
     assert summary.verified == 2 and summary.verified_asr == pytest.approx(2 / 4)

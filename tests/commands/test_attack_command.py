@@ -38,14 +38,14 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
     for finding in findings:
         for file in finding["files"].values():
             assert (out / file).is_file()
-        assert set(finding["verifier_after"]) == {"emoji/verifier"}
+        assert set(finding["verifier_after"]) == {"emoji/verifier", "emoji/clip"}  # as on emoji-sd
     page = (out / "index.html").read_text()
     assert "a photo of a red apple" in page
     sources = re.findall(r'<img src="([^"]+)"', page)  # relative: a moved folder still shows
     assert len(sources) == 8 and all((out / src).is_file() and src[0] != "/" for src in sources)
     run = json.loads((out / "run.json").read_text())  # what a resume must match
     assert (run["model"], run["surrogate"]) == (str(tiny_sd1_dir), "emoji/surrogate")
-    assert run["verifiers"] == ["emoji/verifier"] and run["attack"] == "sage-latent"
+    assert run["verifiers"] == ["emoji/clip", "emoji/verifier"] and run["attack"] == "sage-latent"
     assert run["views"] and run["guidance"] == 7.5 and "SameNorm()" in run["constraints"]
     assert "verified ASR" in result.output
     assert (
@@ -56,6 +56,10 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
     assert again.exit_code == 0, again.output
     assert f"resuming: 4 of them are already in {out}" in again.output
     assert len((out / "findings.jsonl").read_text().splitlines()) == 4  # nothing redone
+    cats = _attack(tiny_sd1_dir, out, "--classes", "cat", "--seeds", "0-2", *FAST)
+    assert cats.exit_code == 0, cats.output  # the summary counts what was asked, not the folder
+    assert "3 findings (and 2 findings of earlier runs)" in cats.output
+    assert len(re.findall(r'<div class="card[ "]', (out / "index.html").read_text())) == 5
 
 
 def test_sage_latent_options_reach_the_attack(tiny_sd1_dir, tmp_path):
@@ -104,7 +108,7 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
         "gradient 'bogus' cannot attack a latent": ["-p", "a cat", "--gradient", "bogus"],
         "bad seed range": ["-p", "a cat", "--seeds", "9-1"],
         "k must be between 1 and the 2 steps": ["-p", "a cat", "--steps", "2", "--k", "3"],
-        "step (--step) must be positive": ["-p", "a cat", "--step", "0"],
+        "step (--step) must be a positive number": ["-p", "a cat", "--step", "0"],
         "guidance must be a finite number": ["-p", "a cat", "--guidance", "nan"],
         "--max-iterations) must be 0 or more": ["-p", "a cat", "--max-iterations", "-1"],
         "absent_below (--absent-below) must be between 0 and 1": [
@@ -131,7 +135,7 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
     assert not (tmp_path / "bad").exists()  # bad input leaves no empty folder behind
     absent = tmp_path / "no-model"  # recipe options are refused before a model is looked for
     assert (
-        "step (--step) must be positive"
+        "step (--step) must be a positive number"
         in _attack(absent, tmp_path / "bad", "-p", "a cat", "--step", "0").output
     )
 
@@ -201,12 +205,23 @@ def test_the_default_judges_refuse_a_model_outside_the_emoji_world(tiny_sd1_dir,
         assert "makes 128-pixel images" in result.output and "--judge" in result.output
 
 
-def test_the_bundled_model_by_folder_keeps_its_clip_verifier():
-    from fissure.commands.attack import default_verifiers
-    from fissure.zoo import bundled_model_path
-
-    assert default_verifiers("emoji-sd") == ["emoji/verifier", "emoji/clip"]
-    assert default_verifiers(str(bundled_model_path("emoji-sd"))) == default_verifiers("emoji-sd")
+def test_an_ensemble_of_named_judges_is_the_surrogate(tiny_sd1_dir, tmp_path):
+    """--judge took one name: on a real checkpoint SAGE's robust surrogate was one classifier."""
+    out = tmp_path / "run"
+    result = _attack(
+        tiny_sd1_dir, out, "-p", "a photo of a cat", "--seeds", "0", "--judge", "emoji/resnet",
+        "--judge", "emoji/vit", "--verifier", "emoji/verifier", *FAST,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["surrogate"] == "emoji/resnet+emoji/vit"
+    (finding,) = [json.loads(line) for line in (out / "findings.jsonl").read_text().splitlines()]
+    assert finding["target"] == "cat"
+    overlap = _attack(
+        tiny_sd1_dir, tmp_path / "o", "-p", "a cat", "--judge", "emoji/resnet",
+        "--judge", "emoji/vit", "--verifier", "emoji/vit", *FAST,
+    )  # fmt: skip
+    assert overlap.exit_code == 2 and "a verifier must never be in the loss" in overlap.output
 
 
 def test_imagenet_labels_with_commas_can_be_named_and_verified(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 
 from fissure.attacks.attack import Attack
@@ -115,9 +116,9 @@ def check_sage_latent(
     **_: object,
 ) -> None:
     """:func:`sage_latent`'s checks that need no model: a CLI runs them before it loads one."""
-    _check_common(absent_below, batch_size, guidance)
-    _require(radius > 0, f"radius (--radius) must be positive, not {radius}")
-    _require(step > 0, f"step (--step) must be positive, not {step}")
+    _check_common(absent_below, batch_size, guidance, steps)
+    _require(0 < radius < math.inf, f"radius (--radius) must be a positive number, not {radius}")
+    _require(0 < step < math.inf, f"step (--step) must be a positive number, not {step}")
     _require(  # 0 scores the clean images only: natural failures, and the verifiers' reading
         max_iterations >= 0,
         f"max_iterations (--max-iterations) must be 0 or more, not {max_iterations}",
@@ -135,7 +136,7 @@ def check_random_latent(
     **_: object,
 ) -> None:
     """:func:`random_latent`'s checks that need no model."""
-    _check_common(absent_below, batch_size, guidance)
+    _check_common(absent_below, batch_size, guidance, steps)
     budget = budget if budget is not None else sage_latent_budget(steps)
     _require(
         budget >= 2 * steps,
@@ -163,8 +164,9 @@ def _require(condition: bool, message: str) -> None:
         raise FissureError(message)
 
 
-def _check_common(absent_below: float, batch_size: int, guidance: float) -> None:
+def _check_common(absent_below: float, batch_size: int, guidance: float, steps: int) -> None:
     check_guidance(guidance)
+    _require(steps >= 1, f"steps (--steps) must be at least 1, not {steps}")
     _require(
         0 < absent_below < 1,
         f"absent_below (--absent-below) must be between 0 and 1, not {absent_below}",

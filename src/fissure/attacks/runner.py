@@ -73,7 +73,8 @@ def run_attack(
     model: str,
     progress: bool = True,
 ) -> list[Finding]:
-    """Attack every attempt the store has not recorded yet; returns all its findings.
+    """Attack every attempt the store has not recorded yet; returns the findings of
+    ``attempts`` (the store may hold others, of earlier runs into the folder).
 
     A natural failure (the verifiers do not see the target in the clean image) is
     recorded as it is, not attacked: there is nothing for the attack to remove.
@@ -89,7 +90,8 @@ def run_attack(
         verifier_weights={name: weights_digest(judge) for name, judge in verifiers.judges.items()},
     )
     todo = [attempt for attempt in attempts if not store.has(attempt)]
-    verified = sum(f.verified_failure for f in store.findings())
+    wanted = {attempt_id(attempt) for attempt in attempts}
+    verified = sum(f.verified_failure for f in store.findings() if f.id in wanted)
     with tqdm(
         total=len(attempts),
         initial=len(attempts) - len(todo),
@@ -115,4 +117,4 @@ def run_attack(
             verified += finding.verified_failure
             bar.set_postfix(verified=verified, last_iterations=finding.iterations)
             bar.update()
-    return store.findings()
+    return [finding for finding in store.findings() if finding.id in wanted]

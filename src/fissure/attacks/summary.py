@@ -16,7 +16,10 @@ class Summary:
 
     Rates are over the *attacked* attempts: those whose clean image every verifier
     read the target in first. Attempts without it are natural failures, counted
-    apart. ``verified`` counts :attr:`Finding.verified_failure`.
+    apart. ``successes`` counts the surrogate fooled by at least one step;
+    ``surrogate_missed`` the attacked attempts it missed the target in before any
+    (the verifiers read it; nothing to attack). ``verified`` counts
+    :attr:`Finding.verified_failure`.
     """
 
     attack: str
@@ -24,6 +27,7 @@ class Summary:
     attacked: int
     natural_failures: int
     successes: int
+    surrogate_missed: int
     verified: int
     kinds: dict[str, int]
     typical: int
@@ -49,7 +53,8 @@ def summarize(findings: Sequence[Finding]) -> list[Summary]:
                 attempts=len(mine),
                 attacked=len(attacked),
                 natural_failures=len(mine) - len(attacked),
-                successes=sum(f.success for f in attacked),
+                successes=sum(f.success and f.iterations > 0 for f in attacked),
+                surrogate_missed=sum(f.success and f.iterations == 0 for f in attacked),
                 verified=len(verified),
                 kinds=dict(Counter(f.kind for f in verified)),
                 typical=sum(f.typical for f in verified),

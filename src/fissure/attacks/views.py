@@ -2,7 +2,7 @@
 
 A latent that removes the object removes it from every view; a pattern that
 only fools the surrogate's classifiers at one pixel alignment rarely survives a
-flip or a four-pixel shift. Averaging the loss over views (expectation over
+flip or a shift by a sixteenth of the image. Averaging the loss over views (expectation over
 transformations) and asking for success on each keeps the search on the first
 kind. The views are fixed, not random, so an attack stays deterministic.
 """
@@ -16,9 +16,14 @@ import torch.nn.functional as F
 VIEW_COUNT = 5
 
 
-def image_views(images: torch.Tensor, shift: int = 4) -> torch.Tensor:
-    """``V×B×3×H×W``: the images as they are, flipped, shifted ±``shift`` px, zoomed 8/7."""
+def image_views(images: torch.Tensor, shift: int | None = None) -> torch.Tensor:
+    """``V×B×3×H×W``: the images as they are, flipped, shifted ±``shift`` px, zoomed 8/7.
+
+    ``shift`` defaults to a sixteenth of the height, as the zoom's crop: 4 px on the
+    emoji world's 64-pixel images, 32 px on SD's 512 (4 px there would change nothing).
+    """
     height, width = images.shape[-2:]
+    shift = height // 16 if shift is None else shift
     padded = F.pad(images, (shift, shift, shift, shift), mode="replicate")
     crop = height // 16
     zoomed = F.interpolate(

@@ -41,26 +41,32 @@ Model = Annotated[
     str, typer.Option("--model", "-m", help="emoji-sd (bundled), a diffusers folder, or a hub id.")
 ]
 Surrogate = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--judge",
-        help="The surrogate judge the attack minimises. Default: emoji/surrogate, for "
-        "models of the emoji world's 64-pixel images.",
+        help="The surrogate judge the attack minimises; repeat it for an ensemble of judges "
+        "over one label list, SAGE's robust surrogate (e.g. --judge microsoft/resnet-50 "
+        "--judge google/vit-base-patch16-224). Default: emoji/surrogate (four emoji judges), "
+        "for models of the emoji world's 64-pixel images.",
     ),
 ]
 VerifierNames = Annotated[
     list[str] | None,
     typer.Option(
         "--verifier",
-        help="A held-out judge that must agree (repeatable). Default: emoji/verifier, "
-        "and emoji/clip on emoji-sd. A CLIP verifier (clip:<id or folder>) zero-shots over "
-        "the --judge's labels.",
+        help="A held-out judge that must agree (repeatable; replaces the default). Default, "
+        "with the default --judge: emoji/verifier and emoji/clip. A CLIP verifier "
+        "(clip:<id or folder>) zero-shots over the --judge's labels.",
     ),
 ]
 Steps = Annotated[int, typer.Option(help="DDIM steps per image.")]
 Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale.")]
 AbsentBelow = Annotated[
-    float, typer.Option(help="The target counts as gone below this probability.")
+    float,
+    typer.Option(
+        help="The target counts as gone below this probability, for the surrogate (success) "
+        "and for the verifiers alike (verified, and the natural-failure screen)."
+    ),
 ]
 Views = Annotated[
     bool,
@@ -69,22 +75,22 @@ Views = Annotated[
 BatchSize = Annotated[int, typer.Option(help="Attempts attacked together in one UNet batch.")]
 
 
-def default_verifiers(model: str) -> list[str]:
-    """A classifier that never entered a loss, and on emoji-sd its own CLIP zero-shot too."""
-    return ["emoji/verifier", "emoji/clip"] if _is_emoji_sd(model) else ["emoji/verifier"]
+#: The held-out judges of the emoji world: a classifier that never entered a loss, and
+#: emoji-sd's CLIP zero-shot. Every model of the emoji world gets both (a copy of emoji-sd or
+#: a candidate checkpoint is verified as strictly as the bundled folder).
+DEFAULT_VERIFIERS = ["emoji/verifier", "emoji/clip"]
 
 
-def _is_emoji_sd(model: str) -> bool:
-    """Whether ``model`` is the bundled emoji-sd, by name or by its folder."""
-    from fissure.errors import FissureError
-    from fissure.models.loading import resolve_model_source
-    from fissure.zoo import bundled_model_path
+def _surrogate(names: list[str], device: str):
+    """One judge, or SAGE's ensemble of several (their probabilities averaged)."""
+    from fissure.judges import Ensemble, load_judge
 
-    try:
-        bundled = bundled_model_path("emoji-sd").resolve()
-        return Path(resolve_model_source(model)).resolve() == bundled
-    except FissureError:
-        return False
+    judges = [load_judge(name, device=device) for name in names]
+    if len(judges) == 1:
+        return judges[0]
+    ensemble = Ensemble(judges, names=names)
+    ensemble.source = "+".join(names)
+    return ensemble
 
 
 def check_emoji_judges_fit(model: str, image_size: int) -> None:
@@ -95,8 +101,9 @@ def check_emoji_judges_fit(model: str, image_size: int) -> None:
     if image_size != SIZE:
         raise FissureError(
             f"{model} makes {image_size}-pixel images, and the default judges know only the "
-            f"{SIZE}-pixel emoji world: name judges that know its images, e.g. "
-            "--judge microsoft/resnet-50 --verifier clip:openai/clip-vit-base-patch32"
+            f"{SIZE}-pixel emoji world: attack it with judges that know its images, e.g. "
+            f"fissure attack sage-latent --model {model} --judge microsoft/resnet-50 "
+            "--verifier clip:openai/clip-vit-base-patch32 --prompt 'a photo of a tabby cat'"
         )
 
 
@@ -139,7 +146,7 @@ def run_attack_command(
     target: str | None = None,
     seeds: str = "0-9",
     model: str = "emoji-sd",
-    surrogate: str | None = None,
+    surrogate: list[str] | None = None,
     verifiers: list[str] | None = None,
     device: str = "cpu",
     dtype: str = "float32",
@@ -156,7 +163,6 @@ def run_attack_command(
     from fissure.attacks.recipes import check_options
     from fissure.errors import FissureError
     from fissure.generate import parse_seeds
-    from fissure.judges import load_judge
     from fissure.judges.registry import judges_in_loss
     from fissure.models import Generator
     from fissure.models.generator import native_image_size
@@ -177,17 +183,17 @@ def run_attack_command(
     quiet_libraries()
     generator = Generator.from_pretrained(model, device=device, dtype=dtype)
     model = model_label(model)  # a resume from another folder names the same model
-    if surrogate is None or not verifiers:
+    if not surrogate or not verifiers:
         check_emoji_judges_fit(model, native_image_size(generator.pipeline))
-    surrogate = surrogate or "emoji/surrogate"
-    surrogate_judge = load_judge(surrogate, device=device)
+    surrogate_names = list(dict.fromkeys(surrogate or ["emoji/surrogate"]))
+    surrogate_judge = _surrogate(surrogate_names, device)
     if classes is not None:
         names = _class_names(classes, surrogate_judge.labels)
         attempts = class_attempts(names, seed_list, surrogate_judge.labels, template)
     else:
         attempts = make_attempts(prompts, seed_list, surrogate_judge.labels, target)
-    verifier_names = verifiers or default_verifiers(model)
-    in_loss = judges_in_loss(surrogate)
+    verifier_names = verifiers or DEFAULT_VERIFIERS
+    in_loss = set().union(*(judges_in_loss(name) for name in surrogate_names))
     overlap = sorted(name for name in verifier_names if judges_in_loss(name) & in_loss)
     if overlap:
         raise FissureError(
@@ -222,9 +228,14 @@ def run_attack_command(
                 fg=typer.colors.YELLOW,
             )
             raise typer.Exit(code=130) from None
-    page = write_findings_page(out, findings, store.settings, title)
+        everything = store.findings()  # the page shows the folder's earlier runs too
+    page = write_findings_page(out, everything, store.settings, title)
     _print_summary(findings)
-    typer.echo(f"{counted(len(findings), 'finding')} in {out / 'findings.jsonl'}; open {page}")
+    earlier = len(everything) - len(findings)
+    also = f" (and {counted(earlier, 'finding')} of earlier runs)" if earlier else ""
+    typer.echo(
+        f"{counted(len(findings), 'finding')}{also} in {out / 'findings.jsonl'}; open {page}"
+    )
 
 
 def _print_targets(attempts: list) -> None:
@@ -251,7 +262,8 @@ def _print_summary(findings: list) -> None:
         "attempts": lambda s: str(s.attempts),
         "natural failures (target not first before)": lambda s: str(s.natural_failures),
         "attacked": lambda s: str(s.attacked),
-        "surrogate fooled": lambda s: str(s.successes),
+        "surrogate fooled (by the attack)": lambda s: str(s.successes),
+        "surrogate missed it before any step": lambda s: str(s.surrogate_missed),
         "verified": lambda s: str(s.verified),
         "verified ASR": lambda s: "–" if s.verified_asr is None else f"{s.verified_asr:.1%}",
         "mean iterations": lambda s: f"{s.mean_iterations:.1f}",
@@ -324,7 +336,9 @@ def random_latent(
     budget: Annotated[
         int | None,
         typer.Option(
-            help="UNet evaluations per attempt (default: SAGE's maximum, 3125 at 25 steps)."
+            help="UNet evaluations per attempt. Default: the most sage-latent spends with its "
+            "default settings, 100 × (steps + 3 × 2) + steps (3125 at 25 steps); give "
+            "max-iterations × (steps + 3k) + steps to match other settings."
         ),
     ] = None,
     steps: Steps = 25,
