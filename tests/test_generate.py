@@ -191,6 +191,31 @@ def test_an_interrupted_run_leaves_its_images_recorded(pipeline, tmp_path, monke
     assert len(recorded) == 1 and pngs == set(recorded) | {"generations.jsonl"}
 
 
+def test_an_interrupted_rerun_keeps_the_records_of_images_it_did_not_reach(
+    pipeline, tmp_path, monkeypatch
+):
+    """The rerun dropped every record it meant to replace before making any image."""
+    generate(pipeline, ["a dog"], [0, 1, 2], tmp_path, steps=1, progress=False)
+    make = StableDiffusionPipeline.__call__
+    calls = []
+
+    def interrupted_at_the_second_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return make(self, *args, **kwargs)
+
+    monkeypatch.setattr(StableDiffusionPipeline, "__call__", interrupted_at_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        generate(pipeline, ["a dog"], [0, 1, 2], tmp_path, steps=2, batch_size=1, progress=False)
+    monkeypatch.undo()
+    latest = _recorded(tmp_path)  # the last record of a file wins
+    assert {record["seed"]: record["steps"] for record in latest.values()} == {0: 2, 1: 1, 2: 1}
+    generate(pipeline, ["a cat"], [0], tmp_path, steps=1, progress=False)
+    lines = (tmp_path / "generations.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # compacted: one record per file
+
+
 def test_an_image_does_not_depend_on_what_else_was_asked(pipeline, tmp_path, one_thread):
     together = generate(
         pipeline,

@@ -101,7 +101,7 @@ def _read_records(path: Path) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             if number == len(lines) and not text.endswith("\n"):
-                continue  # a kill cut the last append short: that image is made again
+                continue  # a kill cut the last append short; that PNG was replaced, not recorded
             raise FissureError(
                 f"{path} line {number} is not JSON ({error.msg}): fix or delete that line"
             ) from error
@@ -114,12 +114,11 @@ def _read_records(path: Path) -> list[dict]:
     return records
 
 
-def _keep_records(path: Path, earlier: list[dict], remade: set[str]) -> None:
-    """Rewrite ``path`` with the earlier records of files this run will not make again."""
+def _compact_records(path: Path) -> None:
+    """Rewrite ``path`` with one record per file, its last: a file made again is the new one."""
+    latest = {record["file"]: record for record in _read_records(path)}
     with atomic_write(path) as partial:
-        partial.write_text(
-            "".join(f"{json.dumps(line)}\n" for line in earlier if line["file"] not in remade)
-        )
+        partial.write_text("".join(f"{json.dumps(record)}\n" for record in latest.values()))
 
 
 def _append_records(path: Path, records: list[GenerationRecord]) -> None:
@@ -158,7 +157,8 @@ def generate(
     Into a folder of earlier runs, ``generations.jsonl`` keeps their records too
     (a PNG made again replaces its record); the contact sheet shows this run's
     first 256 images. Records are appended after every batch, so an interrupted
-    run leaves none of its PNGs unrecorded.
+    run leaves none of its PNGs unrecorded (a PNG it made again then has two
+    records, the last its own, until the next run into the folder).
     """
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     seeds = [seeds] if isinstance(seeds, int) else seeds
@@ -183,8 +183,7 @@ def generate(
     folder = prepare_output_dir(out_dir)
     records_file = folder / "generations.jsonl"
     jobs = [(prompt, seed) for prompt in prompts for seed in seeds]
-    remade = {f"{prompt_file_stem(prompt, seed)}.png" for prompt, seed in jobs}
-    _keep_records(records_file, _read_records(records_file), remade)
+    _compact_records(records_file)  # reads it first: a bad file costs no compute
 
     records: list[GenerationRecord] = []
     thumbnails: list[Image.Image] = []
@@ -228,6 +227,7 @@ def generate(
                 thumbnails.append(_thumbnail(image))
         _append_records(records_file, made)
         records += made
+    _compact_records(records_file)  # until here, an image made again has two records
 
     columns = len(seeds) if len(seeds) <= 16 else None
     captions = [f"seed {r.seed}: {r.prompt}" for r in records[: len(thumbnails)]]

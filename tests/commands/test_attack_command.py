@@ -224,6 +224,15 @@ def test_an_ensemble_of_named_judges_is_the_surrogate(tiny_sd1_dir, tmp_path):
     assert overlap.exit_code == 2 and "a verifier must never be in the loss" in overlap.output
 
 
+def test_an_ensemble_named_among_judges_gives_its_members():
+    """emoji/surrogate + emoji/edge nested one mean in another: the goal asked the mean."""
+    from fissure.commands.attack import _surrogate
+
+    ensemble = _surrogate(["emoji/surrogate", "emoji/edge"], "cpu")
+    assert ensemble.names == ["emoji/resnet", "emoji/vit", "emoji/regnet", "emoji/edge"]
+    assert ensemble.source == "emoji/surrogate+emoji/edge"
+
+
 def test_imagenet_labels_with_commas_can_be_named_and_verified(monkeypatch):
     """`--judge microsoft/resnet-50 --verifier clip:...` was refused: CLIP read its own
     label list ("tabby"), the judge's says "tabby, tabby cat"."""

@@ -261,6 +261,11 @@ def test_clip_prompts_a_repeated_label_by_its_name(tmp_path):
     assert judge.labels == ["crane", "cat", "crane (2)"]
     assert torch.equal(judge.text_features[0], judge.text_features[2])
     assert not torch.equal(judge.text_features[0], judge.text_features[1])
+    from fissure.attacks.verdicts import check_verifier_labels
+
+    check_verifier_labels({"clip": judge}, ["cat"])
+    with pytest.raises(FissureError, match="CLIP cannot tell them apart"):  # a tie, always lost
+        check_verifier_labels({"clip": judge}, ["crane (2)"])
 
 
 def test_emoji_clip_is_emoji_sds_clip_over_the_emoji_classes(tmp_path, monkeypatch):

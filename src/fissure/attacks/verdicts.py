@@ -55,6 +55,14 @@ def check_verifier_labels(judges: Mapping[str, Judge], targets: Sequence[str]) -
                     "labels include the targets (--verifier; in Python, a CLIP verifier takes "
                     "the surrogate's: load_judge(name, labels=surrogate.labels))"
                 )
+            prompts = getattr(judge, "prompts", None)  # CLIP: one prompt per label
+            column = judge.labels.index(target)
+            if prompts is not None and prompts.count(prompts[column]) > 1:
+                raise FissureError(
+                    f"the verifier {name} prompts {prompts[column]!r} for {target!r} and for "
+                    "another class of the same name: CLIP cannot tell them apart; attack "
+                    "another class or verify with a classifier"
+                )
 
 
 Reading = dict[str, torch.Tensor]

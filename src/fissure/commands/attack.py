@@ -54,8 +54,8 @@ VerifierNames = Annotated[
     list[str] | None,
     typer.Option(
         "--verifier",
-        help="A held-out judge that must agree (repeatable; replaces the default). Default, "
-        "with the default --judge: emoji/verifier and emoji/clip. A CLIP verifier "
+        help="A held-out judge that must agree (repeatable; replaces the default). Default: "
+        "emoji/verifier and emoji/clip, for models of the emoji world. A CLIP verifier "
         "(clip:<id or folder>) zero-shots over the --judge's labels.",
     ),
 ]
@@ -82,13 +82,15 @@ DEFAULT_VERIFIERS = ["emoji/verifier", "emoji/clip"]
 
 
 def _surrogate(names: list[str], device: str):
-    """One judge, or SAGE's ensemble of several (their probabilities averaged)."""
+    """One judge, or SAGE's ensemble of several (their probabilities averaged). An ensemble
+    named among them stands for its members, so the goal asks each of them, not their mean."""
     from fissure.judges import Ensemble, load_judge
+    from fissure.judges.registry import ensemble_members
 
-    judges = [load_judge(name, device=device) for name in names]
-    if len(judges) == 1:
-        return judges[0]
-    ensemble = Ensemble(judges, names=names)
+    if len(names) == 1:
+        return load_judge(names[0], device=device)
+    members = list(dict.fromkeys(m for name in names for m in ensemble_members(name)))
+    ensemble = Ensemble([load_judge(m, device=device) for m in members], names=members)
     ensemble.source = "+".join(names)
     return ensemble
 

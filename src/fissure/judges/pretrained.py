@@ -151,12 +151,15 @@ class ClipJudge(Judge):
         template: str,
         **preprocessing: Any,
     ) -> None:
-        """``labels`` may be another judge's (``"crane (517)"`` is prompted as "crane")."""
+        """``labels`` may be another judge's (``"crane (517)"`` is prompted as "crane": such a
+        class ties with its namesake, so attacks refuse it as a target of this verifier)."""
         super().__init__(labels, model.config.vision_config.image_size, **preprocessing)
         self.model = model
-        prompts = [template.format(plain_label(label)) for label in labels]
+        self.prompts = [template.format(plain_label(label)) for label in labels]
         with torch.no_grad():
-            tokens = tokenizer(prompts, padding="max_length", truncation=True, return_tensors="pt")
+            tokens = tokenizer(
+                self.prompts, padding="max_length", truncation=True, return_tensors="pt"
+            )
             text = model.get_text_features(**tokens).pooler_output
         self.register_buffer("text_features", F.normalize(text, dim=-1), persistent=False)
 

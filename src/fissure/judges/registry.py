@@ -36,11 +36,16 @@ def bundled_judge_names() -> list[str]:
     return ["emoji/surrogate", *(f"emoji/{name}" for name in EMOJI_JUDGES), "emoji/clip"]
 
 
+def ensemble_members(name: str) -> list[str]:
+    """The judges an ensemble name stands for (emoji/surrogate: its four), else the name."""
+    if name == "emoji/surrogate":
+        return [f"emoji/{member}" for member in SURROGATE_MEMBERS]
+    return [name]
+
+
 def judges_in_loss(name: str) -> set[str]:
     """Every judge name a surrogate puts in the loss: the ensemble and each of its members."""
-    if name == "emoji/surrogate":
-        return {name, *(f"emoji/{member}" for member in SURROGATE_MEMBERS)}
-    return {name}
+    return {name, *ensemble_members(name)}
 
 
 def is_zero_shot(name: str) -> bool:
