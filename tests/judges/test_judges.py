@@ -13,6 +13,7 @@ from transformers import (
     CLIPImageProcessor,
     CLIPModel,
     ConvNextImageProcessor,
+    EfficientNetImageProcessor,
     MobileViTImageProcessor,
     ResNetConfig,
     ResNetForImageClassification,
@@ -170,8 +171,21 @@ def _disc(size: int = 64) -> torch.Tensor:
             size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}
         ),
         ViTImageProcessor(size={"height": 32, "width": 32}, do_rescale=False),  # takes 0–255
+        EfficientNetImageProcessor(  # to [-1, 1], normalised, then divided by the std again
+            size={"height": 32, "width": 32},
+            rescale_offset=True,
+            rescale_factor=1 / 127.5,
+            resample=2,
+        ),
     ],
-    ids=["resize-crop_pct", "resize", "resize-crop_size", "bgr-unnormalised", "no-rescale"],
+    ids=[
+        "resize-crop_pct",
+        "resize",
+        "resize-crop_size",
+        "bgr-unnormalised",
+        "no-rescale",
+        "offset-include_top",
+    ],  # fmt: skip
 )
 @pytest.mark.parametrize("shape", [(64, 64), (64, 96), (80, 48)], ids=["square", "wide", "tall"])
 def test_a_hub_classifier_sees_what_its_image_processor_gives(tmp_path, processor, shape):

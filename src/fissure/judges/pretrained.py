@@ -88,17 +88,19 @@ def _preprocessing(
         input_size, resize_size = _side(getattr(processor, "crop_size", None)) or size, size
     else:
         input_size, resize_size = size, size
+    image_std = tuple(getattr(processor, "image_std", None) or default_std)
     if getattr(processor, "do_normalize", None):
-        mean = tuple(getattr(processor, "image_mean", None) or default_mean)
-        std = tuple(getattr(processor, "image_std", None) or default_std)
+        mean, std = tuple(getattr(processor, "image_mean", None) or default_mean), image_std
     else:  # MobileViT's processor only rescales
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    # the processor computes (255·x·factor − mean) / std for x in [0, 1]
-    scale = 255 * (getattr(processor, "rescale_factor", 1 / 255) or 1 / 255)
-    if getattr(processor, "do_rescale", True) is False:
-        scale = 255.0
+    rescale = getattr(processor, "do_rescale", True) is not False
+    scale = 255 * (getattr(processor, "rescale_factor", None) or 1 / 255) if rescale else 255.0
+    offset = 1.0 if rescale and getattr(processor, "rescale_offset", False) else 0.0
+    if getattr(processor, "include_top", False):  # EfficientNet's: by the std once more
+        std = tuple(s * t for s, t in zip(std, image_std, strict=True))
+    # the processor computes ((255·x·factor − offset) − mean) / std for x in [0, 1]
     return dict(
-        mean=tuple(m / scale for m in mean),
+        mean=tuple((m + offset) / scale for m in mean),
         std=tuple(s / scale for s in std),
         bgr=bool(getattr(processor, "do_flip_channel_order", False)),
         input_size=input_size,
