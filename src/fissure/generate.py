@@ -36,7 +36,7 @@ from fissure.models.generator import (
 )
 from fissure.models.prompts import check_prompt
 from fissure.outputs import prepare_output_dir, prompt_file_stem
-from fissure.report.sheets import contact_sheet
+from fissure.report.sheets import contact_sheet, tile
 
 
 @dataclass(frozen=True)
@@ -129,13 +129,6 @@ def _append_records(path: Path, records: list[GenerationRecord]) -> None:
         os.fsync(file.fileno())
 
 
-def _thumbnail(image: Image.Image, size: int = 128) -> Image.Image:
-    """What the contact sheet needs of an image: a 512-pixel run keeps 16× less in memory."""
-    if max(image.size) <= size:
-        return image
-    return image.resize((size, size), Image.Resampling.LANCZOS)
-
-
 def generate(
     pipeline: StableDiffusionPipeline,
     prompts: Sequence[str],
@@ -223,8 +216,8 @@ def generate(
                     sha256=hashlib.sha256((folder / file).read_bytes()).hexdigest(),
                 )
             )
-            if len(thumbnails) < SHEET_IMAGES:
-                thumbnails.append(_thumbnail(image))
+            if len(thumbnails) < SHEET_IMAGES:  # a 512-pixel run keeps 16× less in memory
+                thumbnails.append(tile(image))
         _append_records(records_file, made)
         records += made
     _compact_records(records_file)  # until here, an image made again has two records

@@ -23,9 +23,9 @@ def image_views(images: torch.Tensor, shift: int | None = None) -> torch.Tensor:
     emoji world's 64-pixel images, 32 px on SD's 512 (4 px there would change nothing).
     """
     height, width = images.shape[-2:]
-    shift = height // 16 if shift is None else shift
-    padded = F.pad(images, (shift, shift, shift, shift), mode="replicate")
     crop = height // 16
+    shift = crop if shift is None else shift
+    padded = F.pad(images, (shift, shift, shift, shift), mode="replicate")
     zoomed = F.interpolate(
         images[..., crop : height - crop, crop : width - crop],
         size=(height, width),

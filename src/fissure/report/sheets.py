@@ -9,6 +9,14 @@ from collections.abc import Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 
+def tile(image: Image.Image, cell_size: int = 128) -> Image.Image:
+    """``image`` as a square RGB tile: pixels stay crisp when enlarged (64-pixel emoji);
+    shrunk, they are averaged, not aliased."""
+    enlarging = max(image.size) <= cell_size
+    resample = Image.Resampling.NEAREST if enlarging else Image.Resampling.LANCZOS
+    return image.convert("RGB").resize((cell_size, cell_size), resample)
+
+
 def contact_sheet(
     images: Sequence[Image.Image],
     captions: Sequence[str] | None = None,
@@ -34,10 +42,7 @@ def contact_sheet(
     for index, image in enumerate(images):
         x = pad + (index % columns) * cell_w
         y = pad + (index // columns) * cell_h
-        # pixels stay crisp when enlarged (64-pixel emoji); shrunk, they are averaged, not aliased
-        enlarging = max(image.size) <= cell_size
-        resample = Image.Resampling.NEAREST if enlarging else Image.Resampling.LANCZOS
-        sheet.paste(image.convert("RGB").resize((cell_size, cell_size), resample), (x, y))
+        sheet.paste(tile(image, cell_size), (x, y))
         if captions is not None:  # a caption too long ends in "…", so a cut is seen
             lines = textwrap.wrap(
                 captions[index], chars_per_line, max_lines=caption_lines, placeholder=" …"

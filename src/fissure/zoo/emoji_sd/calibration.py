@@ -406,13 +406,12 @@ def sample_live_unet(work: Path, out: Path, seeds: int = 1, pairs: int = 0) -> d
 @torch.no_grad()
 def compare_spacing(folder: Path, out: Path, pairs: int) -> dict[str, dict]:
     """Verifier scores of the pipeline in ``folder`` under each DDIM timestep spacing."""
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers import DDIMScheduler
 
     from fissure.judges import load_judge
+    from fissure.models import load_pipeline
 
-    pipeline = StableDiffusionPipeline.from_pretrained(
-        folder, safety_checker=None, requires_safety_checker=False, local_files_only=True
-    )
+    pipeline = load_pipeline(str(folder), local_files_only=True)
     verifier = load_judge("emoji/verifier")
     config = dict(pipeline.scheduler.config)
     results = {}
