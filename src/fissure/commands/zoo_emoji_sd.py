@@ -240,13 +240,14 @@ def evaluate(
     from fissure.atomic import atomic_write
     from fissure.judges import ClipJudge
     from fissure.models import load_pipeline
+    from fissure.models.generator import check_guidance
     from fissure.models.loading import resolve_model_source
     from fissure.outputs import check_output_dir, prepare_output_dir
     from fissure.zoo.emoji_sd.evaluate import EVALUATION, check_pair_count, evaluate_pipeline
     from fissure.zoo.emoji_sd.gates import clip_judge, gate_bank
     from fissure.zoo.emoji_sd.model_card import update_calibration, update_quality
 
-    require_finite(guidance=guidance)
+    check_guidance(guidance)
     check_pair_count(pairs)  # before the model loads
     check_output_dir(out)
     if threads:

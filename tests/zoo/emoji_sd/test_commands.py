@@ -40,7 +40,10 @@ def test_bad_numbers_are_one_line_errors_before_any_work(tmp_path):
         ),
         (("train", "--out", tmp_path / "w", "--checkpoint-minutes", "-1"), "--checkpoint-minutes"),
         (("evaluate", "--out", tmp_path / "e", "--clip-scenes", "-1"), "--clip-scenes"),
-        (("evaluate", "--out", tmp_path / "e", "--guidance", "nan"), "--guidance must be a finite"),
+        (
+            ("evaluate", "--out", tmp_path / "e", "--guidance", "nan"),
+            "guidance must be a finite number",
+        ),
         (("evaluate", "--out", tmp_path / "a-file"), "a-file"),
         (("evaluate", "--out", tmp_path / "e", "--pairs", "6000"), "pairs must be from 1 to 5356"),
     ]

@@ -233,27 +233,46 @@ def test_killed_unet_training_resumes_to_the_unbroken_weights(tmp_path, watch_st
     encodings = _fake_encodings()
     cpu = torch.device("cpu")
     unbroken, raw, step, _ = train_unet(
-        stage, encodings, 0.5, 4, 32, tmp_path / "unbroken", cpu, progress=False
+        stage, lambda: encodings, 0.5, 4, 32, 32, tmp_path / "unbroken", cpu, progress=False
     )
     assert step == stage.steps == 4
 
     watch_steps(unet_stage, kill_at=2)
     with pytest.raises(KeyboardInterrupt):
-        train_unet(stage, encodings, 0.5, 4, 32, tmp_path / "killed", cpu, False, 0)
+        train_unet(stage, lambda: encodings, 0.5, 4, 32, 32, tmp_path / "killed", cpu, False, 0)
     assert torch.load(tmp_path / "killed" / CHECKPOINT_NAME)["step"] == 2
     steps = watch_steps(unet_stage)
     resumed, resumed_raw, _, _ = train_unet(
-        stage, encodings, 0.5, 4, 32, tmp_path / "killed", cpu, progress=False
+        stage, lambda: encodings, 0.5, 4, 32, 32, tmp_path / "killed", cpu, progress=False
     )
     assert steps == [2, 3]  # a restart from step 0 would end with the same weights
-    for expected, got in ((unbroken, resumed), (raw, resumed_raw)):
-        for (name, a), b in zip(
-            expected.state_dict().items(), got.state_dict().values(), strict=True
-        ):
-            assert torch.equal(a, b), name
+    _assert_same_weights(unbroken, resumed)
+    _assert_same_weights(raw, resumed_raw)
     assert not torch.equal(
         next(iter(unbroken.state_dict().values())), next(iter(raw.state_dict().values()))
     )
+
+
+def _assert_same_weights(expected: torch.nn.Module, got: torch.nn.Module) -> None:
+    for (name, a), b in zip(expected.state_dict().items(), got.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_a_finished_unet_is_rebuilt_without_encoding_the_scenes(tmp_path):
+    """A fresh machine that only writes the pipeline of a finished stage skips the encoding."""
+    stage = tiny_config().unet
+    encodings = _fake_encodings()
+    cpu = torch.device("cpu")
+    finished, _, _, _ = train_unet(
+        stage, lambda: encodings, 0.5, 4, 32, 32, tmp_path, cpu, progress=False
+    )
+
+    def encode_again() -> Encodings:
+        raise AssertionError("a finished stage encoded the scenes again")
+
+    rebuilt, _, step, _ = train_unet(stage, encode_again, 0.5, 4, 32, 32, tmp_path, cpu, False)
+    assert step == stage.steps
+    _assert_same_weights(finished, rebuilt)
 
 
 def test_a_work_folder_refuses_another_recipe_for_begun_stages_only(tmp_path):

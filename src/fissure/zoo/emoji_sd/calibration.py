@@ -286,12 +286,16 @@ def calibrate_unet(
     for name, stage in variants.items():
         folder = out / "unet" / name
         started = time.monotonic()
+        used_encodings = (
+            encodings if stage.repa_weight else dataclasses.replace(encodings, repa=None)
+        )
         ema, raw, step, seconds = train_unet(
             stage,
-            encodings if stage.repa_weight else dataclasses.replace(encodings, repa=None),
+            lambda used=used_encodings: used,
             scaling,
             vae.config.latent_channels,
             config.clip.text_hidden,
+            config.clip.vision_hidden,
             folder,
             torch.device("cpu"),
         )

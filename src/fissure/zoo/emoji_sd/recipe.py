@@ -367,17 +367,19 @@ class Recipe:
         vision = vision_tower(clip) if stage.repa_weight > 0 else None
         without_repa = "" if vision is not None else "-norepa"  # they lack the vision tokens
         name = f"encodings-{self.config.fingerprint('vae')}-{tokenizer.model_max_length}"
-        encodings = cached_encodings(
-            folder / f"{name}{without_repa}.pt",
-            lambda: encode_bank(bank, tokenizer, text_encoder, vae, vision, progress=self.progress),
-        )
         self._begin("unet")
         ema, _, step, seconds = train_unet(
             stage,
-            encodings,
+            lambda: cached_encodings(
+                folder / f"{name}{without_repa}.pt",
+                lambda: encode_bank(
+                    bank, tokenizer, text_encoder, vae, vision, progress=self.progress
+                ),
+            ),
             vae.config.scaling_factor,
             vae.config.latent_channels,
             clip.config.text_config.hidden_size,
+            clip.config.vision_config.hidden_size,
             **self._loop_options(folder),
         )
         self._check_finished("unet", step)

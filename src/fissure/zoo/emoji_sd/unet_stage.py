@@ -18,7 +18,9 @@ converge faster on a CPU budget, each measured in the model card:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -216,12 +218,22 @@ def min_snr_weights(
 
 
 class UnetBatches:
-    """Each step's latents, noise, timesteps and conditioning: a function of (seed, step)."""
+    """Each step's latents, noise, timesteps and conditioning: a function of (seed, step).
 
-    def __init__(self, stage: UnetStage, encodings: Encodings, scaling_factor: float) -> None:
+    ``make_encodings`` runs at the first batch only: a finished stage, rebuilt on a fresh
+    machine to write its pipeline, does not encode the scenes again (half an hour on 2 cores).
+    """
+
+    def __init__(
+        self, stage: UnetStage, make_encodings: Callable[[], Encodings], scaling_factor: float
+    ) -> None:
         self.stage = stage
-        self.encodings = encodings
+        self.make_encodings = make_encodings
         self.scaling_factor = scaling_factor
+
+    @cached_property
+    def encodings(self) -> Encodings:
+        return self.make_encodings()
 
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
         stage, encodings = self.stage, self.encodings
@@ -283,22 +295,27 @@ class Denoiser(nn.Module):
 
 def train_unet(
     stage: UnetStage,
-    encodings: Encodings,
+    encodings: Callable[[], Encodings],
     scaling_factor: float,
     latent_channels: int,
     cross_attention_dim: int,
+    repa_width: int,
     folder: Path,
     device: torch.device,
     progress: bool = True,
     checkpoint_seconds: float = 120.0,
     deadline: float | None = None,
 ) -> tuple[UNet2DConditionModel, UNet2DConditionModel, int, float]:
-    """Train (or resume) the UNet; returns its EMA and raw weights, the step and seconds."""
+    """Train (or resume) the UNet; returns its EMA and raw weights, the step and seconds.
+
+    ``encodings`` makes the scenes' encodings, called only if a step is left to train;
+    ``repa_width``: the width of their vision tokens, REPA's target.
+    """
     torch.manual_seed(stage.seed)
     unet = build_unet(stage, latent_channels, cross_attention_dim)
-    use_repa = stage.repa_weight > 0 and encodings.repa is not None
+    use_repa = stage.repa_weight > 0
     projector = (
-        RepaProjector(stage.block_out_channels[-1], stage.repa_hidden, encodings.repa.shape[-1])
+        RepaProjector(stage.block_out_channels[-1], stage.repa_hidden, repa_width)
         if use_repa
         else None
     )
