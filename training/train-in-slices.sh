@@ -13,9 +13,10 @@ mkdir -p "$work"
 [ -f "$work/threads" ] || echo 2 > "$work/threads"
 while true; do
   threads=$(cat "$work/threads")
-  # the resume point only seeds a fresh work folder; a work folder further on goes on from itself
+  # the resume point only seeds a fresh work folder; a work folder further on goes on from itself;
+  # --force: a last gate below the bars still writes the pipeline (the evaluation decides)
   OMP_NUM_THREADS=$threads .venv/bin/fissure zoo train emoji-sd --recipe "$recipe" --out "$work" \
-    --resume-point "training/emoji-sd-$run" --no-install --threads "$threads" --max-minutes 20 \
+    --resume-point "training/emoji-sd-$run" --no-install --force --threads "$threads" --max-minutes 20 \
     >> "$work/train.log" 2>&1
   code=$?
   echo "$(date -u '+%F %T') exit $code" >> "$work/slices.log"

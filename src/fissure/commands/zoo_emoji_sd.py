@@ -189,6 +189,19 @@ def train(
     typer.echo(f"emoji-sd is trained: {folder}")
 
 
+def _check_measured_these_weights(evaluation, pipeline, path: Path, source: str) -> None:
+    """Refuse to put an evaluation of other weights in ``source``'s model card."""
+    from fissure.digest import weights_digest
+    from fissure.errors import FissureError
+
+    digest = weights_digest(pipeline.text_encoder, pipeline.unet, pipeline.vae)
+    if evaluation.weights != digest:
+        raise FissureError(
+            f"{path} measured weights {evaluation.weights or '(unrecorded)'}, not {source}'s "
+            f"({digest}); measure them with `fissure zoo evaluate`"
+        )
+
+
 @user_errors
 def evaluate(
     name: ModelName,
@@ -228,6 +241,13 @@ def evaluate(
             "training/emoji-sd/CALIBRATION.md, for the bundled model only."
         ),
     ] = None,
+    card_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Generate nothing: print this evaluation.json and write it into the model "
+            "card, if it measured these very weights (a run's pipeline, once installed)."
+        ),
+    ] = None,
 ) -> None:
     """Measure emoji-sd with the held-out verifier and its CLIP; print the bars."""
     _check_name(name)
@@ -243,7 +263,13 @@ def evaluate(
     from fissure.models.generator import check_guidance
     from fissure.models.loading import resolve_model_source
     from fissure.outputs import check_output_dir, prepare_output_dir
-    from fissure.zoo.emoji_sd.evaluate import EVALUATION, check_pair_count, evaluate_pipeline
+    from fissure.zoo.emoji_sd.evaluate import (
+        EVALUATION,
+        MEASURES,
+        Evaluation,
+        check_pair_count,
+        evaluate_pipeline,
+    )
     from fissure.zoo.emoji_sd.gates import clip_judge, gate_bank
     from fissure.zoo.emoji_sd.model_card import update_calibration, update_quality
 
@@ -256,36 +282,42 @@ def evaluate(
     source = str(model) if model is not None else name
     pipeline = load_pipeline(source, dtype=dtype)
     folder = Path(resolve_model_source(source))
-    clip_folder = folder / "clip"
-    clip: ClipJudge | None = None
-    if (clip_folder / "config.json").is_file():
-        from transformers import CLIPModel
+    if card_from is not None:
+        evaluation = Evaluation.load(card_from)
+        _check_measured_these_weights(evaluation, pipeline, card_from, source)
+        out = card_from.parent
+    else:
+        clip_folder = folder / "clip"
+        clip: ClipJudge | None = None
+        if (clip_folder / "config.json").is_file():
+            from transformers import CLIPModel
 
-        clip = clip_judge(CLIPModel.from_pretrained(clip_folder).float(), pipeline.tokenizer)
-    judge = _verifier_loader(verifier)()
-    prepare_output_dir(out)
-    for stale in ("evaluation.json", "contact_sheet.png"):  # never mistaken for this run's
-        (out / stale).unlink(missing_ok=True)
-    evaluation = evaluate_pipeline(
-        pipeline,
-        judge,
-        clip,
-        seeds=seeds_per_class,
-        pairs=pairs,
-        steps=steps,
-        guidance=guidance,
-        batch_size=batch_size,
-        sheet=out / "contact_sheet.png",
-        clip_scenes=(
-            gate_bank(clip_scenes, 1, out / "scenes", first_seed=EVALUATION.scenes)
-            if clip is not None
-            else None
-        ),
-        verifier_name=str(verifier),
-        model=source,
-    )
-    with atomic_write(out / "evaluation.json") as partial:
-        partial.write_text(json.dumps(evaluation.to_dict(), indent=2))
+            clip = clip_judge(CLIPModel.from_pretrained(clip_folder).float(), pipeline.tokenizer)
+        judge = _verifier_loader(verifier)()
+        prepare_output_dir(out)
+        for stale in ("evaluation.json", "contact_sheet.png"):  # never mistaken for this run's
+            (out / stale).unlink(missing_ok=True)
+        evaluation = evaluate_pipeline(
+            pipeline,
+            judge,
+            clip,
+            seeds=seeds_per_class,
+            pairs=pairs,
+            steps=steps,
+            guidance=guidance,
+            batch_size=batch_size,
+            sheet=out / "contact_sheet.png",
+            clip_scenes=(
+                gate_bank(clip_scenes, 1, out / "scenes", first_seed=EVALUATION.scenes)
+                if clip is not None
+                else None
+            ),
+            verifier_name=str(verifier),
+            plan=EVALUATION,
+            model=source,
+        )
+        with atomic_write(out / "evaluation.json") as partial:
+            partial.write_text(json.dumps(evaluation.to_dict(), indent=2))
     if update_card is None:
         update_card = evaluation.at_the_bars_settings()
         if not update_card:
@@ -297,18 +329,16 @@ def evaluate(
         if calibration and calibration.is_file():
             update_calibration(folder, calibration.read_text(encoding="utf-8"))
             typer.echo(f"updated the model card's calibration section from {calibration}")
-    table = Table(
-        title=f"{source}: {seeds_per_class} seeds per class, {pairs} pairs, {steps} DDIM steps, "
-        f"guidance {guidance}, {evaluation.dtype}, prompts of {evaluation.prompt_length} tokens"
-    )
-    for column in ("measure", "score", "bar", "met"):
-        table.add_column(column, justify="right" if column != "measure" else "left")
+    table = Table(title=f"{source}: {evaluation.settings()}")
+    for column in ("measure", "what it counts", "score", "bar", "met"):
+        table.add_column(column, justify="right" if column in ("score", "bar", "met") else "left")
     for measure, (score, bar, met) in evaluation.checks().items():
         shown = "–" if score is None else f"{score:.2%}"  # 84.97% must not read 85.0%
         verdict = "" if met is None else "yes" if met else "[red]no[/red]"
-        table.add_row(measure, shown, "" if bar is None else f"{bar:.0%}", verdict)
+        bar_shown = "" if bar is None else f"{bar:.0%}"
+        table.add_row(measure, MEASURES[measure], shown, bar_shown, verdict)
     Console().print(table)
-    typer.echo(f"weakest classes: {', '.join(evaluation.worst_classes)}")
+    typer.echo(f"weakest classes (prompted class only): {evaluation.weakest()}")
     verdict = "all bars met" if evaluation.passed() else "some bars not met"
     if not evaluation.at_the_bars_settings():
         verdict += " (not at the bars' settings: a look, not the measurement)"

@@ -137,6 +137,23 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     assert quick.exit_code == 0 and "model card left as it is" in quick.output, quick.output
     assert (out / "pipeline" / "README.md").read_text() == card
 
+    # an install writes the card from the measurement of its weights, generating nothing
+    measured = evaluation / "evaluation.json"
+    (evaluation / "contact_sheet.png").unlink()
+    reused = invoke(
+        "zoo", "evaluate", "emoji-sd", "--model", out / "pipeline", "--card-from", measured,
+        "--update-card",
+    )  # fmt: skip
+    assert reused.exit_code == 0 and "updated the model card" in reused.output, reused.output
+    assert "1 pairs" in (out / "pipeline" / "README.md").read_text()
+    assert not (evaluation / "contact_sheet.png").exists()
+    other = json.loads(measured.read_text()) | {"weights": "0123456789abcdef"}
+    measured.write_text(json.dumps(other))
+    refused = invoke(
+        "zoo", "evaluate", "emoji-sd", "--model", out / "pipeline", "--card-from", measured
+    )
+    assert refused.exit_code == 2 and "measured weights 0123456789abcdef" in refused.output
+
 
 def test_max_minutes_pauses_with_exit_code_3(tmp_path, verifier_dir):
     result = invoke(

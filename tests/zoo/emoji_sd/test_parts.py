@@ -189,8 +189,9 @@ def test_deepen_keeps_the_function_and_adds_trainable_depth():
 def test_pairs_are_fixed_distinct_and_apart_from_the_probes():
     """random.Random(2024).sample drew flamingo/peanut twice and three pairs both ways round,
     and Random.sample is not promised to stay the same across Python versions."""
-    pairs = pair_prompts(200)
-    assert pairs == pair_prompts(200) and pairs[:50] == pair_prompts(50)
+    pairs = pair_prompts(200, EVALUATION.pair_draw)
+    assert pairs == pair_prompts(200, EVALUATION.pair_draw)
+    assert pairs[:50] == pair_prompts(50, EVALUATION.pair_draw)
     assert len({frozenset(pair) for pair in pairs}) == 200
     assert all(a != b for a, b in pairs)
     assert pairs[:3] == [("sandal", "swan"), ("elephant", "horse"), ("top hat", "bird")]
@@ -218,7 +219,21 @@ def test_a_polysemous_prompt_accepts_every_class_it_names():
 def _evaluation(**changes) -> Evaluation:
     scores = dict(single_top1_strict=0.9, classes_at_50_strict=0.96, pairs_top2_strict=0.61)
     return dataclasses.replace(
-        Evaluation(0.9, 0.96, 0.61, 0.71, 0.3, {}, 20, 200, 25, 7.5, 1.0, clip_scenes=3000),
+        Evaluation(
+            0.9,
+            0.96,
+            0.61,
+            0.71,
+            0.3,
+            {},
+            20,
+            200,
+            25,
+            7.5,
+            1.0,
+            clip_scenes=3000,
+            scheduler="DDIMScheduler",
+        ),
         **{**scores, **changes},
     )
 
@@ -244,6 +259,7 @@ def test_only_the_bars_settings_measure_the_bars():
     changes = [{"seeds": 4}, {"verifier": "emoji/resnet"}, {"clip_scenes": 40}]
     changes += [{"dtype": "bfloat16"}, {"seed_plan": "probe"}]  # a gate, or a faster look
     changes += [{"seed_plan": "evaluation"}]  # the retired seeds, which choices had read
+    changes += [{"scheduler": "PNDMScheduler"}]  # a --model folder's own, not the bars' DDIM
     for change in changes:
         assert not dataclasses.replace(evaluation, **change).at_the_bars_settings(), change
 
@@ -280,3 +296,51 @@ def test_the_calibration_section_is_replaced_not_repeated(tmp_path):
         == "# emoji-sd\n\n## Recipe\n\n## Calibration runs\n\n### First notes\n\n### Second notes\n"
     )
     assert not update_calibration(tmp_path / "nothing", "notes")
+
+
+def test_a_score_exactly_at_a_bar_meets_it():
+    """Half the classes at 16/20 and half at 18/20 is 85%: float32 means made it 84.999999%."""
+    from fissure.zoo.emoji_sd.evaluate import class_means
+
+    labels = torch.arange(4).repeat_interleave(20)
+    correct = torch.cat([torch.arange(20) < (16 if c % 2 else 18) for c in range(4)]).float()
+    per_class = class_means(correct, labels, ["a", "b", "c", "d"])
+    score = sum(per_class.values()) / len(per_class)
+    assert _evaluation(single_top1_strict=score).checks()["single_top1_strict"][2]
+    assert not _evaluation(single_top1_strict=0.8499).checks()["single_top1_strict"][2]
+
+
+def test_the_card_calls_no_bar_met_away_from_the_bars_settings():
+    from fissure.zoo.emoji_sd.model_card import quality_section
+
+    assert "| yes |" in quality_section(_evaluation())
+    look = quality_section(dataclasses.replace(_evaluation(), seeds=1, steps=2))
+    assert "| yes |" not in look and "a look, not their measurement" in look
+
+
+def test_a_verifier_of_other_labels_is_refused_before_any_image(tmp_path):
+    from fissure.errors import FissureError
+    from fissure.judges import EmojiJudge
+    from fissure.world import class_names
+    from fissure.zoo.emoji_sd.evaluate import evaluate_pipeline
+
+    shuffled = EmojiJudge(class_names()[::-1], "convnet", {"channels": [8, 16]})
+    with pytest.raises(FissureError, match="classes in their order"):
+        evaluate_pipeline(None, shuffled, None, plan=PROBE)  # type: ignore[arg-type]
+
+
+def test_pair_prompts_use_the_worlds_articles():
+    """ "an ewe" (a vowel rule of its own) where every training caption says "a ewe"."""
+    from fissure.zoo.emoji_sd.evaluate import pair_evaluation
+
+    texts = []
+
+    def pipeline(prompts, **_):
+        texts.extend(prompts)
+        return type("Output", (), {"images": torch.zeros(len(prompts), 3, 64, 64)})
+
+    pair_evaluation(
+        pipeline, lambda images: torch.zeros(len(images), 2), 5356, plan=PROBE, progress=False
+    )
+    assert any(text.startswith("a ewe and") or text.endswith("and a ewe") for text in texts)
+    assert not any("an ewe" in text for text in texts)

@@ -21,8 +21,10 @@ calibration probes, which choose recipes and steps, draw from :data:`PROBE`.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -35,6 +37,7 @@ from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.judges.pretrained import ClipJudge
 from fissure.world import class_names
+from fissure.world.grammar import indefinite
 from fissure.world.lexicon import mentions
 from fissure.zoo.emoji_sd.gates import GATE_SEED, clip_retrieval_scores, scene_retrieval_scores
 from fissure.zoo.scene_bank import SceneBank
@@ -76,6 +79,7 @@ BAR_SETTINGS = {
     "clip_scenes": 3000,
     "dtype": "float32",
     "seed_plan": EVALUATION.name,
+    "scheduler": "DDIMScheduler",
 }
 
 #: How many distinct unordered pairs the classes make (``--pairs`` at most).
@@ -87,6 +91,9 @@ BARS = {
     "pairs_top2_strict": 0.60,
     "clip_text_to_image_top1": 0.70,
 }
+
+#: Slack for a score that is a bar exactly (17/20 summed in floats can land a hair below 85%).
+ROUNDING = 1e-9
 
 #: What each measure is, for tables.
 MEASURES = {
@@ -141,18 +148,39 @@ class Evaluation:
     """What was measured: the model name or folder given."""
     weights: str = ""
     """A fingerprint of the text encoder, UNet and VAE weights (:func:`~fissure.digest.weights_digest`)."""
+    scheduler: str = ""
+    """The pipeline's scheduler class (the bars are stated for DDIM)."""
+    timestep_spacing: str = ""
+    """Its timestep spacing, where it has one."""
 
     def at_the_bars_settings(self) -> bool:
         """Whether this is the evaluation the bars are stated for."""
         return all(getattr(self, name) == value for name, value in BAR_SETTINGS.items())
+
+    def settings(self) -> str:
+        """The settings in words, for a table's title and the model card."""
+        spacing = f", {self.timestep_spacing} spacing" if self.timestep_spacing else ""
+        return (
+            f"{self.steps} steps of {self.scheduler or '?'}{spacing}, guidance {self.guidance}, "
+            f"{self.dtype}, {self.seeds} seeds per class, {self.pairs} pairs, prompts of "
+            f"{self.prompt_length or '?'} tokens, seed plan {self.seed_plan}"
+        )
 
     def checks(self) -> dict[str, tuple[float | None, float | None, bool | None]]:
         """Each measure: (score, bar, met); bar and met are None for a measure without a bar."""
         rows = {}
         for name in MEASURES:
             score, bar = getattr(self, name), BARS.get(name)
-            rows[name] = (score, bar, None if bar is None else score is not None and score >= bar)
+            met = None if bar is None else score is not None and score >= bar - ROUNDING
+            rows[name] = (score, bar, met)
         return rows
+
+    def weakest(self) -> str:
+        """The weakest classes with their prompted-class scores: "bat 35%, mouse 40%"."""
+        return ", ".join(
+            f"{name} {self.per_class_strict[name]:.0%}" if name in self.per_class_strict else name
+            for name in self.worst_classes
+        )
 
     def passed(self) -> bool:
         return all(met for _, bar, met in self.checks().values() if bar is not None)
@@ -165,6 +193,18 @@ class Evaluation:
             "passed": self.passed(),
         }
 
+    @classmethod
+    def load(cls, path: Path) -> Evaluation:
+        """An ``evaluation.json`` written by ``fissure zoo evaluate``, or a one-line error."""
+        try:
+            saved = json.loads(Path(path).read_text(encoding="utf-8"))
+            known = {f.name for f in fields(cls)}
+            return cls(**{key: value for key, value in saved.items() if key in known})
+        except (OSError, ValueError, TypeError, AttributeError) as error:
+            raise FissureError(
+                f"{path} is not an evaluation.json of `fissure zoo evaluate` ({error})"
+            ) from None
+
 
 def check_pair_count(count: int) -> None:
     """Refuse asking for more distinct pairs than the classes make (or none)."""
@@ -172,7 +212,7 @@ def check_pair_count(count: int) -> None:
         raise FissureError(f"pairs must be from 1 to {PAIRS_POSSIBLE} (every pair of classes)")
 
 
-def pair_prompts(count: int, draw: int = EVALUATION.pair_draw) -> list[tuple[str, str]]:
+def pair_prompts(count: int, draw: int) -> list[tuple[str, str]]:
     """``count`` distinct unordered pairs of classes, in a random order fixed by ``draw``.
 
     Ranked by a hash, not by ``random``: the same pairs on every Python version.
@@ -216,17 +256,13 @@ def pair_found(read: tuple[str, str], accepted: list[frozenset[str]]) -> bool:
 
 
 def class_means(correct: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict[str, float]:
-    """Each class's mean of ``correct`` over its images."""
-    return {names[c]: float(correct[labels == c].mean()) for c in range(len(names))}
+    """Each class's mean of ``correct`` over its images (in float64: a bar may fall on it)."""
+    return {names[c]: float(correct[labels == c].double().mean()) for c in range(len(names))}
 
 
 def share_at_50(per_class: dict[str, float]) -> float:
     """The share of classes scoring at least 50%."""
     return sum(score >= 0.5 for score in per_class.values()) / len(per_class)
-
-
-def article(noun: str) -> str:
-    return "an" if noun[0] in "aeiou" else "a"
 
 
 @torch.no_grad()
@@ -272,18 +308,21 @@ def evaluate_pipeline(
     sheet: Path | None = None,
     clip_scenes: SceneBank | None = None,
     verifier_name: str = BAR_SETTINGS["verifier"],
-    plan: SeedPlan = EVALUATION,
+    *,
+    plan: SeedPlan,
     model: str = "",
 ) -> Evaluation:
     """Generate the evaluation prompts and score them; optionally write a contact sheet.
 
     ``clip_scenes``: rendered held-out single-object scenes for the CLIP bar, from
-    ``plan.scenes``; ``plan``: the noise seeds and pairs (:data:`PROBE` for anything that
-    chooses); ``model``: its name or folder, for the record.
+    ``plan.scenes``; ``plan``: the noise seeds and pairs, named by every caller
+    (:data:`PROBE` for anything that chooses, :data:`EVALUATION` for the bars only);
+    ``model``: its name or folder, for the record.
     """
     started = time.monotonic()
     check_pair_count(pairs)  # before any image is made
     names = class_names()
+    check_verifier_reads_classes(verifier, names)
     singles = [(c, s) for s in range(seeds) for c in range(len(names))]
     single_prompts = [f"a photo of a {names[c]}" for c, _ in singles]
     single_seeds = [plan.singles + s for _, s in singles]
@@ -301,7 +340,7 @@ def evaluate_pipeline(
     strict = class_means((predicted == labels).float(), labels, names)
 
     pair_results = pair_evaluation(
-        pipeline, verifier, pairs, steps, guidance, batch_size, progress, plan
+        pipeline, verifier, pairs, steps, guidance, batch_size, progress, plan=plan
     )
     generated = clip_retrieval_scores(clip, images, labels) if clip is not None else None
     rendered = (
@@ -335,6 +374,8 @@ def evaluate_pipeline(
         per_class_strict=strict,
         model=model,
         weights=weights_digest(pipeline.text_encoder, pipeline.unet, pipeline.vae),
+        scheduler=type(pipeline.scheduler).__name__,
+        timestep_spacing=pipeline.scheduler.config.get("timestep_spacing", ""),
     )
     if sheet is not None:
         write_sheet(
@@ -348,6 +389,17 @@ def evaluate_pipeline(
             ],
         )
     return evaluation
+
+
+def check_verifier_reads_classes(verifier: Judge, names: Sequence[str]) -> None:
+    """Refuse a verifier whose outputs are not the world's classes in the world's order."""
+    if list(verifier.labels) != list(names):
+        raise FissureError(
+            "the verifier must read the emoji world's classes in their order "
+            f"({len(names)} labels from {names[0]!r}); this one has {len(verifier.labels)} "
+            "labels: pass an emoji judge (emoji/verifier) or one trained by "
+            "`fissure zoo train-judges`"
+        )
 
 
 @dataclass
@@ -371,12 +423,13 @@ def pair_evaluation(
     guidance: float = 7.5,
     batch_size: int = 16,
     progress: bool = True,
-    plan: SeedPlan = EVALUATION,
+    *,
+    plan: SeedPlan,
 ) -> PairResults:
     """The plan's "a <A> and a <B>" prompts, their images, and how many find both."""
     names = class_names()
     pair_list = pair_prompts(pairs, plan.pair_draw)
-    texts = [f"{article(a)} {a} and {article(b)} {b}" for a, b in pair_list]
+    texts = [f"{indefinite(a)} and {indefinite(b)}" for a, b in pair_list]  # "a ewe", as captions
     seeds = [plan.pairs + i for i in range(pairs)]
     images = generate(pipeline, texts, seeds, steps, guidance, batch_size, progress, "pairs")
     top2 = torch.cat(

@@ -1,4 +1,4 @@
-"""Stage 2: an AutoencoderKL from 64×64×3 to 16×16×4 latents, as Stable Diffusion's.
+"""Stage 2: an AutoencoderKL from 64×64×3 to 16×16 latents (4 channels as SD 1.x; v2: 8).
 
 The UNet can be no better than this decoder, so its loss asks for what the
 judges look at: L1 + MSE on pixels, a feature loss in the frozen CLIP vision
