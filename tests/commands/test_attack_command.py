@@ -12,6 +12,7 @@ import time
 
 from typer.testing import CliRunner
 
+from fissure.attacks.views import VIEWS
 from fissure.cli import app
 
 runner = CliRunner()
@@ -46,7 +47,7 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
     run = json.loads((out / "run.json").read_text())  # what a resume must match
     assert (run["model"], run["surrogate"]) == (str(tiny_sd1_dir), "emoji/surrogate")
     assert run["verifiers"] == ["emoji/clip", "emoji/verifier"] and run["attack"] == "sage-latent"
-    assert run["views"] and run["guidance"] == 7.5 and "SameNorm()" in run["constraints"]
+    assert run["views"] == VIEWS and run["guidance"] == 7.5 and "SameNorm()" in run["constraints"]
     assert "verified ASR" in result.output
     assert (
         "attacking 4 attempts: 'a photo of a cat' → cat; 'a photo of a red apple'" in result.output

@@ -13,6 +13,7 @@ from fissure.attacks.constraints import Constraint
 from fissure.attacks.goals import TargetAbsent
 from fissure.attacks.search import SearchMethod, SearchState
 from fissure.attacks.spaces import Attempt, LatentPerturbation
+from fissure.attacks.views import VIEWS
 from fissure.digest import weights_digest
 
 
@@ -32,7 +33,7 @@ class Attack:
             surrogate_weights=weights_digest(self.goal.surrogate),
             **self.space.settings(),
             absent_below=self.goal.absent_below,
-            views=self.goal.views,
+            views=VIEWS if self.goal.views else False,
             constraints=[repr(constraint) for constraint in self.constraints],
             **self.search.settings(),
         )

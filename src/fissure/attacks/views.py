@@ -14,6 +14,9 @@ import torch.nn.functional as F
 
 #: How many views :func:`image_views` returns.
 VIEW_COUNT = 5
+#: The views in words, kept in a run's settings: a folder begun with other views (a 4-px
+#: shift on every image size, before) is refused, not resumed into a mix of the two.
+VIEWS = "as is, flipped, shifted ±1/16 of the height, zoomed 8/7"
 
 
 def image_views(images: torch.Tensor, shift: int | None = None) -> torch.Tensor:
