@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
 VENV ?= .venv
+PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fissure-installed
 
@@ -12,7 +13,7 @@ install: $(STAMP)
 # picks the CPU build (PyPI's Linux wheel is the CUDA one).
 TORCH_INDEX ?=
 $(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)

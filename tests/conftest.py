@@ -11,6 +11,14 @@ import torch
 from fissure.zoo.tiny import build_tiny_pipeline
 
 
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No test reaches the hub: a name that slips through to it fails at once (tests that
+    check the online path set these themselves)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
 @pytest.fixture(scope="session", params=["sd1", "sd2"])
 def tiny_pipeline_dir(request, tmp_path_factory) -> Path:
     """A saved SD-1.x-shaped (epsilon) or SD-2.x-shaped (v-prediction) pipeline folder."""

@@ -155,6 +155,12 @@ def test_demo_attacks_and_writes_a_page(tmp_path, tiny_sd1_dir):
     assert len((run / "findings.jsonl").read_text().splitlines()) == 16
     assert "index.html" in result.output
 
+    settings = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**settings, "views": True}))  # an older fissure's
+    stale = invoke("demo", "--out", tmp_path, "--model", tiny_sd1_dir)
+    assert stale.exit_code == 2 and "holds an earlier demo" in stale.output
+    assert "(views)" in stale.output and "`make clean`" in stale.output
+
 
 def test_zoo_path_of_unknown_model_is_an_error():
     result = invoke("zoo", "path", "no-such-model")

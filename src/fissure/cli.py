@@ -123,25 +123,39 @@ DEMO_CLASSES = "dog,cat,red apple,pizza,bicycle,airplane,sunflower,soccer ball"
 @user_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo's outputs.")] = Path("demo-out"),
-    model: ModelOption = "emoji-sd",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help="emoji-sd (bundled) or a folder of another emoji-world model."
+        ),
+    ] = "emoji-sd",
     device: Device = "cpu",
     dtype: Dtype = "float32",
 ) -> None:
-    """SAGE's latent attack on the bundled model: 8 classes × 2 seeds (at most 50 gradient
-    iterations each), verified, with a page."""
+    """SAGE's latent attack on the bundled model, verified, with a page.
+
+    8 classes × 2 seeds, at most 50 gradient iterations each; a rerun resumes.
+    """
     from fissure.commands.attack import run_attack_command
+    from fissure.errors import FissureError, RunFolderMismatch
 
     quiet_libraries()
-    run_attack_command(
-        "sage-latent",
-        {"max_iterations": 50},
-        classes=DEMO_CLASSES,
-        seeds="0-1",
-        out=out / "sage-latent",
-        model=model,
-        device=device,
-        dtype=dtype,
-    )
+    try:
+        run_attack_command(
+            "sage-latent",
+            {"max_iterations": 50},
+            classes=DEMO_CLASSES,
+            seeds="0-1",
+            out=out / "sage-latent",
+            model=model,
+            device=device,
+            dtype=dtype,
+        )
+    except RunFolderMismatch as error:  # new weights or a newer fissure: the demo starts over
+        raise FissureError(
+            f"{out} holds an earlier demo, made with other weights or settings "
+            f"({', '.join(error.changed)}): remove it (`make clean`) and run the demo again"
+        ) from None
 
 
 @zoo_app.command("path")

@@ -10,6 +10,17 @@ class FissureError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
 
+class RunFolderMismatch(FissureError):
+    """A run folder holds findings made with other settings or weights: resuming would mix."""
+
+    def __init__(self, folder: object, changed: list[str]) -> None:
+        self.folder, self.changed = folder, changed
+        super().__init__(
+            f"{folder} holds findings made with other settings ({', '.join(changed)}): "
+            "use another --out, or the same options to resume it"
+        )
+
+
 def first_line(error: BaseException, limit: int = 200) -> str:
     """What an exception says, in one line (libraries raise long, many-line messages)."""
     text = str(error).strip()

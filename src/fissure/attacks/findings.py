@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 
 from fissure.atomic import atomic_write, lock_folder
 from fissure.attacks.spaces import Attempt
-from fissure.errors import FissureError
+from fissure.errors import FissureError, RunFolderMismatch
 from fissure.outputs import prepare_output_dir, prompt_file_stem
 
 
@@ -147,10 +147,7 @@ class FindingStore:
             if (self._recorded[key] != value if key in self._recorded else self._resumed)
         )
         if self._done and changed:
-            raise FissureError(
-                f"{self.folder} holds findings made with other settings ({', '.join(changed)}): "
-                "use another --out, or the same options to resume it"
-            )
+            raise RunFolderMismatch(self.folder, changed)
         self.settings.update(settings)
         self._recorded = {**self._recorded, **self.settings} if self._done else dict(self.settings)
         with atomic_write(self.folder / "run.json") as partial:

@@ -105,7 +105,8 @@ def check_emoji_judges_fit(model: str, image_size: int) -> None:
             f"{model} makes {image_size}-pixel images, and the default judges know only the "
             f"{SIZE}-pixel emoji world: attack it with judges that know its images, e.g. "
             f"fissure attack sage-latent --model {model} --judge microsoft/resnet-50 "
-            "--verifier clip:openai/clip-vit-base-patch32 --prompt 'a photo of a tabby cat'"
+            "--verifier clip:openai/clip-vit-base-patch32 --prompt 'a photo of a tabby cat' "
+            "--out runs/tabby"
         )
 
 

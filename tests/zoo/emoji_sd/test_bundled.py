@@ -26,9 +26,12 @@ def test_all_bundled_weights_fit_the_budget():
 
 
 def test_load_pipeline_uses_the_bundled_model_by_default():
-    pipeline = load_pipeline("emoji-sd")
+    pipeline = load_pipeline()
     assert pipeline.unet.config.sample_size * pipeline.vae_scale_factor == 64
-    assert pipeline.tokenizer("a photo of a dog").input_ids  # the world's own BPE
+    assert pipeline.name_or_path == str(bundled_model_path("emoji-sd"))
+    ids = pipeline.tokenizer("a photo of a dog").input_ids  # the world's own BPE: whole words
+    assert pipeline.tokenizer.decode(ids, skip_special_tokens=True) == "a photo of a dog"
+    assert len(ids) == 2 + 5
 
 
 def test_stock_diffusers_runs_the_bundled_model_without_fissure():

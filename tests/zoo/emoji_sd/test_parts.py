@@ -344,3 +344,50 @@ def test_pair_prompts_use_the_worlds_articles():
     )
     assert any(text.startswith("a ewe and") or text.endswith("and a ewe") for text in texts)
     assert not any("an ewe" in text for text in texts)
+
+
+class _FixedFeatures(nn.Module):
+    """A CLIP whose text and image features are given: the loss alone is under test."""
+
+    def __init__(self, text: torch.Tensor, image: torch.Tensor, log_scale: float) -> None:
+        super().__init__()
+        self.text, self.image = text, image
+        self.logit_scale = torch.tensor(log_scale)
+
+    def get_text_features(self, input_ids):
+        return type("Output", (), {"pooler_output": self.text})
+
+    def get_image_features(self, pixel_values):
+        return type("Output", (), {"pooler_output": self.image})
+
+
+def test_contrastive_loss_is_infonce_over_same_label_positives():
+    """Orthonormal pairs at scale s: each side's loss is log(1 + (B-1)e^{-s}); two captions of
+    one label are positives of each other: their target splits between them."""
+    import math
+
+    from fissure.zoo.emoji_sd.clip_stage import contrastive_loss
+
+    batch, s = 4, 2.0
+    features = torch.eye(batch)
+    clip = _FixedFeatures(features, features, math.log(s))
+    pixels = torch.zeros(batch, 3, 64, 64)
+    loss = contrastive_loss(clip, torch.zeros(batch, 1), pixels, torch.eye(batch))
+    assert float(loss) == pytest.approx(math.log(1 + (batch - 1) * math.exp(-s)), rel=1e-5)
+
+    same = torch.eye(batch)
+    same[0, 1] = same[1, 0] = 1  # items 0 and 1 show one label
+    shared = contrastive_loss(clip, torch.zeros(batch, 1), pixels, same)
+    # rows 0 and 1 now aim at two logits of which one is s and one is 0
+    row = (
+        -(
+            math.log(math.exp(s) / (math.exp(s) + batch - 1))
+            + math.log(1 / (math.exp(s) + batch - 1))
+        )
+        / 2
+    )
+    other = math.log(1 + (batch - 1) * math.exp(-s))
+    assert float(shared) == pytest.approx((2 * row + 2 * other) / batch, rel=1e-5)
+    huge = _FixedFeatures(features, features, math.log(1e4))  # the scale is capped at 100
+    capped = contrastive_loss(huge, torch.zeros(batch, 1), pixels, torch.eye(batch))
+    assert float(capped) == pytest.approx(math.log(1 + (batch - 1) * math.exp(-100)), abs=1e-9)
