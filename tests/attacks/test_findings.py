@@ -97,6 +97,48 @@ def test_a_kill_while_dropping_a_cut_line_loses_no_finding(tmp_path, monkeypatch
     assert [f.seed for f in FindingStore(tmp_path, SETTINGS).findings()] == [0]
 
 
+def test_a_findings_line_follows_its_files_onto_the_disk(tmp_path, monkeypatch):
+    """Images and δ were written unsynced: after a power cut a synced line could name an
+    empty PNG."""
+    import os
+
+    synced = []
+    original_fsync = os.fsync
+
+    def record(fd):
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        original_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    _add(FindingStore(tmp_path, SETTINGS), 0)
+    line = synced.index("findings.jsonl")
+    before_line = {name.rsplit(".", 2)[0] for name in synced[:line]}  # x.png.<pid>.tmp: x.png
+    (finding,) = FindingStore(tmp_path, SETTINGS).findings()
+    assert {Path(file).name for file in finding.files.values()} <= before_line
+
+
+def test_a_failed_append_leaves_no_half_line(tmp_path, monkeypatch):
+    """A full disk mid-line glued the next finding onto it: the folder was unreadable after."""
+    import os
+
+    store = FindingStore(tmp_path, SETTINGS)
+    _add(store, 0)
+    original_fsync = os.fsync
+
+    def disk_full(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("findings.jsonl"):
+            raise OSError(28, "No space left on device")
+        original_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        _add(store, 1)
+    monkeypatch.undo()
+    _add(store, 2)
+    lines = store.findings_file.read_text().splitlines()
+    assert [json.loads(line)["seed"] for line in lines] == [0, 2]
+
+
 @pytest.mark.parametrize("damage", ['{"att', "null", None])
 def test_findings_without_readable_settings_are_refused(tmp_path, damage):
     """Deleting run.json let a run of other settings resume the findings; null crashed."""

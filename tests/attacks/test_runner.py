@@ -57,6 +57,7 @@ def test_a_retrained_judge_does_not_resume_the_old_ones_findings(generator, tmp_
     surrogate = BlurredBrightnessJudge(0.5)
     attack = sage_latent(generator, surrogate, steps=STEPS, max_iterations=0, batch_size=1)
     verifier = BlurredBrightnessJudge(0.5)
+    verifier.blur.weight.data *= 0.99  # a network of its own: the surrogate's is refused
     attempts = [Attempt(PROMPT, "light", 0, 0)]
     with FindingStore(tmp_path, attack.settings()) as store:
         run_attack(attack, attempts, store, Verifiers({"v": verifier}), "tiny", progress=False)
@@ -100,3 +101,48 @@ def test_a_natural_failure_is_recorded_not_attacked(generator, surrogate, tmp_pa
     assert finding.delta_linf == 0 and finding.target_trace[:1] == finding.target_trace
     assert finding.unet_evals == STEPS  # the clean image's render; no backward pass before it
     assert finding.files["before"] != finding.files["after"]
+
+
+def test_a_verifier_with_the_surrogates_weights_is_refused_however_named(generator, tmp_path):
+    """Only names were compared (in the CLI): a bundled judge given by its folder path
+    verified the surrogate's own failures."""
+    import copy
+
+    surrogate = BlurredBrightnessJudge(0.5)
+    attack = sage_latent(generator, surrogate, steps=STEPS, max_iterations=1, batch_size=1)
+    attempts = [Attempt(PROMPT, "light", 0, 0)]
+    for verifier in (surrogate, copy.deepcopy(surrogate)):
+        with (
+            FindingStore(tmp_path, attack.settings()) as store,
+            pytest.raises(FissureError, match="a verifier must never be in the loss"),
+        ):
+            run_attack(attack, attempts, store, Verifiers({"v": verifier}), "tiny")
+    assert not (tmp_path / "findings.jsonl").exists()
+
+
+def test_an_attempt_whose_index_is_not_its_target_is_refused(generator, surrogate, tmp_path):
+    """The loss pushed class 1 ("dark") while the verdicts read "light"."""
+    attack = sage_latent(generator, surrogate, steps=STEPS, max_iterations=1, batch_size=1)
+    with (
+        FindingStore(tmp_path, attack.settings()) as store,
+        pytest.raises(FissureError, match="target 'light' is not the surrogate's label 1"),
+    ):
+        run_attack(
+            attack, [Attempt(PROMPT, "light", 1, 0)], store, Verifiers({"v": BrightnessJudge(0.5)}),
+            "tiny",
+        )  # fmt: skip
+
+
+def test_a_goal_threshold_other_than_the_verifiers_resumes(generator, surrogate, tmp_path):
+    """Goal and verifiers both wrote "absent_below": the verifiers' overwrote the goal's, and
+    the same command could then never resume its folder."""
+    attack = sage_latent(
+        generator, surrogate, steps=STEPS, max_iterations=0, batch_size=1, absent_below=0.2
+    )
+    attempts = [Attempt(PROMPT, "light", 0, seed) for seed in (0, 1)]
+    verifiers = Verifiers({"v": BrightnessJudge(0.6)}, absent_below=0.1)
+    with FindingStore(tmp_path, attack.settings()) as store:
+        run_attack(attack, attempts[:1], store, verifiers, "tiny", progress=False)
+    with FindingStore(tmp_path, attack.settings()) as store:
+        run_attack(attack, attempts, store, verifiers, "tiny", progress=False)
+        assert len(store.findings()) == 2

@@ -79,7 +79,8 @@ def attempt_id(attempt: Attempt) -> str:
 
 def _save_png(image: torch.Tensor, path: Path) -> None:
     pixels = (image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+    with atomic_write(path) as partial:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(partial, format="PNG")
 
 
 def _read_settings(run_file: Path, has_findings: bool) -> dict[str, object]:
@@ -196,21 +197,27 @@ class FindingStore:
     def add(
         self, finding: Finding, before: torch.Tensor, after: torch.Tensor, delta: torch.Tensor
     ) -> None:
-        """Write the finding's images and δ, then its line (flushed and synced)."""
+        """Write the finding's images and δ, then its line (each flushed and synced)."""
         files = {
             "before": f"images/{finding.id}-before.png",
             "after": f"images/{finding.id}-after.png",
             "delta": f"deltas/{finding.id}.safetensors",
         }
+        # each file synced before the line that names it: a power cut keeps no line
+        # pointing at an empty image
         _save_png(before, self.folder / files["before"])
         _save_png(after, self.folder / files["after"])
-        save_file(
-            {"delta": delta.detach().float().cpu().contiguous()}, self.folder / files["delta"]
-        )
+        with atomic_write(self.folder / files["delta"]) as partial:
+            save_file({"delta": delta.detach().float().cpu().contiguous()}, partial)
         finding.files = files
+        record = {**asdict(finding), "verified_failure": finding.verified_failure}
         with open(self.findings_file, "a") as stream:
-            record = {**asdict(finding), "verified_failure": finding.verified_failure}
-            stream.write(json.dumps(record) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
+            start = stream.tell()
+            try:
+                stream.write(json.dumps(record) + "\n")
+                stream.flush()
+                os.fsync(stream.fileno())
+            except BaseException:  # a full disk: no half line for the next one to run into
+                stream.truncate(start)
+                raise
         self._done.add(finding.id)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from torch import nn
 from tqdm.auto import tqdm
 
 from fissure.attacks.attack import Attack
@@ -13,6 +14,7 @@ from fissure.attacks.spaces import Attempt
 from fissure.attacks.typicality import typicality
 from fissure.attacks.verdicts import Reading, Verifiers, check_verifier_labels, judge_view
 from fissure.digest import weights_digest
+from fissure.errors import FissureError
 
 
 def to_finding(
@@ -65,6 +67,32 @@ def to_finding(
     )
 
 
+def check_targets(labels: Sequence[str], attempts: Sequence[Attempt]) -> None:
+    """Refuse an attempt whose target index is not its target's: the loss would push one
+    class and the verdicts read another."""
+    for attempt in attempts:
+        index = attempt.target_index
+        if not 0 <= index < len(labels) or labels[index] != attempt.target:
+            raise FissureError(
+                f"attempt {attempt.prompt!r}: target {attempt.target!r} is not the surrogate's "
+                f"label {index}; build attempts with make_attempts or class_attempts"
+            )
+
+
+def check_outside_the_loss(surrogate: nn.Module, verifiers: Mapping[str, nn.Module]) -> None:
+    """Refuse a verifier that is the surrogate or one of its members, or has their weights
+    however it was named (a bundled judge by its folder): it would confirm itself."""
+    in_loss = [surrogate, *getattr(surrogate, "members", ())]
+    digests = {weights_digest(judge) for judge in in_loss if judge.state_dict()}
+    for name, judge in verifiers.items():
+        same = any(judge is other for other in in_loss)
+        if same or (judge.state_dict() and weights_digest(judge) in digests):
+            raise FissureError(
+                f"the verifier {name} has the weights of a judge in the surrogate: "
+                "a verifier must never be in the loss"
+            )
+
+
 def run_attack(
     attack: Attack,
     attempts: Sequence[Attempt],
@@ -84,6 +112,8 @@ def run_attack(
     finding finished so far is already on disk.
     """
     check_verifier_labels(verifiers.judges, [attempt.target for attempt in attempts])
+    check_targets(attack.goal.surrogate.labels, attempts)
+    check_outside_the_loss(attack.goal.surrogate, verifiers.judges)
     store.bind(
         model=model,
         **verifiers.settings(),

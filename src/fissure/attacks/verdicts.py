@@ -92,7 +92,7 @@ class Verifiers:
         """What decides a verdict besides the judges' weights, for a run folder to bind."""
         return dict(
             verifiers=sorted(self.judges),
-            absent_below=self.absent_below,
+            verifier_absent_below=self.absent_below,  # the goal's absent_below is its own
             confident=self.confident,
         )
 

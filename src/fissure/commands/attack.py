@@ -232,7 +232,7 @@ def run_attack_command(
             )
             raise typer.Exit(code=130) from None
         everything = store.findings()  # the page shows the folder's earlier runs too
-    page = write_findings_page(out, everything, store.settings, title)
+        page = write_findings_page(out, everything, store.settings, title)  # under the lock
     _print_summary(findings)
     earlier = len(everything) - len(findings)
     also = f" (and {counted(earlier, 'finding')} of earlier runs)" if earlier else ""

@@ -8,6 +8,7 @@ two classes that look nothing alike.
 
 from __future__ import annotations
 
+import difflib
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -183,10 +184,15 @@ def _by_name() -> dict[str, EmojiClass]:
 
 
 def get_class(name: str) -> EmojiClass:
-    """The class called ``name``; a :class:`FissureError` listing the valid names if none is."""
+    """The class called ``name``; else a one-line :class:`FissureError` with the nearest names
+    (a synonym gives its class's name: classes are named one way only)."""
     try:
         return _by_name()[name]
     except KeyError:
-        raise FissureError(
-            f"unknown emoji class {name!r}; valid classes: {', '.join(class_names())}"
-        ) from None
+        pass
+    named = [c.name for c in _CLASSES if name.lower() in (c.name, *c.synonyms)]
+    near = named or difflib.get_close_matches(name.lower(), class_names(), n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(map(repr, near))}? " if near else ""
+    raise FissureError(
+        f"unknown emoji class {name!r}; {hint}`fissure world classes` lists all {len(_CLASSES)}"
+    )

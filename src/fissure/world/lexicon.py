@@ -15,11 +15,12 @@ from functools import cache
 from fissure.world.classes import EmojiClass, classes
 from fissure.world.grammar import plural
 
-_WORD = re.compile(r"[a-z]+(?:['-][a-z]+)*")
+_WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
 
 def words(text: str) -> list[str]:
-    """The lower-case words of a text, keeping hyphenated words ("jack-o-lantern") whole."""
+    """The lower-case words of a text, keeping hyphenated words ("jack-o-lantern") whole;
+    an apostrophe ends a word ("the dog's ball" names the dog)."""
     return _WORD.findall(text.lower())
 
 

@@ -1,7 +1,7 @@
 """Pre-rendered scenes in memory, so training epochs cost no rendering.
 
-A bank is a pure function of its spec (seeds, object counts, emoji sets): it is
-cached to disk under a name derived from the spec and rebuilt only when absent.
+A bank is a pure function of its spec (seeds, object counts, emoji sets) and of the
+world: it is cached to disk under a name derived from both and rebuilt only when absent.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from fissure.atomic import atomic_write
 from fissure.world import class_names, sample_scene
+from fissure.world.fingerprint import world_fingerprint
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class BankSpec:
     """Bumped whenever what a bank stores changes, so stale caches are not reused."""
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """The cache name: the spec and the world (:func:`~fissure.world.fingerprint.world_fingerprint`)."""
+        named = {**asdict(self), "world": world_fingerprint()}
+        return hashlib.sha256(json.dumps(named, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
