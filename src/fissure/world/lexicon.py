@@ -74,7 +74,8 @@ def mentions(text: str) -> list[Mention]:
 
 
 def polysemous_words() -> dict[str, tuple[str, ...]]:
-    """Each term that names two or more classes, with the classes it names."""
+    """Each term that names two or more classes, with the classes it names (in the singular:
+    ``mentions`` reads the plurals, "mice" or "bats", as just as ambiguous)."""
     named: dict[str, tuple[str, ...]] = {}
     for emoji_class in classes():
         for term in emoji_class.terms:
