@@ -7,6 +7,13 @@ import hashlib
 from torch import nn
 
 
+def image_weights_digest(model) -> str:
+    """The digest of what makes a pipeline's images (text encoder, UNet, VAE), for a
+    diffusers pipeline or anything holding the three: one fingerprint for run folders and
+    evaluations alike."""
+    return weights_digest(model.text_encoder, model.unet, model.vae)
+
+
 def weights_digest(*modules: nn.Module) -> str:
     """Hash of every tensor's name, shape and first 1,024 values, over ``modules`` in order.
 

@@ -79,14 +79,16 @@ def check_targets(labels: Sequence[str], attempts: Sequence[Attempt]) -> None:
             )
 
 
-def check_outside_the_loss(surrogate: nn.Module, verifiers: Mapping[str, nn.Module]) -> None:
+def check_outside_the_loss(
+    surrogate: nn.Module, verifiers: Mapping[str, nn.Module], verifier_weights: Mapping[str, str]
+) -> None:
     """Refuse a verifier that is the surrogate or one of its members, or has their weights
-    however it was named (a bundled judge by its folder): it would confirm itself."""
+    (``verifier_weights``: each one's digest) however it was named (a bundled judge by its
+    folder): it would confirm itself. Judges without weights are compared as objects."""
     in_loss = [surrogate, *getattr(surrogate, "members", ())]
-    digests = {weights_digest(judge) for judge in in_loss if judge.state_dict()}
+    digests = {weights_digest(judge) for judge in in_loss} - {weights_digest()}
     for name, judge in verifiers.items():
-        same = any(judge is other for other in in_loss)
-        if same or (judge.state_dict() and weights_digest(judge) in digests):
+        if any(judge is other for other in in_loss) or verifier_weights[name] in digests:
             raise FissureError(
                 f"the verifier {name} has the weights of a judge in the surrogate: "
                 "a verifier must never be in the loss"
@@ -113,12 +115,9 @@ def run_attack(
     """
     check_verifier_labels(verifiers.judges, [attempt.target for attempt in attempts])
     check_targets(attack.goal.surrogate.labels, attempts)
-    check_outside_the_loss(attack.goal.surrogate, verifiers.judges)
-    store.bind(
-        model=model,
-        **verifiers.settings(),
-        verifier_weights={name: weights_digest(judge) for name, judge in verifiers.judges.items()},
-    )
+    verifier_weights = {name: weights_digest(judge) for name, judge in verifiers.judges.items()}
+    check_outside_the_loss(attack.goal.surrogate, verifiers.judges, verifier_weights)
+    store.bind(model=model, **verifiers.settings(), verifier_weights=verifier_weights)
     todo = [attempt for attempt in attempts if not store.has(attempt)]
     wanted = {attempt_id(attempt) for attempt in attempts}
     verified = sum(f.verified_failure for f in store.findings() if f.id in wanted)

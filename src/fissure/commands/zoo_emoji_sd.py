@@ -191,10 +191,10 @@ def train(
 
 def _check_measured_these_weights(evaluation, pipeline, path: Path, source: str) -> None:
     """Refuse to put an evaluation of other weights in ``source``'s model card."""
-    from fissure.digest import weights_digest
+    from fissure.digest import image_weights_digest
     from fissure.errors import FissureError
 
-    digest = weights_digest(pipeline.text_encoder, pipeline.unet, pipeline.vae)
+    digest = image_weights_digest(pipeline)
     if evaluation.weights != digest:
         raise FissureError(
             f"{path} measured weights {evaluation.weights or '(unrecorded)'}, not {source}'s "

@@ -47,7 +47,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from torch.utils.checkpoint import checkpoint
 
-from fissure.digest import weights_digest
+from fissure.digest import image_weights_digest
 from fissure.errors import FissureError
 from fissure.models.attention import CrossAttentionRecorder, record_cross_attention
 from fissure.models.loading import load_pipeline
@@ -283,7 +283,7 @@ class Generator:
         A run folder binds to it, so a retrained model under the same name never resumes
         another version's findings.
         """
-        return weights_digest(self.text_encoder, self.unet, self.vae)
+        return image_weights_digest(self)
 
     @staticmethod
     def _sampler_scheduler(scheduler: SchedulerMixin, sampler: Sampler) -> SchedulerMixin:

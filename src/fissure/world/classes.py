@@ -190,7 +190,7 @@ def get_class(name: str) -> EmojiClass:
         return _by_name()[name]
     except KeyError:
         pass
-    named = [c.name for c in _CLASSES if name.lower() in (c.name, *c.synonyms)]
+    named = [c.name for c in _CLASSES if name.lower() in c.terms]
     near = named or difflib.get_close_matches(name.lower(), class_names(), n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(map(repr, near))}? " if near else ""
     raise FissureError(

@@ -32,7 +32,7 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 from tqdm.auto import tqdm
 
-from fissure.digest import weights_digest
+from fissure.digest import image_weights_digest
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.judges.pretrained import ClipJudge
@@ -373,7 +373,7 @@ def evaluate_pipeline(
         threads=torch.get_num_threads(),
         per_class_strict=strict,
         model=model,
-        weights=weights_digest(pipeline.text_encoder, pipeline.unet, pipeline.vae),
+        weights=image_weights_digest(pipeline),
         scheduler=type(pipeline.scheduler).__name__,
         timestep_spacing=pipeline.scheduler.config.get("timestep_spacing", ""),
     )
