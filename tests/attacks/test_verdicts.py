@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from fissure.attacks import Attempt, summarize
 from fissure.attacks.findings import attempt_id
 from fissure.attacks.verdicts import Verifiers, check_verifier_labels
 from fissure.errors import FissureError
+from fissure.images import as_saved, to_pil
 from fissure.judges.base import Judge
 from fissure.report.findings_page import write_findings_page
 
@@ -87,6 +90,27 @@ def test_the_screens_reading_is_the_verdicts():
     unclear = {"v": torch.tensor([0.3, 0.4, 0.3])}  # as if the screen had read this
     verdict = verifiers(BEFORE, AFTER, "cat", clean=unclear)
     assert not verdict.clean_shows_target and verdict.before["v"]["target"] == 0.3
+
+
+def test_a_verdict_is_on_the_image_as_saved(tmp_path):
+    """Verifiers read float images, the findings folder keeps 8-bit PNGs: a score near a
+    boundary could flip between the verdict and a user's second look at the PNG."""
+
+    class Threshold(FixedJudge):
+        def logits(self, images: torch.Tensor) -> torch.Tensor:
+            return self.rows[(images.mean(dim=(1, 2, 3)) > 0.499).long()]
+
+    judge = Threshold([0.9, 0.05, 0.05], [0.05, 0.9, 0.05])
+    verifiers = Verifiers({"v": judge})
+    image = torch.full((3, 8, 8), 0.4995)  # above 0.499 as floats, 127/255 once saved
+    assert judge(image[None]).argmax() == 1
+    path = tmp_path / "image.png"
+    to_pil(image).save(path)
+    reloaded = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255)
+    assert torch.equal(as_saved(image), reloaded.permute(2, 0, 1))
+    assert verifiers.read(image)["v"].argmax() == 0
+    assert torch.equal(verifiers.read(image)["v"], verifiers.read(reloaded.permute(2, 0, 1))["v"])
+    assert verifiers.settings()["verifiers_read"] == "8-bit images"
 
 
 def test_verifier_labels_are_checked_before_any_compute():

@@ -14,14 +14,13 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from safetensors.torch import save_file
 
 from fissure.atomic import atomic_write, lock_folder
 from fissure.attacks.spaces import Attempt
 from fissure.errors import FissureError, RunFolderMismatch
+from fissure.images import to_pil
 from fissure.outputs import prepare_output_dir, prompt_file_stem
 
 
@@ -78,9 +77,8 @@ def attempt_id(attempt: Attempt) -> str:
 
 
 def _save_png(image: torch.Tensor, path: Path) -> None:
-    pixels = (image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
     with atomic_write(path) as partial:
-        Image.fromarray(np.ascontiguousarray(pixels)).save(partial, format="PNG")
+        to_pil(image).save(partial, format="PNG")
 
 
 def _read_settings(run_file: Path, has_findings: bool) -> dict[str, object]:

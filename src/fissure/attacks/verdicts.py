@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 
 from fissure.errors import FissureError
+from fissure.images import as_saved
 from fissure.judges.base import Judge
 
 Kind = Literal["distorted", "unrelated"]
@@ -76,7 +77,8 @@ class Verifiers:
     label lists (an emoji classifier, CLIP over the same names) can vote together.
     Every image is read on its own (a batch of one): CPU kernels may change a score's
     last bits with the batch shape, and the screen's reading of a clean image must be
-    the verdict's.
+    the verdict's. And it is read as saved, 8 bits per channel: the PNGs in the findings
+    folder, read again, give the verdict it records.
     """
 
     def __init__(
@@ -94,13 +96,14 @@ class Verifiers:
             verifiers=sorted(self.judges),
             verifier_absent_below=self.absent_below,  # the goal's absent_below is its own
             confident=self.confident,
+            verifiers_read="8-bit images",
         )
 
     @torch.no_grad()
     def read(self, image: torch.Tensor) -> Reading:
         """Every verifier's probabilities for one 3×H×W image."""
         return {
-            name: judge(image[None].to(judge.mean.device))[0].cpu()
+            name: judge(as_saved(image)[None].to(judge.mean.device))[0].cpu()
             for name, judge in self.judges.items()
         }
 

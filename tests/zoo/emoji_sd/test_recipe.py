@@ -69,6 +69,18 @@ def test_stock_diffusers_loads_and_runs_it_without_fissure(trained):
     )
 
 
+def test_the_evaluation_scores_images_as_a_png_keeps_them(trained):
+    """A user saving the evaluation's samples gets 8-bit PNGs; the scores are theirs."""
+    from diffusers import StableDiffusionPipeline
+
+    from fissure.zoo.emoji_sd.evaluate import generate
+
+    pipeline = StableDiffusionPipeline.from_pretrained(trained["pipeline"], local_files_only=True)
+    images = generate(pipeline, ["a photo of a dog"], [0], steps=2, guidance=7.5, progress=False)
+    levels = images * 255
+    assert images.shape[0] == 1 and torch.equal(levels, levels.round())
+
+
 def test_weights_ship_in_half_precision(trained):
     from safetensors.torch import load_file
 

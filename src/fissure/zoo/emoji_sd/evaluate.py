@@ -29,11 +29,11 @@ from pathlib import Path
 
 import torch
 from diffusers import StableDiffusionPipeline
-from PIL import Image
 from tqdm.auto import tqdm
 
 from fissure.digest import image_weights_digest
 from fissure.errors import FissureError
+from fissure.images import as_saved, to_pil
 from fissure.judges.base import Judge
 from fissure.judges.pretrained import ClipJudge
 from fissure.world import class_names
@@ -276,7 +276,8 @@ def generate(
     progress: bool = True,
     description: str = "generating",
 ) -> torch.Tensor:
-    """Images ``N×3×64×64`` in ``[0, 1]``, one CPU generator per image."""
+    """Images ``N×3×64×64`` in ``[0, 1]`` at 8 bits per channel (as the PNGs a user keeps),
+    one CPU generator per image."""
     out = [torch.empty(0, 3, 64, 64)]
     for start in tqdm(
         range(0, len(prompts), batch_size), desc=description, disable=not progress, mininterval=5
@@ -290,7 +291,7 @@ def generate(
             guidance_scale=guidance,
             output_type="pt",
         )
-        out.append(result.images.float().cpu())
+        out.append(as_saved(result.images.float().cpu()))
     return torch.cat(out)
 
 
@@ -450,10 +451,6 @@ def write_sheet(
 ) -> None:
     """One PNG: a sample of every class (prompt -> verifier's top-1), then pair samples."""
     from fissure.report.sheets import contact_sheet
-
-    def to_pil(image: torch.Tensor) -> Image.Image:
-        array = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-        return Image.fromarray(array)
 
     tiles = [to_pil(image) for image in torch.cat([singles, pairs])]
     captions = single_captions[: len(singles)] + pair_captions[: len(pairs)]
