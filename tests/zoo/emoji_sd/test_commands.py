@@ -8,6 +8,7 @@ import json
 from typer.testing import CliRunner
 
 from fissure.cli import app
+from fissure.world import class_names
 from fissure.zoo.emoji_sd.config import EmojiSdConfig, tiny_config
 
 runner = CliRunner()
@@ -117,6 +118,8 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     scores = json.loads((evaluation / "evaluation.json").read_text())
     assert scores["seeds"] == 1 and scores["clip_text_to_image_top1"] is not None
     assert scores["clip_generated_text_to_image_top1"] is not None
+    galleries = scores["clip_gallery_classes"]  # 40 scenes cannot hold every class
+    assert 0 < galleries < len(class_names()) and scores["clip_scenes_scored"] % galleries == 0
     assert scores["dtype"] == "bfloat16" and scores["verifier"] == str(verifier_dir)
     assert scores["single_top1_strict"] is not None  # polysemous names accepted or not
     assert scores["single_top1"] >= scores["single_top1_strict"]

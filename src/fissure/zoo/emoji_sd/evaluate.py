@@ -137,6 +137,8 @@ class Evaluation:
     """Rendered scenes asked for by the CLIP retrieval bar (0: not measured)."""
     clip_scenes_scored: int = 0
     """Of them, the scenes in its galleries: as many rounds as the rarest class has."""
+    clip_gallery_classes: int = 0
+    """Classes in each gallery: every class of the world unless scenes were too few."""
     seed_plan: str = EVALUATION.name
     prompt_length: int = 0
     """Tokens the pipeline pads prompts to."""
@@ -369,6 +371,7 @@ def evaluate_pipeline(
         verifier=verifier_name,
         clip_scenes=len(clip_scenes) if rendered else 0,
         clip_scenes_scored=rendered["classes"] * rendered["rounds"] if rendered else 0,
+        clip_gallery_classes=rendered["classes"] if rendered else 0,
         seed_plan=plan.name,
         prompt_length=pipeline.tokenizer.model_max_length,
         threads=torch.get_num_threads(),
