@@ -202,6 +202,22 @@ def _check_measured_these_weights(evaluation, pipeline, path: Path, source: str)
         )
 
 
+def _compare_with_the_shipped_model(evaluation, folder: Path) -> None:
+    """Print the shipping rule's verdict on another model against the bundled one's card."""
+    from fissure.zoo import bundled_model_path
+    from fissure.zoo.emoji_sd.evaluate import Evaluation
+
+    shipped_folder = bundled_model_path("emoji-sd")
+    record = shipped_folder / "evaluation.json"
+    if folder.resolve() == shipped_folder.resolve() or not record.is_file():
+        return
+    better, lines = evaluation.against(Evaluation.load(record))
+    verdict = "may replace it" if better else "does not replace it"
+    typer.echo(f"against the shipped emoji-sd ({record}): {verdict}")
+    for line in lines:
+        typer.echo(f"  {line}")
+
+
 @user_errors
 def evaluate(
     name: ModelName,
@@ -323,7 +339,9 @@ def evaluate(
         if not update_card:
             typer.echo("model card left as it is: not the bars' settings (--update-card to force)")
     if update_card and update_quality(folder, evaluation):
-        typer.echo("updated the model card's quality section")
+        with atomic_write(folder / "evaluation.json") as partial:  # the card's measurement
+            partial.write_text(json.dumps(evaluation.to_dict(), indent=2))
+        typer.echo("updated the model card's quality section (and its evaluation.json)")
         if calibration is None and model is None:
             calibration = CHECKOUT / "training" / "emoji-sd" / "CALIBRATION.md"
         if calibration and calibration.is_file():
@@ -339,6 +357,7 @@ def evaluate(
         table.add_row(measure, MEASURES[measure], shown, bar_shown, verdict)
     Console().print(table)
     typer.echo(f"weakest classes (prompted class only): {evaluation.weakest()}")
+    _compare_with_the_shipped_model(evaluation, folder)
     verdict = "all bars met" if evaluation.passed() else "some bars not met"
     if not evaluation.at_the_bars_settings():
         verdict += " (not at the bars' settings: a look, not the measurement)"

@@ -114,8 +114,11 @@ def test_train_tiny_then_evaluate(tmp_path, verifier_dir):
     )
     assert result.exit_code == 0, result.output
     assert "single_top1" in result.output
+    assert "against the shipped emoji-sd" in result.output  # a look: never a replacement
+    assert "does not replace it" in result.output and "measured differently: seeds" in result.output
     assert (evaluation / "contact_sheet.png").is_file()
     scores = json.loads((evaluation / "evaluation.json").read_text())
+    assert json.loads((out / "pipeline" / "evaluation.json").read_text()) == scores  # the card's
     assert scores["seeds"] == 1 and scores["clip_text_to_image_top1"] is not None
     assert scores["clip_generated_text_to_image_top1"] is not None
     galleries = scores["clip_gallery_classes"]  # 40 scenes cannot hold every class

@@ -264,6 +264,32 @@ def test_only_the_bars_settings_measure_the_bars():
         assert not dataclasses.replace(evaluation, **change).at_the_bars_settings(), change
 
 
+def test_a_run_replaces_the_shipped_model_only_if_it_loses_no_strict_score():
+    shipped = _evaluation(single_top1_strict=0.83, pairs_top2_strict=0.38, scheduler="")
+    better, lines = _evaluation(pairs_top2_strict=0.55).against(shipped)
+    assert better and lines[0] == "bars met: 3 (shipped 2)"  # DDIM predates the record
+    assert "pairs_top2_strict: 55.00% (shipped 38.00%, +17.00%)" in lines
+    assert "measured differently: scheduler unrecorded → DDIMScheduler" in lines
+    worse_singles = _evaluation(single_top1_strict=0.82, pairs_top2_strict=0.55)
+    assert not worse_singles.against(shipped)[0]  # more pairs, but a class score lost
+    assert not _evaluation(pairs_top2_strict=0.37).against(shipped)[0]
+    fewer_seeds = _evaluation(seeds=4, pairs_top2_strict=0.9)
+    assert not fewer_seeds.against(_evaluation())[0]  # a look is no measurement
+    assert _evaluation().against(_evaluation())[0]  # a tie keeps its place
+
+
+def test_the_shipped_model_carries_the_measurement_behind_its_card():
+    from fissure.digest import image_weights_digest
+    from fissure.models import load_pipeline
+    from fissure.zoo import bundled_model_path
+
+    folder = bundled_model_path("emoji-sd")
+    shipped = Evaluation.load(folder / "evaluation.json")
+    assert shipped.weights == image_weights_digest(load_pipeline())
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert f"{shipped.pairs_top2_strict:.2%}" in card and f"weights `{shipped.weights}`" in card
+
+
 def test_judge_consistency_is_zero_on_identical_images_and_has_gradients():
     from fissure.zoo.emoji_sd.vae_stage import JudgeConsistency
 

@@ -92,6 +92,9 @@ BARS = {
     "clip_text_to_image_top1": 0.70,
 }
 
+#: The verifier's scores of the prompted class: no shipped model may lose any of them.
+STRICT_SCORES = ("single_top1_strict", "classes_at_50_strict", "pairs_top2_strict")
+
 #: Slack for a score that is a bar exactly (a float32 mean of 16/20 and 18/20 read 84.999999%).
 ROUNDING = 1e-9
 
@@ -185,7 +188,7 @@ class Evaluation:
         )
 
     def passed(self) -> bool:
-        return all(met for _, bar, met in self.checks().values() if bar is not None)
+        return self.bars_met() == len(BARS)
 
     def to_dict(self) -> dict:
         """Every score and setting, each check as (score, bar, met), and the verdict."""
@@ -194,6 +197,36 @@ class Evaluation:
             "checks": {name: list(check) for name, check in self.checks().items()},
             "passed": self.passed(),
         }
+
+    def bars_met(self) -> int:
+        return sum(bool(met) for _, bar, met in self.checks().values() if bar is not None)
+
+    def against(self, shipped: Evaluation) -> tuple[bool, list[str]]:
+        """The shipping rule (training/README.md): a run replaces the shipped model only with
+        at least as many bars met and no strict verifier score lower, both measured at the
+        same settings (one the shipped record predates excepted). Returns the verdict and a
+        line per measure, and one naming the settings the two were not measured alike in."""
+        lines = [f"bars met: {self.bars_met()} (shipped {shipped.bars_met()})"]
+        better = self.bars_met() >= shipped.bars_met()
+        for name in STRICT_SCORES:
+            new, old = getattr(self, name), getattr(shipped, name)
+            if new is None or old is None:  # an evaluation from before strict scores
+                lines.append(f"{name}: {new} (shipped {old}): not measured in both")
+                better = False
+                continue
+            lines.append(f"{name}: {new:.2%} (shipped {old:.2%}, {new - old:+.2%})")
+            better &= new >= old - ROUNDING
+        differ = [name for name in BAR_SETTINGS if getattr(self, name) != getattr(shipped, name)]
+        if differ:
+            lines.append(
+                "measured differently: "
+                + "; ".join(
+                    f"{name} {getattr(shipped, name) or 'unrecorded'} → {getattr(self, name)}"
+                    for name in differ
+                )
+            )
+        # a setting the shipped record predates is no difference; any other is
+        return better and all(not getattr(shipped, name) for name in differ), lines
 
     @classmethod
     def load(cls, path: Path) -> Evaluation:
