@@ -17,7 +17,8 @@ class RunFolderMismatch(FissureError):
         self.folder, self.changed = folder, changed
         super().__init__(
             f"{folder} holds findings made with other settings ({', '.join(changed)}): "
-            "use another --out, or the same options to resume it"
+            "use another --out, or resume it with the options, weights and fissure version "
+            "that made them"
         )
 
 

@@ -16,13 +16,16 @@ attack_app = typer.Typer(
 )
 
 Prompts = Annotated[
-    list[str] | None, typer.Option("--prompt", "-p", help="A prompt to attack; repeat for more.")
+    list[str] | None,
+    typer.Option(
+        "--prompt", "-p", help="A prompt to attack; repeat for more (give this or --classes)."
+    ),
 ]
 Classes = Annotated[
     str | None,
     typer.Option(
         help="Attack the template for these classes: 'all' or a comma list (cat,dog); "
-        "separate labels that hold commas with ';'."
+        "separate labels that hold commas with ';' (give this or --prompt)."
     ),
 ]
 Template = Annotated[
@@ -341,7 +344,8 @@ def random_latent(
         typer.Option(
             help="UNet evaluations per attempt. Default: the most sage-latent spends with its "
             "default settings, 100 × (steps + 3 × 2) + steps (3125 at 25 steps); give "
-            "max-iterations × (steps + 3k) + steps to match other settings."
+            "max-iterations × (steps + 3k) + steps to match other residual settings, "
+            "max-iterations × 4 × steps + steps for --gradient exact."
         ),
     ] = None,
     steps: Steps = 25,

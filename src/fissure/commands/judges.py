@@ -75,7 +75,10 @@ def train_judges(
         Path, typer.Option(help="Work folder: scene banks and checkpoints (resumable).")
     ] = Path("runs/judges"),
     only: Annotated[
-        list[str] | None, typer.Option(help="Train only these judges (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="Train only these judges: resnet, vit, regnet, edge or verifier (repeatable)."
+        ),
     ] = None,
     install: Annotated[
         bool, typer.Option(help="Copy the trained weights into the package.")

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from fissure.commands.options import Dtype
 from fissure.console import quiet_libraries, require_finite, user_errors
 
 TRAINABLE = ("emoji-sd",)
@@ -84,7 +83,8 @@ def train(
     resume_point: Annotated[
         Path,
         typer.Option(
-            help="Resume-point folder: continued from when present; --snapshot writes it."
+            help="Resume-point folder: continued from when present (a path that does not "
+            "exist, e.g. none, starts from scratch); --snapshot writes it."
         ),
     ] = Path("training/emoji-sd"),
     snapshot: Annotated[
@@ -95,7 +95,10 @@ def train(
     ] = False,
     steps: Annotated[
         list[str] | None,
-        typer.Option(help="Train a stage longer: STAGE=N, e.g. --steps unet=30000 (repeatable)."),
+        typer.Option(
+            help="A stage's total steps, STAGE=N, e.g. --steps unet=30000: above its checkpoint "
+            "to train on, at it to finish there (repeatable)."
+        ),
     ] = None,
     recipe: Annotated[
         Path | None,
@@ -241,13 +244,20 @@ def evaluate(
     ] = 3000,
     verifier: VerifierOption = "emoji/verifier",
     threads: ThreadsOption = None,
-    dtype: Dtype = "float32",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help="float32 (the bars' setting) or bfloat16 (faster on a CPU with native "
+            "bfloat16, AVX512-BF16 or AMX); the evaluation runs on the CPU."
+        ),
+    ] = "float32",
     update_card: Annotated[
         bool | None,
         typer.Option(
             help="Write the scores into the model's README.md (model card). Default: update "
             "it only when this evaluation is at the bars' settings (20 seeds, 200 pairs, 25 "
-            "steps, guidance 7.5, float32, the emoji verifier, 3000 CLIP scenes)."
+            "DDIM steps, guidance 7.5, float32, 8-bit images, the emoji verifier, 3000 CLIP "
+            "scenes, the held-out seed plan)."
         ),
     ] = None,
     calibration: Annotated[
@@ -261,7 +271,8 @@ def evaluate(
         Path | None,
         typer.Option(
             help="Generate nothing: print this evaluation.json and write it into the model "
-            "card, if it measured these very weights (a run's pipeline, once installed)."
+            "card (at the bars' settings, or with --update-card), if it measured these very "
+            "weights (a run's pipeline, once installed)."
         ),
     ] = None,
 ) -> None:

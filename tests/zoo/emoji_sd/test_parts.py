@@ -233,6 +233,7 @@ def _evaluation(**changes) -> Evaluation:
             1.0,
             clip_scenes=3000,
             scheduler="DDIMScheduler",
+            images="8-bit",
         ),
         **{**scores, **changes},
     )
@@ -260,16 +261,20 @@ def test_only_the_bars_settings_measure_the_bars():
     changes += [{"dtype": "bfloat16"}, {"seed_plan": "probe"}]  # a gate, or a faster look
     changes += [{"seed_plan": "evaluation"}]  # the retired seeds, which choices had read
     changes += [{"scheduler": "PNDMScheduler"}]  # a --model folder's own, not the bars' DDIM
+    changes += [{"images": ""}]  # floats, not the 8-bit images a user keeps
     for change in changes:
         assert not dataclasses.replace(evaluation, **change).at_the_bars_settings(), change
 
 
 def test_a_run_replaces_the_shipped_model_only_if_it_loses_no_strict_score():
-    shipped = _evaluation(single_top1_strict=0.83, pairs_top2_strict=0.38, scheduler="")
+    shipped = _evaluation(single_top1_strict=0.83, pairs_top2_strict=0.38, scheduler="", images="")
     better, lines = _evaluation(pairs_top2_strict=0.55).against(shipped)
     assert better and lines[0] == "bars met: 3 (shipped 2)"  # DDIM predates the record
     assert "pairs_top2_strict: 55.00% (shipped 38.00%, +17.00%)" in lines
-    assert "measured differently: scheduler unrecorded → DDIMScheduler" in lines
+    assert (
+        "measured differently: scheduler unrecorded → DDIMScheduler; images unrecorded → 8-bit"
+        in lines
+    )
     worse_singles = _evaluation(single_top1_strict=0.82, pairs_top2_strict=0.55)
     assert not worse_singles.against(shipped)[0]  # more pairs, but a class score lost
     assert not _evaluation(pairs_top2_strict=0.37).against(shipped)[0]

@@ -80,6 +80,7 @@ BAR_SETTINGS = {
     "dtype": "float32",
     "seed_plan": EVALUATION.name,
     "scheduler": "DDIMScheduler",
+    "images": "8-bit",
 }
 
 #: How many distinct unordered pairs the classes make (``--pairs`` at most).
@@ -157,6 +158,8 @@ class Evaluation:
     """The pipeline's scheduler class (the bars are stated for DDIM)."""
     timestep_spacing: str = ""
     """Its timestep spacing, where it has one."""
+    images: str = ""
+    """How the judges read the samples: "8-bit", as a PNG keeps them (unrecorded: floats)."""
 
     def at_the_bars_settings(self) -> bool:
         """Whether this is the evaluation the bars are stated for."""
@@ -167,7 +170,7 @@ class Evaluation:
         spacing = f", {self.timestep_spacing} spacing" if self.timestep_spacing else ""
         return (
             f"{self.steps} steps of {self.scheduler or '?'}{spacing}, guidance {self.guidance}, "
-            f"{self.dtype}, {self.seeds} seeds per class, {self.pairs} pairs, prompts of "
+            f"{self.dtype}, {self.images or 'float'} images, {self.seeds} seeds per class, {self.pairs} pairs, prompts of "
             f"{self.prompt_length or '?'} tokens, seed plan {self.seed_plan}"
         )
 
@@ -413,6 +416,7 @@ def evaluate_pipeline(
         weights=image_weights_digest(pipeline),
         scheduler=type(pipeline.scheduler).__name__,
         timestep_spacing=pipeline.scheduler.config.get("timestep_spacing", ""),
+        images="8-bit",  # generate() rounds them
     )
     if sheet is not None:
         write_sheet(
