@@ -12,11 +12,12 @@ from PIL import Image
 
 
 def as_saved(images: torch.Tensor) -> torch.Tensor:
-    """Float images in ``[0, 1]`` rounded to the 256 levels a PNG holds (same shape, dtype)."""
-    return (images.detach().clamp(0, 1) * 255).round() / 255
+    """Images in ``[0, 1]`` rounded to the 256 levels a PNG holds, as float32 (bfloat16 cannot
+    hold most of those levels)."""
+    return (images.detach().float().clamp(0, 1) * 255).round() / 255
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
     """One ``3×H×W`` float image in ``[0, 1]`` as an RGB picture."""
-    pixels = (image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    pixels = (as_saved(image) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(np.ascontiguousarray(pixels))

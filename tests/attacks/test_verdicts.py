@@ -111,6 +111,10 @@ def test_a_verdict_is_on_the_image_as_saved(tmp_path):
     assert verifiers.read(image)["v"].argmax() == 0
     assert torch.equal(verifiers.read(image)["v"], verifiers.read(reloaded.permute(2, 0, 1))["v"])
     assert verifiers.settings()["verifiers_read"] == "8-bit images"
+    half = torch.rand(3, 8, 8).bfloat16()  # an attack in bfloat16: its PNG levels are float32
+    to_pil(half).save(path)
+    reloaded = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255)
+    assert torch.equal(as_saved(half), reloaded.permute(2, 0, 1))
 
 
 def test_verifier_labels_are_checked_before_any_compute():

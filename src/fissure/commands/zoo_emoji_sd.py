@@ -206,17 +206,26 @@ def _check_measured_these_weights(evaluation, pipeline, path: Path, source: str)
 
 
 def _compare_with_the_shipped_model(evaluation, folder: Path) -> None:
-    """Print the shipping rule's verdict on another model against the bundled one's card."""
+    """Print the shipping rule's verdict on another model against the bundled one's record."""
+    from fissure.errors import FissureError
     from fissure.zoo import bundled_model_path
     from fissure.zoo.emoji_sd.evaluate import Evaluation
 
     shipped_folder = bundled_model_path("emoji-sd")
-    record = shipped_folder / "evaluation.json"
-    if folder.resolve() == shipped_folder.resolve() or not record.is_file():
+    if folder.resolve() == shipped_folder.resolve():
         return
-    better, lines = evaluation.against(Evaluation.load(record))
-    verdict = "may replace it" if better else "does not replace it"
-    typer.echo(f"against the shipped emoji-sd ({record}): {verdict}")
+    record = shipped_folder / "evaluation.json"
+    try:
+        verdict, lines = evaluation.against(Evaluation.load(record))
+    except FissureError as error:  # the measurement is written: say why there is no verdict
+        typer.echo(f"no verdict against the shipped emoji-sd: {error}")
+        return
+    said = {
+        True: "may replace it",
+        False: "does not replace it",
+        None: "cannot tell",
+    }[verdict]
+    typer.echo(f"against the shipped emoji-sd ({record}): {said}")
     for line in lines:
         typer.echo(f"  {line}")
 
