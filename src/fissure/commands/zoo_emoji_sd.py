@@ -287,13 +287,11 @@ def evaluate(
 ) -> None:
     """Measure emoji-sd with the held-out verifier and its CLIP; print the bars."""
     _check_name(name)
-    import json
 
     import torch
     from rich.console import Console
     from rich.table import Table
 
-    from fissure.atomic import atomic_write
     from fissure.judges import ClipJudge
     from fissure.models import load_pipeline
     from fissure.models.generator import check_guidance
@@ -352,15 +350,13 @@ def evaluate(
             plan=EVALUATION,
             model=source,
         )
-        with atomic_write(out / "evaluation.json") as partial:
-            partial.write_text(json.dumps(evaluation.to_dict(), indent=2))
+        evaluation.save(out / "evaluation.json")
     if update_card is None:
         update_card = evaluation.at_the_bars_settings()
         if not update_card:
             typer.echo("model card left as it is: not the bars' settings (--update-card to force)")
     if update_card and update_quality(folder, evaluation):
-        with atomic_write(folder / "evaluation.json") as partial:  # the card's measurement
-            partial.write_text(json.dumps(evaluation.to_dict(), indent=2))
+        evaluation.save(folder / "evaluation.json")  # the card's measurement
         typer.echo("updated the model card's quality section (and its evaluation.json)")
         if calibration is None and model is None:
             calibration = CHECKOUT / "training" / "emoji-sd" / "CALIBRATION.md"

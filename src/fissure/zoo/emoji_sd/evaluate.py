@@ -31,6 +31,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 from tqdm.auto import tqdm
 
+from fissure.atomic import atomic_write
 from fissure.digest import image_weights_digest
 from fissure.errors import FissureError
 from fissure.images import as_saved, to_pil
@@ -174,8 +175,9 @@ class Evaluation:
         spacing = f", {self.timestep_spacing} spacing" if self.timestep_spacing else ""
         return (
             f"{self.steps} steps of {self.scheduler or '?'}{spacing}, guidance {self.guidance}, "
-            f"{self.dtype}, {self.images or 'float'} images, {self.seeds} seeds per class, {self.pairs} pairs, prompts of "
-            f"{self.prompt_length or '?'} tokens, seed plan {self.seed_plan}"
+            f"{self.dtype}, {self.images or 'float'} images, {self.seeds} seeds per class, "
+            f"{self.pairs} pairs, prompts of {self.prompt_length or '?'} tokens, "
+            f"seed plan {self.seed_plan}"
         )
 
     def checks(self) -> dict[str, tuple[float | None, float | None, bool | None]]:
@@ -248,6 +250,11 @@ class Evaluation:
         elif differ:
             lines.append("measure the shipped model alike first: `fissure zoo evaluate emoji-sd`")
         return (better if self.at_the_bars_settings() and not differ else None), lines
+
+    def save(self, path: Path) -> None:
+        """Write :meth:`to_dict` as ``evaluation.json`` whole (a kill never leaves half)."""
+        with atomic_write(path) as partial:
+            partial.write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: Path) -> Evaluation:
