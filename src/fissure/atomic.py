@@ -9,6 +9,7 @@ each other's work and overwrite each other's checkpoints: :func:`lock_folder`.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -35,6 +36,12 @@ def atomic_write(path: Path) -> Iterator[Path]:
     with partial.open("rb") as written:  # on disk before the rename: a power cut keeps one whole
         os.fsync(written.fileno())
     partial.replace(path)
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write ``data`` as indented JSON to ``path`` whole (:func:`atomic_write`)."""
+    with atomic_write(path) as partial:
+        partial.write_text(json.dumps(data, indent=2))
 
 
 @contextmanager

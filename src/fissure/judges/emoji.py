@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from fissure.atomic import atomic_write
+from fissure.atomic import atomic_write, write_json
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.judges.networks import build_network
@@ -65,8 +65,7 @@ class EmojiJudge(Judge):
         }
         with atomic_write(folder / WEIGHTS_NAME) as partial:
             save_file(state, partial)
-        with atomic_write(folder / CONFIG_NAME) as partial:
-            partial.write_text(json.dumps(self.config(), indent=2))
+        write_json(folder / CONFIG_NAME, self.config())
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> EmojiJudge:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fissure.atomic import atomic_folder, atomic_write
+from fissure.atomic import atomic_folder, write_json
 from fissure.errors import FissureError
 from fissure.judges.emoji import EmojiJudge
 from fissure.judges.registry import EMOJI_JUDGES, JUDGES_DIR
@@ -185,8 +185,7 @@ def _claim_folder(folder: Path, recipe: JudgeRecipe) -> None:
                 "delete that folder to start again, or use another --out"
             )
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as partial:
-        partial.write_text(json.dumps(wanted, indent=2))
+    write_json(path, wanted)
 
 
 def train_judge(

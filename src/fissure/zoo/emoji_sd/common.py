@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fissure.atomic import atomic_write
+from fissure.atomic import write_json
 
 STAGE_RECORD = "stage.json"
 SESSIONS = "sessions.jsonl"
@@ -92,8 +92,7 @@ class StageRecord:
     def save(self, folder: Path) -> None:
         """Write ``stage.json`` whole: snapshots read it while training runs."""
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_write(folder / STAGE_RECORD) as partial:
-            partial.write_text(json.dumps(asdict(self), indent=2))
+        write_json(folder / STAGE_RECORD, asdict(self))
 
     @classmethod
     def load(cls, folder: Path) -> StageRecord | None:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fissure.atomic import atomic_write
+from fissure.atomic import write_json
 from fissure.zoo.scene_bank import BankSpec
 
 
@@ -219,8 +219,7 @@ class EmojiSdConfig:
         snapshot (``--snapshot``) may be reading it.
         """
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_write(folder / CONFIG_FILE) as partial:
-            partial.write_text(json.dumps(self.to_dict(), indent=2))
+        write_json(folder / CONFIG_FILE, self.to_dict())
 
     @classmethod
     def load(cls, folder: Path) -> EmojiSdConfig:

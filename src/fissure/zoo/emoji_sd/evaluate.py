@@ -31,7 +31,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 from tqdm.auto import tqdm
 
-from fissure.atomic import atomic_write
+from fissure.atomic import write_json
 from fissure.digest import image_weights_digest
 from fissure.errors import FissureError
 from fissure.images import as_saved, to_pil
@@ -253,8 +253,7 @@ class Evaluation:
 
     def save(self, path: Path) -> None:
         """Write :meth:`to_dict` as ``evaluation.json`` whole (a kill never leaves half)."""
-        with atomic_write(path) as partial:
-            partial.write_text(json.dumps(self.to_dict(), indent=2))
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> Evaluation:
