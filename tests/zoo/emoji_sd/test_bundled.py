@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
 from fissure.cli import app
 from fissure.models import load_pipeline
 from fissure.zoo import WEIGHTS_DIR, bundled_model_path
@@ -9,6 +15,7 @@ from fissure.zoo import WEIGHTS_DIR, bundled_model_path
 from .conftest import run_without_fissure
 
 BUNDLED_WEIGHTS_LIMIT = 60 * 2**20
+RESUME_POINT = Path(__file__).resolve().parents[3] / "training" / "emoji-sd"
 
 
 def test_zoo_path_prints_the_bundled_folder():
@@ -78,3 +85,22 @@ def test_its_clip_is_the_emoji_clip_judge():
     judge = load_judge("emoji/clip")
     assert judge.labels == list(class_names())
     assert judge.input_size == 64
+
+
+def test_the_committed_resume_point_rebuilds_the_bundled_model():
+    """`fissure zoo train emoji-sd --out DIR` (the default recipe and resume point) must
+    restore what ships: every stage finished under default_config(), the EMA UNet equal."""
+    from fissure.zoo.emoji_sd.config import default_config
+
+    manifest = json.loads((RESUME_POINT / "resume.json").read_text())
+    for stage, entry in manifest["stages"].items():
+        assert entry["finished"] and entry["record"]["passed"], stage
+        assert entry["fingerprint"] == default_config().fingerprint(stage), stage
+    trained = load_file(RESUME_POINT / "unet.safetensors")
+    shipped = load_file(
+        bundled_model_path("emoji-sd") / "unet" / "diffusion_pytorch_model.safetensors"
+    )
+    assert shipped.keys() == {
+        key.removeprefix("ema/average.") for key in trained if key.startswith("ema/")
+    }
+    assert all(torch.equal(trained[f"ema/average.{key}"], value) for key, value in shipped.items())

@@ -37,9 +37,10 @@ def test_live_unet_samples_are_scored_drawn_and_saved(trained, tmp_path):
 
 def test_a_vae_variant_is_measured_and_reloads_in_its_own_shape(trained, tmp_path):
     config = tiny_config()
-    wider_latent = dataclasses.replace(config.vae, steps=2, latent_channels=8)
-    results = calibrate_vae(trained["out"], tmp_path, {"8-channels": wider_latent}, scenes=4)
-    assert results["8-channels"]["steps"] == 2
-    assert {"single_psnr", "pairs_psnr", "pairs_verifier_retention"} <= set(results["8-channels"])
-    vae = load_vae_checkpoint(config, tmp_path / "vae" / "8-channels")
-    assert vae.config.latent_channels == 8 != config.vae.latent_channels
+    channels = 2 * config.vae.latent_channels
+    wider_latent = dataclasses.replace(config.vae, steps=2, latent_channels=channels)
+    results = calibrate_vae(trained["out"], tmp_path, {"wider-latent": wider_latent}, scenes=4)
+    assert results["wider-latent"]["steps"] == 2
+    assert {"single_psnr", "pairs_psnr", "pairs_verifier_retention"} <= set(results["wider-latent"])
+    vae = load_vae_checkpoint(config, tmp_path / "vae" / "wider-latent")
+    assert vae.config.latent_channels == channels != config.vae.latent_channels

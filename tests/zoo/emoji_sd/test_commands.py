@@ -183,7 +183,10 @@ def test_max_minutes_pauses_with_exit_code_3(tmp_path, verifier_dir):
 
 def test_a_recipe_file_is_trained_instead_of_the_shipped_one(tmp_path, verifier_dir):
     config = tiny_config()
-    richer = dataclasses.replace(config, vae=dataclasses.replace(config.vae, latent_channels=8))
+    channels = 2 * config.vae.latent_channels
+    richer = dataclasses.replace(
+        config, vae=dataclasses.replace(config.vae, latent_channels=channels)
+    )
     recipe = tmp_path / "richer.json"
     recipe.write_text(json.dumps(richer.to_dict()))
     out = tmp_path / "run"

@@ -74,7 +74,10 @@ def test_fingerprints_ignore_steps_and_gates_but_not_architecture():
     assert with_steps(config, clip=99, unet=7).fingerprint("unet") == config.fingerprint("unet")
     gated = dataclasses.replace(config, vae=dataclasses.replace(config.vae, gate_retention=0.5))
     assert gated.fingerprint("vae") == config.fingerprint("vae")
-    wider = dataclasses.replace(config, vae=dataclasses.replace(config.vae, latent_channels=8))
+    channels = 2 * config.vae.latent_channels
+    wider = dataclasses.replace(
+        config, vae=dataclasses.replace(config.vae, latent_channels=channels)
+    )
     assert wider.fingerprint("vae") != config.fingerprint("vae")
     assert wider.fingerprint("unet") != config.fingerprint("unet")  # later stages depend on it
     assert wider.fingerprint("clip") == config.fingerprint("clip")
@@ -83,7 +86,8 @@ def test_fingerprints_ignore_steps_and_gates_but_not_architecture():
 
 def test_a_later_setting_at_its_neutral_value_keeps_old_fingerprints():
     tiny = tiny_config()
-    config = dataclasses.replace(tiny, unet=dataclasses.replace(tiny.unet, context_length=None))
+    neutral = dataclasses.replace(tiny.unet, attention_levels=None, context_length=None)
+    config = dataclasses.replace(tiny, unet=neutral)
     settings = config.to_dict()
     for stage, key in [
         ("decoder", "extra_layers"),
@@ -92,6 +96,7 @@ def test_a_later_setting_at_its_neutral_value_keeps_old_fingerprints():
     ]:
         del settings[stage][key]  # a work folder from before these settings
     old = EmojiSdConfig.from_dict(settings)
+    assert old == config  # a missing later setting is its neutral value, not today's default
     assert all(old.fingerprint(stage) == config.fingerprint(stage) for stage in STAGES)
     deeper = dataclasses.replace(
         config, decoder=dataclasses.replace(config.decoder, extra_layers=1)
@@ -156,7 +161,7 @@ def test_attention_levels_choose_the_attending_resolutions():
     from fissure.zoo.emoji_sd.unet_stage import build_unet
 
     stage = tiny_config().unet
-    default = build_unet(stage, 4, 32).config
+    default = build_unet(dataclasses.replace(stage, attention_levels=None), 4, 32).config
     assert default.down_block_types == (
         "CrossAttnDownBlock2D",
         "CrossAttnDownBlock2D",

@@ -66,7 +66,7 @@ class VaeStage:
 
     block_out_channels: tuple[int, ...] = (32, 64, 64)
     layers_per_block: int = 1
-    latent_channels: int = 4
+    latent_channels: int = 8
     norm_num_groups: int = 32
     batch_size: int = 32
     steps: int = 6000
@@ -116,17 +116,17 @@ class DecoderStage:
 class UnetStage:
     """Stage 3: a UNet2DConditionModel on the frozen text encoder's last hidden states."""
 
-    block_out_channels: tuple[int, ...] = (32, 64, 128)
+    block_out_channels: tuple[int, ...] = (48, 96, 192)
     layers_per_block: int = 2
-    attention_levels: tuple[int, ...] | None = None
+    attention_levels: tuple[int, ...] | None = (1,)
     """Resolutions with cross-attention, 0 the finest; None: all but the coarsest."""
     attention_heads: int = 4
-    norm_num_groups: int = 32
-    context_length: int | None = None
+    norm_num_groups: int = 16
+    context_length: int | None = 77
     """Tokens the UNet's prompts are padded to (SD's 77); the text encoder's positions
     beyond ``data.max_length`` copy its last one. None: ``data.max_length``."""
     batch_size: int = 64
-    steps: int = 20_000
+    steps: int = 40_000
     learning_rate: float = 1e-3
     warmup_steps: int = 500
     weight_decay: float = 0.0
@@ -241,7 +241,11 @@ class EmojiSdConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> EmojiSdConfig:
-        def build(kind, settings):
+        """The recipe a dict holds; a later setting it lacks was written before that
+        setting existed, so it takes the setting's neutral value, not today's default."""
+
+        def build(kind, stage: str, settings: dict):
+            settings = {**LATER_SETTINGS.get(stage, {}), **settings}
             return kind(
                 **{
                     key: tuple(value) if isinstance(value, list) else value
@@ -250,11 +254,11 @@ class EmojiSdConfig:
             )
 
         return cls(
-            data=build(DataConfig, values["data"]),
-            clip=build(ClipStage, values["clip"]),
-            vae=build(VaeStage, values["vae"]),
-            decoder=build(DecoderStage, values.get("decoder", {})),
-            unet=build(UnetStage, values["unet"]),
+            data=build(DataConfig, "data", values["data"]),
+            clip=build(ClipStage, "clip", values["clip"]),
+            vae=build(VaeStage, "vae", values["vae"]),
+            decoder=build(DecoderStage, "decoder", values.get("decoder", {})),
+            unet=build(UnetStage, "unet", values["unet"]),
             name=values.get("name", "emoji-sd"),
         )
 
