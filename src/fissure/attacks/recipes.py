@@ -46,10 +46,11 @@ def sage_latent(
     zoomed views too, which doubled the verified failures on emoji-sd
     (docs/sage-latent.md).
 
-    The default gradient is the residual shortcut from the last ``k`` = 2 steps:
-    on the tiny test models its gradient has cosine 0.94–0.98 with the exact one
-    at k = 2 and 0.71–0.94 at k = 1 (tests/models/test_generator.py), for 6
-    backward UNet evaluations per iteration instead of 75 (exact, 25 steps).
+    The default gradient is the residual shortcut from the last ``k`` = 2 steps, for 6
+    backward UNet evaluations per iteration instead of 75 (exact, 25 steps). Its
+    cosine with the exact gradient is 0.94–0.98 on the tiny test models but a median
+    of 0.14 on the trained emoji-sd (benchmarks/bench_residual_gradient.py): a cheap,
+    weak descent direction (docs/sage-latent.md).
     """
     scheduler_with_steps(generator.scheduler, steps)
     check_sage_latent(
