@@ -21,7 +21,7 @@ import statistics
 import sys
 
 import torch
-from common import machine, random_emoji_sd, sampling_seconds, spread, write_section
+from common import machine, publish, random_emoji_sd, sampling_seconds, spread
 
 from fissure.models import load_pipeline
 from fissure.models.loading import native_bfloat16
@@ -100,9 +100,8 @@ def main() -> None:
             + (f" {args.note}" if args.note else ""),
         ]
     )
-    print(text)
-    if not args.no_write:  # a candidate's figures never replace the trained model's
-        write_section("emoji-sd-candidate" if candidate else "emoji-sd", text)
+    # a candidate's figures never replace the trained model's
+    publish("emoji-sd-candidate" if candidate else "emoji-sd", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

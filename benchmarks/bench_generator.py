@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import machine, write_section
+from common import machine, publish
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -296,9 +296,7 @@ def main() -> None:
         ]
     )
     print()
-    print(section)
-    if not args.no_write:
-        write_section("generator", section)
+    publish("generator", section, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import machine, median_step_seconds, write_section
+from common import machine, median_step_seconds, publish
 
 from fissure.judges.emoji import EmojiJudge
 from fissure.models.loading import native_bfloat16
@@ -95,8 +95,7 @@ def main() -> None:
             "(augmentation and checkpoints add to it; the measured run is in the issue notes).",
         ]
     )
-    print(text)
-    write_section("judge-training", text)
+    publish("judge-training", text)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import statistics
 import sys
 
 import torch
-from common import machine, write_section
+from common import machine, publish
 from tqdm import tqdm
 
 from fissure.attacks.goals import TargetAbsent
@@ -96,9 +96,7 @@ def main() -> None:
             "agreement is over the latent's coordinates (50% is chance).",
         ]
     )
-    print(text)
-    if not args.no_write:
-        write_section("residual-gradient", text)
+    publish("residual-gradient", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

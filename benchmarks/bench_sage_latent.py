@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import machine, write_section
+from common import machine, publish
 
 from fissure.attacks import ATTACKS, FindingStore, Verifiers, class_attempts, run_attack
 from fissure.attacks.findings import Finding, attempt_id
@@ -157,9 +157,7 @@ def main() -> None:
             "Wall seconds are this invocation's (0 when every finding was already recorded).",
         ]
     )
-    print(text)
-    if not args.no_write:
-        write_section("sage-latent", text)
+    publish("sage-latent", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ import torch
 from common import (
     machine,
     median_step_seconds,
+    publish,
     random_emoji_sd,
     sampling_seconds,
-    write_section,
 )
 
 from fissure.models.loading import native_bfloat16
@@ -141,9 +141,7 @@ def main() -> None:
             *rows,
         ]
     )
-    print(text)
-    if not args.no_write:
-        write_section("emoji-sd-unet-candidates", text)
+    publish("emoji-sd-unet-candidates", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

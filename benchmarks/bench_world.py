@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 
-from common import machine, write_section
+from common import machine, publish
 
 from fissure.world import EMOJI_SETS, SceneDataset, sample_scene
 
@@ -68,8 +68,7 @@ def main() -> None:
             "",
         ]
     )
-    print(text)
-    write_section("world", text)
+    publish("world", text)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,12 @@ def machine(threads: int | None = None, device: str = "cpu") -> str:
     return ", ".join(parts)
 
 
-def write_section(name: str, text: str) -> None:
-    """Replace the section between ``<!-- name:start -->`` and ``<!-- name:end -->``, or append it."""
+def publish(name: str, text: str, write: bool = True) -> None:
+    """Print a benchmark's section and, with ``write``, put it in BENCHMARKS.md: replace the
+    text between ``<!-- name:start -->`` and ``<!-- name:end -->``, or append it."""
+    print(text)
+    if not write:
+        return
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     old = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
     block = f"{start}\n{text.strip()}\n{end}"
