@@ -19,17 +19,12 @@ import statistics
 import sys
 
 import torch
-from common import machine, publish
+from common import machine, publish, spread_classes
 from tqdm import tqdm
 
 from fissure.attacks.goals import TargetAbsent
 from fissure.judges import load_judge
 from fissure.models.generator import Generator
-
-
-def spread_classes(labels: list[str], count: int) -> list[str]:
-    """``count`` labels evenly spread over the label list (a fixed, reproducible choice)."""
-    return [labels[i * len(labels) // count] for i in range(count)]
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import machine, publish
+from common import machine, publish, spread_classes
 
 from fissure.attacks import ATTACKS, FindingStore, Verifiers, class_attempts, run_attack
 from fissure.attacks.findings import Finding, attempt_id
@@ -91,7 +91,7 @@ def main() -> None:
     )
     generator = Generator.from_pretrained(args.model, device=args.device)
     labels = surrogate.labels
-    chosen = labels[:: max(1, len(labels) // args.classes)][: args.classes]
+    chosen = spread_classes(labels, args.classes)
     attempts = class_attempts(chosen, range(args.seeds), labels)
     budget = sage_latent_budget(args.steps, args.max_iterations, args.k)
     methods = {

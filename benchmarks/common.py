@@ -79,6 +79,11 @@ def random_emoji_sd(latent_channels: int | None = None, **unet_settings):
     return assemble_pipeline(tokenizer, text_encoder_from_clip(clip), vae, unet.eval(), config)
 
 
+def spread_classes(labels: list[str], count: int) -> list[str]:
+    """``count`` labels evenly spread over the label list (a fixed, reproducible choice)."""
+    return labels[:: max(1, len(labels) // count)][:count]
+
+
 def spread(times: list[float]) -> str:
     """ "median (min–max)" of a list of seconds."""
     return f"{statistics.median(times):.2f} ({min(times):.2f}–{max(times):.2f})"

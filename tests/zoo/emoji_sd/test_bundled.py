@@ -92,10 +92,11 @@ def test_the_committed_resume_point_rebuilds_the_bundled_model():
     restore what ships: every stage finished under default_config(), the EMA UNet equal."""
     from fissure.zoo.emoji_sd.config import default_config
 
+    config = default_config()
     manifest = json.loads((RESUME_POINT / "resume.json").read_text())
     for stage, entry in manifest["stages"].items():
         assert entry["finished"] and entry["record"]["passed"], stage
-        assert entry["fingerprint"] == default_config().fingerprint(stage), stage
+        assert entry["fingerprint"] == config.fingerprint(stage), stage
     trained = load_file(RESUME_POINT / "unet.safetensors")
     shipped = load_file(
         bundled_model_path("emoji-sd") / "unet" / "diffusion_pytorch_model.safetensors"
