@@ -15,6 +15,7 @@ import typer
 from fissure.commands import judges as judges_cli
 from fissure.commands import zoo_emoji_sd
 from fissure.commands.attack import attack_app
+from fissure.commands.campaign import campaign_app
 from fissure.commands.options import Device, Dtype
 from fissure.commands.world import world_app
 from fissure.console import counted, quiet_libraries, user_errors
@@ -30,6 +31,7 @@ zoo_app = typer.Typer(help="Bundled models and judges: where they are, how they 
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(world_app, name="world")
 app.add_typer(attack_app, name="attack")
+app.add_typer(campaign_app, name="campaign")
 app.command("judge")(judges_cli.judge)
 zoo_app.command("train-judges")(judges_cli.train_judges)
 zoo_app.command("evaluate-judges")(judges_cli.evaluate_judges)

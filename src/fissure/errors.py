@@ -26,3 +26,8 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     """What an exception says, in one line (libraries raise long, many-line messages)."""
     text = str(error).strip()
     return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
+def error_line(error: BaseException | str) -> str:
+    """An error as a record keeps it: its type and first line (a string is kept as it is)."""
+    return error if isinstance(error, str) else f"{type(error).__name__}: {first_line(error)}"

@@ -1,4 +1,4 @@
-"""Run an attack over many attempts into a findings folder, with a progress bar."""
+"""Run an attack over many attempts into the results store, with a progress bar."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fissure.attacks.attack import Attack
-from fissure.attacks.findings import Finding, FindingStore, attempt_id
 from fissure.attacks.search import SearchState
 from fissure.attacks.spaces import Attempt
 from fissure.attacks.typicality import typicality
 from fissure.attacks.verdicts import Reading, Verifiers, check_verifier_labels, judge_view
 from fissure.digest import weights_digest
 from fissure.errors import FissureError
+from fissure.results import AttackWriter, Finding
 
 
 def to_finding(
@@ -22,18 +22,20 @@ def to_finding(
     state: SearchState,
     verifiers: Verifiers,
     model: str,
+    key: str,
     clean: Reading | None = None,
 ) -> Finding:
     """Judge a finished attempt: verifiers on its images, typicality of its latent.
 
-    ``clean``: the verifiers' reading of its clean image, where the screen made it.
+    ``key``: its key in the results store; ``clean``: the verifiers' reading of its clean
+    image, where the screen made it.
     """
     attempt = state.attempt
     verdict = verifiers(state.images_before, state.images, attempt.target, clean)
     test = typicality(attack.space.latent(state.start, state.variable))
     labels = attack.goal.surrogate.labels
     return Finding(
-        id=attempt_id(attempt),
+        id=key,
         attack=attack.name,
         model=model,
         prompt=attempt.prompt,
@@ -95,32 +97,46 @@ def check_outside_the_loss(
             )
 
 
+def run_settings(attack: Attack, verifiers: Verifiers, model: str) -> dict[str, object]:
+    """Everything a run's findings depend on: the attack's settings, the model, and the
+    verifiers' names, thresholds and weights (refused if a verifier is in the loss)."""
+    verifier_weights = {name: weights_digest(judge) for name, judge in verifiers.judges.items()}
+    check_outside_the_loss(attack.goal.surrogate, verifiers.judges, verifier_weights)
+    return {
+        **attack.settings(),
+        "model": model,
+        **verifiers.settings(),
+        "verifier_weights": verifier_weights,
+    }
+
+
 def run_attack(
     attack: Attack,
     attempts: Sequence[Attempt],
-    store: FindingStore,
+    store: AttackWriter,
     verifiers: Verifiers,
     model: str,
     progress: bool = True,
 ) -> list[Finding]:
     """Attack every attempt the store has not recorded yet; returns the findings of
-    ``attempts`` (the store may hold others, of earlier runs into the folder).
+    ``attempts`` (the store may hold others, of earlier runs).
 
     A natural failure (the verifiers do not see the target in the clean image) is
-    recorded as it is, not attacked: there is nothing for the attack to remove.
+    recorded as it is, not attacked: there is nothing for the attack to remove. An
+    attempt that raises is recorded with its error (with the attempts of its batch) and
+    the run goes on; running it again retries them.
 
-    The store is bound to ``model`` and the verifiers' names and weights: a folder
-    of findings made with others is refused rather than resumed. Ctrl-C stops at once: every
-    finding finished so far is already on disk.
+    The store is bound to ``model`` and the verifiers' names and weights: findings made
+    with others are refused rather than resumed. Ctrl-C stops at once: every finding
+    finished so far is already recorded.
     """
     check_verifier_labels(verifiers.judges, [attempt.target for attempt in attempts])
     check_targets(attack.goal.surrogate.labels, attempts)
-    verifier_weights = {name: weights_digest(judge) for name, judge in verifiers.judges.items()}
-    check_outside_the_loss(attack.goal.surrogate, verifiers.judges, verifier_weights)
-    store.bind(model=model, **verifiers.settings(), verifier_weights=verifier_weights)
+    store.bind(**run_settings(attack, verifiers, model))
     todo = [attempt for attempt in attempts if not store.has(attempt)]
-    wanted = {attempt_id(attempt) for attempt in attempts}
+    wanted = {store.key(attempt) for attempt in attempts}
     verified = sum(f.verified_failure for f in store.findings() if f.id in wanted)
+    failed = 0
     with tqdm(
         total=len(attempts),
         initial=len(attempts) - len(todo),
@@ -136,14 +152,37 @@ def run_attack(
         clean_readings: dict[str, Reading] = {}
 
         def worth_attacking(state: SearchState) -> bool:
-            clean = clean_readings[attempt_id(state.attempt)] = verifiers.read(state.images_before)
+            clean = clean_readings[store.key(state.attempt)] = verifiers.read(state.images_before)
             return verifiers.shows_target(clean, state.attempt.target)
 
-        for state in attack.run(todo, on_round=show_round, screen=worth_attacking):
-            clean = clean_readings.pop(attempt_id(state.attempt), None)
-            finding = to_finding(attack, state, verifiers, model, clean)
-            store.add(finding, state.images_before, state.images, state.variable)
-            verified += finding.verified_failure
-            bar.set_postfix(verified=verified, last_iterations=finding.iterations)
-            bar.update()
+        while todo:
+            started: list[Attempt] = []  # what the search has taken from the queue
+            finished: set[Attempt] = set()
+
+            def queue(waiting=tuple(todo), started=started):
+                for attempt in waiting:
+                    started.append(attempt)
+                    yield attempt
+
+            try:
+                for state in attack.run(queue(), on_round=show_round, screen=worth_attacking):
+                    key = store.key(state.attempt)
+                    clean = clean_readings.pop(key, None)
+                    finding = to_finding(attack, state, verifiers, model, key, clean)
+                    store.add(finding, state.images_before, state.images, state.variable)
+                    finished.add(state.attempt)
+                    verified += finding.verified_failure
+                    bar.set_postfix(verified=verified, last_iterations=finding.iterations)
+                    bar.update()
+                todo = []
+            except (FissureError, KeyboardInterrupt):
+                raise  # the store's full disk, Ctrl-C: stop, as the user asked or must act
+            except Exception as error:  # noqa: BLE001 - one bad batch must not end the run
+                in_flight = [attempt for attempt in started if attempt not in finished]
+                for attempt in in_flight:
+                    store.fail(attempt, error)
+                failed += len(in_flight)
+                bar.update(len(in_flight))
+                bar.set_postfix(verified=verified, failed=failed)
+                todo = todo[len(started) :]
     return [finding for finding in store.findings() if finding.id in wanted]

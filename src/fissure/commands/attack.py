@@ -39,7 +39,13 @@ Target = Annotated[
     str | None, typer.Option(help="The class to remove (default: the class the prompt names).")
 ]
 Seeds = Annotated[str, typer.Option(help="Seeds: N, N-M or a list such as 0-7,12.")]
-Out = Annotated[Path, typer.Option(help="Run folder: findings.jsonl, images, index.html.")]
+Out = Annotated[
+    Path,
+    typer.Option(
+        help="Results store folder: results.db, blobs/ (images, δ), index.html. A rerun "
+        "resumes; other attacks may share the folder."
+    ),
+]
 Model = Annotated[
     str, typer.Option("--model", "-m", help="emoji-sd (bundled), a diffusers folder, or a hub id.")
 ]
@@ -78,69 +84,6 @@ Views = Annotated[
 BatchSize = Annotated[int, typer.Option(help="Attempts attacked together in one UNet batch.")]
 
 
-#: The held-out judges of the emoji world: a classifier that never entered a loss, and
-#: emoji-sd's CLIP zero-shot. Every model of the emoji world gets both (a copy of emoji-sd or
-#: a candidate checkpoint is verified as strictly as the bundled folder).
-DEFAULT_VERIFIERS = ["emoji/verifier", "emoji/clip"]
-
-
-def _surrogate(names: list[str], device: str):
-    """One judge, or SAGE's ensemble of several (their probabilities averaged). An ensemble
-    named among them stands for its members, so the goal asks each of them, not their mean."""
-    from fissure.judges import Ensemble, load_judge
-    from fissure.judges.registry import ensemble_members
-
-    if len(names) == 1:
-        return load_judge(names[0], device=device)
-    members = list(dict.fromkeys(m for name in names for m in ensemble_members(name)))
-    ensemble = Ensemble([load_judge(m, device=device) for m in members], names=members)
-    ensemble.source = "+".join(names)
-    return ensemble
-
-
-def check_emoji_judges_fit(model: str, image_size: int) -> None:
-    """Refuse the default emoji judges on a model whose images are not the emoji world's."""
-    from fissure.errors import FissureError
-    from fissure.world.backgrounds import SIZE
-
-    if image_size != SIZE:
-        raise FissureError(
-            f"{model} makes {image_size}-pixel images, and the default judges know only the "
-            f"{SIZE}-pixel emoji world: attack it with judges that know its images, e.g. "
-            f"fissure attack sage-latent --model {model} --judge microsoft/resnet-50 "
-            "--verifier clip:openai/clip-vit-base-patch32 --prompt 'a photo of a tabby cat' "
-            "--out runs/tabby"
-        )
-
-
-def load_verifiers(names: list[str], labels: list[str], device: str) -> dict:
-    """The verifiers by name; CLIP ones zero-shot over ``labels`` (the surrogate's), so a
-    target such as ImageNet's "tabby, tabby cat" is a class of every verifier."""
-    from fissure.judges import load_judge
-    from fissure.judges.registry import is_zero_shot
-
-    return {
-        name: load_judge(name, device=device, labels=labels if is_zero_shot(name) else None)
-        for name in names
-    }
-
-
-def _class_names(classes: str, labels: list[str]) -> list[str]:
-    """--classes as a list of the judge's labels: 'all', one label, or names separated by
-    commas (by semicolons when labels hold commas, as ImageNet's "tabby, tabby cat")."""
-    from fissure.errors import FissureError
-
-    if classes.strip() == "all":
-        return list(labels)
-    if classes.strip() in labels:
-        return [classes.strip()]
-    separator = ";" if ";" in classes else ","
-    names = [name.strip() for name in classes.split(separator) if name.strip()]
-    if not names:
-        raise FissureError(f"--classes {classes!r} names no class: try cat,dog or all")
-    return names
-
-
 def run_attack_command(
     attack_name: str,
     recipe_options: dict[str, Any],
@@ -157,25 +100,19 @@ def run_attack_command(
     device: str = "cpu",
     dtype: str = "float32",
 ) -> None:
-    """Shared by every attack command: load, run with resume, summarise, write the page."""
-    from fissure.attacks import (
-        ATTACKS,
-        FindingStore,
-        Verifiers,
-        class_attempts,
-        make_attempts,
-        run_attack,
-    )
+    """Shared by every attack command: a one-attack campaign named after the attack, in the
+    results store at ``out``; then the summary and the page."""
     from fissure.attacks.recipes import check_options
+    from fissure.campaign import AttackSpec, CampaignConfig, run_campaign
+    from fissure.campaign.config import DEFAULT_SURROGATE, DEFAULT_VERIFIERS
+    from fissure.campaign.worker import check_verifiers_outside_the_loss, split_class_names
     from fissure.errors import FissureError
     from fissure.generate import parse_seeds
-    from fissure.judges.registry import judges_in_loss
-    from fissure.models import Generator
-    from fissure.models.generator import native_image_size
-    from fissure.models.loading import model_label
-    from fissure.models.prompts import check_prompt
+    from fissure.models.loading import resolve_device
     from fissure.outputs import check_output_dir
     from fissure.report.findings_page import write_findings_page
+    from fissure.results import ResultsStore
+    from fissure.results.legacy import import_run_folder, is_run_folder
 
     if bool(prompts) == (classes is not None):
         raise FissureError("give either --prompt (repeatable) or --classes, not both or neither")
@@ -183,65 +120,75 @@ def run_attack_command(
         raise FissureError("--target is for --prompt: with --classes each class is its own target")
     if prompts and template is not None:
         raise FissureError("--template is for --classes: a --prompt is attacked as written")
+    if classes is not None:
+        split_class_names(classes, [])  # "names no class" before any model loads
+    if template is not None and template.count("{}") != 1:
+        raise FissureError(f"--template needs one {{}} where the class goes, not {template!r}")
     seed_list = parse_seeds(seeds)
     check_options(attack_name, recipe_options)  # before the model loads
-    check_output_dir(out)  # made by the findings store, once the inputs are known good
+    surrogate_names = list(dict.fromkeys(surrogate or DEFAULT_SURROGATE))
+    verifier_names = list(dict.fromkeys(verifiers or DEFAULT_VERIFIERS))
+    check_verifiers_outside_the_loss(surrogate_names, verifier_names)
+    resolve_device(device)
+    config = CampaignConfig(
+        name=attack_name,
+        attacks=[AttackSpec(attack_name, attack_name, recipe_options)],
+        models=[model],
+        prompts=list(dict.fromkeys(prompts)) if prompts else None,
+        classes=[classes] if classes is not None else None,
+        template=template,
+        target=target,
+        seeds=seed_list,
+        judges=surrogate_names,
+        verifiers=verifier_names,
+        device=device,
+        dtype=dtype,
+        default_judges=not surrogate or not verifiers,
+    )
+    check_output_dir(out)  # made by the store, once the inputs are known good
     quiet_libraries()
-    generator = Generator.from_pretrained(model, device=device, dtype=dtype)
-    model = model_label(model)  # a resume from another folder names the same model
-    if not surrogate or not verifiers:
-        check_emoji_judges_fit(model, native_image_size(generator.pipeline))
-    surrogate_names = list(dict.fromkeys(surrogate or ["emoji/surrogate"]))
-    surrogate_judge = _surrogate(surrogate_names, device)
-    if classes is not None:
-        names = _class_names(classes, surrogate_judge.labels)
-        attempts = class_attempts(names, seed_list, surrogate_judge.labels, template)
-    else:
-        attempts = make_attempts(prompts, seed_list, surrogate_judge.labels, target)
-    verifier_names = verifiers or DEFAULT_VERIFIERS
-    in_loss = set().union(*(judges_in_loss(name) for name in surrogate_names))
-    overlap = sorted(name for name in verifier_names if judges_in_loss(name) & in_loss)
-    if overlap:
-        raise FissureError(
-            f"{', '.join(overlap)} is in the surrogate or holds it: "
-            "a verifier must never be in the loss"
+    if is_run_folder(out) and not (out / "results.db").exists():  # an earlier fissure's folder
+        with ResultsStore(out) as store:
+            _, count = import_run_folder(out, store)
+        typer.echo(
+            f"imported {counted(count, 'finding')} of {out / 'findings.jsonl'} into the store"
         )
-    verifier_judges = load_verifiers(verifier_names, surrogate_judge.labels, device)
-    for prompt in dict.fromkeys(attempt.prompt for attempt in attempts):
-        check_prompt(generator.tokenizer, prompt)
-    _print_targets(attempts)
-    attack = ATTACKS[attack_name](generator, surrogate_judge, **recipe_options)
     title = f"{attack_name} on {model}"
-    with FindingStore(out, attack.settings()) as store:
-        done = sum(store.has(attempt) for attempt in attempts)
+
+    def announce(attempts: list, done: int) -> None:
+        _print_targets(attempts)
         if done:
             typer.echo(f"resuming: {done} of them are already in {out}")
-        try:
-            findings = run_attack(
-                attack,
-                attempts,
-                store,
-                Verifiers(verifier_judges, absent_below=attack.goal.absent_below),
-                model,
-            )
-        except KeyboardInterrupt:
-            kept = store.findings()
-            write_findings_page(out, kept, store.settings, title)
-            typer.secho(
-                f"interrupted: {counted(len(kept), 'finding')} kept in {out}; "
-                "run the same command to resume",
-                err=True,
-                fg=typer.colors.YELLOW,
-            )
-            raise typer.Exit(code=130) from None
-        everything = store.findings()  # the page shows the folder's earlier runs too
-        page = write_findings_page(out, everything, store.settings, title)  # under the lock
-    _print_summary(findings)
+
+    try:
+        outcome = run_campaign(config, out, on_plan=announce)
+    except KeyboardInterrupt:
+        with ResultsStore(out) as store:
+            kept = len(store.findings())
+            write_findings_page(store, title)
+        typer.secho(
+            f"interrupted: {counted(kept, 'finding')} kept in {out}; "
+            "run the same command to resume",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        raise typer.Exit(code=130) from None
+    with ResultsStore(out) as store:
+        page = write_findings_page(store, title)  # the page shows the store's earlier runs too
+        everything = store.findings()
+    findings = outcome.current
+    print_summary(findings)
     earlier = len(everything) - len(findings)
     also = f" (and {counted(earlier, 'finding')} of earlier runs)" if earlier else ""
-    typer.echo(
-        f"{counted(len(findings), 'finding')}{also} in {out / 'findings.jsonl'}; open {page}"
-    )
+    failed = outcome.failures
+    if failed:
+        typer.secho(
+            f"{counted(len(failed), 'attempt')} failed, e.g. {failed[0].error}: see "
+            f"`fissure campaign status --store {out}`; running the command again retries them",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    typer.echo(f"{counted(len(findings), 'finding')}{also} in {out / 'results.db'}; open {page}")
 
 
 def _print_targets(attempts: list) -> None:
@@ -252,12 +199,12 @@ def _print_targets(attempts: list) -> None:
     typer.echo(f"attacking {counted(len(attempts), 'attempt')}: {shown}{more}")
 
 
-def _print_summary(findings: list) -> None:
+def print_summary(findings: list) -> None:
     """One column per attack, one row per measure: fits a narrow terminal."""
     from rich.console import Console
     from rich.table import Table
 
-    from fissure.attacks import summarize
+    from fissure.results import summarize
 
     summaries = summarize(findings)
     table = Table(title="findings")

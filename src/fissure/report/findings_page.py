@@ -1,4 +1,7 @@
-"""A static HTML page of findings: before/after pairs with their scores, to look at."""
+"""A static HTML page of a results store's findings: before/after pairs with their scores.
+
+It reads the store only (:mod:`fissure.results`), never an attack.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,10 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader
 
 from fissure.atomic import atomic_write
-from fissure.attacks.findings import Finding
-from fissure.attacks.summary import summarize
+from fissure.results import Finding, ResultsStore, summarize
+
+#: Settings the page's header names apart, or leaves out (weights' digests say nothing to a reader).
+HEADER_APART = ("campaign", "model", "surrogate", "verifiers", "attack", "verifier_weights")
 
 
 def short_judge(name: str) -> str:
@@ -18,17 +23,25 @@ def short_judge(name: str) -> str:
     return name.removeprefix("emoji/")
 
 
-def write_findings_page(
-    folder: str | Path, findings: Sequence[Finding], settings: dict, title: str
-) -> Path:
-    """Write ``index.html`` into the run folder (image paths are relative to it)."""
+def render_findings_page(findings: Sequence[Finding], bindings: Sequence[dict], title: str) -> str:
+    """The page's HTML: one header line per (campaign, model, attack), a summary table, and
+    a card per finding, verified failures first (image paths relative to the store)."""
     environment = Environment(loader=PackageLoader("fissure.report", "templates"), autoescape=True)
     environment.filters["short_judge"] = short_judge
     ordered = sorted(findings, key=lambda f: (not f.verified_failure, f.prompt, f.seed))
-    page = environment.get_template("findings.html.j2").render(
-        title=title, settings=settings, summaries=summarize(findings), findings=ordered
+    return environment.get_template("findings.html.j2").render(
+        title=title,
+        bindings=bindings,
+        apart=HEADER_APART,
+        summaries=summarize(findings),
+        findings=ordered,
     )
-    path = Path(folder) / "index.html"
+
+
+def write_findings_page(store: ResultsStore, title: str, campaign: str | None = None) -> Path:
+    """Write ``index.html`` into the store's folder: every finding (of ``campaign``)."""
+    page = render_findings_page(store.findings(campaign), store.bindings(campaign), title)
+    path = store.folder / "index.html"
     with atomic_write(path) as partial:  # a page open in a browser is never half written
         partial.write_text(page, encoding="utf-8")
     return path

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fissure.attacks.findings import Finding
+from fissure.results.record import Finding
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,165 @@
+"""The Ray backend: actors that keep a model loaded and attack shares of a campaign; the
+driver alone writes the store.
+
+Work goes out in chunks of a batch or two, each to the next idle actor, and every
+chunk's findings are written as it comes back: a killed driver loses only the chunks in
+flight, and the actors die with it. Actors ask for a GPU each when the campaign's device
+is CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from tqdm.auto import tqdm
+
+from fissure.attacks import Attempt
+from fissure.campaign.config import AttackSpec, CampaignConfig
+from fissure.campaign.worker import CampaignWorker, Collector, Plan
+from fissure.errors import FissureError, error_line
+
+INSTALL = "the ray backend needs Ray: pip install 'fissure[ray]' (or use --backend local)"
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise FissureError(INSTALL) from None
+    return ray
+
+
+class _Actor:
+    """A :class:`CampaignWorker` in a Ray actor process."""
+
+    def __init__(self, config: CampaignConfig, model: str, threads: int | None) -> None:
+        import fissure.console  # noqa: F401  (library chatter off before transformers loads)
+
+        self.worker = CampaignWorker(config, model, threads)
+        self.campaign = config.name
+
+    def plan(self) -> Plan:
+        return self.worker.plan()
+
+    def settings(self, spec: AttackSpec) -> dict[str, object]:
+        return self.worker.settings(spec)
+
+    def run(self, spec: AttackSpec, attempts: list[Attempt]) -> Collector:
+        collector = Collector(self.campaign, self.worker.model, spec.label)
+        self.worker.run(spec, attempts, collector, progress=False)
+        return collector
+
+
+class RayPool:
+    """A connection to a Ray cluster and the campaign's actors on it."""
+
+    def __init__(self, workers: int, threads: int, device: str) -> None:
+        self.workers, self.threads, self.device = workers, threads, device
+        self._actors: list = []
+
+    @classmethod
+    def start(
+        cls, address: str | None, workers: int | None, threads: int | None, device: str
+    ) -> RayPool:
+        """Join the cluster at ``address`` (``auto``: the one this machine belongs to), or
+        start a local one. ``workers`` defaults to the cluster's CPUs (GPUs on CUDA) over
+        ``threads`` (default 1) each."""
+        ray = _ray()
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        threads = threads or 1
+        if not ray.is_initialized():
+            try:
+                ray.init(
+                    address=address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level="error",
+                    configure_logging=True,
+                )
+            except ConnectionError as error:
+                raise FissureError(
+                    f"no Ray cluster at {address} ({error}): start one with `ray start --head`, "
+                    "or leave out --address to start a local one"
+                ) from None
+        resources = ray.cluster_resources()
+        cuda = str(device).startswith("cuda")
+        if cuda and not resources.get("GPU"):
+            raise FissureError(
+                "the campaign runs on CUDA but the Ray cluster has no GPU: add GPU nodes, "
+                'or set device = "cpu"'
+            )
+        slots = int(resources.get("GPU", 0)) if cuda else int(resources.get("CPU", 1)) // threads
+        return cls(workers or max(1, slots), threads, device)
+
+    def load(self, config: CampaignConfig, model: str) -> RayWorkers:
+        """Actors holding ``model`` (the previous model's actors are let go)."""
+        ray = _ray()
+        self._release()
+        remote = ray.remote(_Actor).options(
+            num_cpus=self.threads, num_gpus=1 if str(self.device).startswith("cuda") else 0
+        )
+        self._actors = [remote.remote(config, model, self.threads) for _ in range(self.workers)]
+        return RayWorkers(self._actors)
+
+    def _release(self) -> None:
+        ray = _ray()
+        for actor in self._actors:
+            ray.kill(actor)
+        self._actors = []
+
+    def shutdown(self) -> None:
+        self._release()
+
+
+class RayWorkers:
+    """The actors of one model, used as one :class:`CampaignWorker` is."""
+
+    def __init__(self, actors: Sequence) -> None:
+        self.actors = list(actors)
+
+    def plan(self) -> Plan:
+        ray = _ray()
+        plans = ray.get([actor.plan.remote() for actor in self.actors])  # each loads first
+        return plans[0]
+
+    def settings(self, spec: AttackSpec) -> dict[str, object]:
+        ray = _ray()
+        return ray.get(self.actors[0].settings.remote(spec))
+
+    def run(self, spec: AttackSpec, attempts: list[Attempt], writer, progress: bool = True) -> None:
+        """Send the attempts the store lacks in chunks to idle actors; write each chunk's
+        findings and failures as it returns."""
+        ray = _ray()
+        todo = [attempt for attempt in attempts if not writer.has(attempt)]
+        size = 2 * int(spec.options.get("batch_size", 8))
+        chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
+        running: dict = {}
+        idle = list(self.actors)
+        with tqdm(
+            total=len(attempts),
+            initial=len(attempts) - len(todo),
+            desc=f"{spec.label} (ray ×{len(self.actors)})",
+            unit="attempt",
+            disable=not progress,
+        ) as bar:
+            while chunks or running:
+                if not idle and not running:
+                    raise FissureError("every Ray worker died: see the Ray logs, then resume")
+                while idle and chunks:
+                    actor, chunk = idle.pop(), chunks.pop(0)
+                    running[actor.run.remote(spec, chunk)] = (actor, chunk)
+                (done,), _ = ray.wait(list(running), num_returns=1)
+                actor, chunk = running.pop(done)
+                try:
+                    collector = ray.get(done)
+                except ray.exceptions.RayActorError as error:  # the worker died: not reused
+                    collector = Collector("", "", "")
+                    collector.failed = [(attempt, error_line(error)) for attempt in chunk]
+                else:
+                    idle.append(actor)
+                for finding, before, after, delta in collector.added:
+                    writer.add(finding, before, after, delta)
+                for attempt, error in collector.failed:
+                    writer.fail(attempt, error)
+                bar.update(len(collector.added) + len(collector.failed))
