@@ -4,8 +4,9 @@
 
 Runs SAGE with the residual gradient, SAGE with the exact gradient, and random
 search over fresh latents on "a photo of a <class>" for ``--classes`` classes
-spread over the label list × ``--seeds`` seeds. Each run is a findings folder
-under ``--work`` (a killed benchmark resumes). Every finding records the UNet
+spread over the label list × ``--seeds`` seeds. Each method is a results store
+under ``--work`` holding one campaign named after its attack, as ``fissure attack
+--out`` makes (a killed benchmark resumes). Every finding records the UNet
 evaluations it took, so the verified attack success rate at any budget B is the
 share of attacked attempts verified within B evaluations; the table gives it at
 the residual attack's maximum budget (the random baseline's budget), together
@@ -23,13 +24,14 @@ from pathlib import Path
 import torch
 from common import machine, publish, spread_classes
 
-from fissure.attacks import ATTACKS, FindingStore, Verifiers, class_attempts, run_attack
-from fissure.attacks.findings import Finding, attempt_id
+from fissure.attacks import ATTACKS, Verifiers, class_attempts, run_attack
 from fissure.attacks.recipes import sage_latent_budget
-from fissure.commands.attack import DEFAULT_VERIFIERS
+from fissure.campaign.config import DEFAULT_VERIFIERS
 from fissure.console import quiet_libraries
 from fissure.judges import load_judge
 from fissure.models import Generator
+from fissure.models.loading import model_label
+from fissure.results import Finding, ResultsStore
 
 BUDGET_GRID = (100, 250, 500, 1000, 2000)
 
@@ -90,6 +92,7 @@ def main() -> None:
         {name: load_judge(name, device=args.device) for name in DEFAULT_VERIFIERS}
     )
     generator = Generator.from_pretrained(args.model, device=args.device)
+    model = model_label(args.model)  # as `fissure attack` records it: the same from any folder
     labels = surrogate.labels
     chosen = spread_classes(labels, args.classes)
     attempts = class_attempts(chosen, range(args.seeds), labels)
@@ -121,12 +124,12 @@ def main() -> None:
             absent_below=args.stop_below,
             **options,
         )
-        store = FindingStore(args.work / name.split(" (")[0].replace(" ", "-"), attack.settings())
+        folder = args.work / name.split(" (")[0].replace(" ", "-")
         started = time.perf_counter()
-        asked = {attempt_id(attempt) for attempt in attempts}  # the folder may hold others
-        findings = [
-            f for f in run_attack(attack, attempts, store, verifiers, args.model) if f.id in asked
-        ]
+        with ResultsStore(folder) as store, store.campaign(attack.name) as campaign:
+            writer = campaign.attack(model, attack.name, attack.settings())
+            # only the attempts asked: the store may hold others, of earlier invocations
+            findings = run_attack(attack, attempts, writer, verifiers, model)
         rows.append(row(name, findings, budget, time.perf_counter() - started))
         print(rows[-1], flush=True)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from typer.testing import CliRunner
 
 import fissure
 from fissure.cli import app
+from fissure.results import ResultsStore
 
 runner = CliRunner()
 
@@ -152,11 +155,14 @@ def test_demo_attacks_and_writes_a_page(tmp_path, tiny_sd1_dir):
     assert result.exit_code == 0, result.output
     run = tmp_path / "sage-latent"
     assert (run / "index.html").is_file()
-    assert len((run / "findings.jsonl").read_text().splitlines()) == 16
+    with ResultsStore(run) as store:
+        assert len(store.findings()) == 16
     assert "index.html" in result.output
 
-    settings = json.loads((run / "run.json").read_text())
-    (run / "run.json").write_text(json.dumps({**settings, "views": True}))  # an older fissure's
+    with closing(sqlite3.connect(run / "results.db")) as db, db:  # as an older fissure bound it
+        (settings,) = db.execute("SELECT settings FROM bindings").fetchone()
+        older = json.dumps({**json.loads(settings), "views": True})
+        db.execute("UPDATE bindings SET settings = ?", (older,))
     stale = invoke("demo", "--out", tmp_path, "--model", tiny_sd1_dir)
     assert stale.exit_code == 2 and "holds an earlier demo" in stale.output
     assert "(views)" in stale.output and "`make clean`" in stale.output

@@ -30,11 +30,11 @@ def atomic_write(path: Path) -> Iterator[Path]:
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         yield partial
+        with partial.open("rb") as written:  # on disk before the rename: a power cut keeps one
+            os.fsync(written.fileno())  # whole; a full disk may only tell here
     except BaseException:  # Ctrl-C or an error: leave no checkpoint-sized leftovers
         partial.unlink(missing_ok=True)
         raise
-    with partial.open("rb") as written:  # on disk before the rename: a power cut keeps one whole
-        os.fsync(written.fileno())
     partial.replace(path)
 
 

@@ -1,4 +1,4 @@
-"""Verifiers' verdicts, summaries and the findings page, with judges whose answers are fixed."""
+"""Verifiers' verdicts, with judges whose answers are fixed."""
 
 from __future__ import annotations
 
@@ -7,15 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from fissure.attacks import Attempt, summarize
-from fissure.attacks.findings import attempt_id
 from fissure.attacks.verdicts import Verifiers, check_verifier_labels
 from fissure.errors import FissureError
 from fissure.images import as_saved, to_pil
 from fissure.judges.base import Judge
-from fissure.report.findings_page import write_findings_page
-
-from .test_findings import _finding
+from fissure.results import attempt_key
 
 LABELS = ["cat", "dog", "fox"]
 
@@ -122,65 +118,12 @@ def test_verifier_labels_are_checked_before_any_compute():
         check_verifier_labels({"v": FixedJudge([1, 0, 0], [1, 0, 0])}, ["cat", "owl"])
 
 
-def test_attempt_ids_differ_for_prompts_a_slug_would_merge():
-    first = Attempt("a photo of a cat", "cat", 0, 3)
-    second = Attempt("A photo of a cat!", "cat", 0, 3)
-    assert attempt_id(first) != attempt_id(second)
-    assert attempt_id(first) == attempt_id(Attempt("a photo of a cat", "cat", 0, 3))
+def test_attempt_keys_differ_for_prompts_a_slug_would_merge():
+    def key(prompt: str) -> str:
+        return attempt_key("campaign", "m", "sage-latent", prompt, "cat", 3)
 
-
-def test_summary_counts_natural_failures_apart():
-    attempts = [Attempt("a photo of a cat", "cat", 0, seed) for seed in range(4)]
-    findings = [_finding(attempt) for attempt in attempts]
-    findings[1].verified, findings[1].kind = False, None
-    findings[2].clean_shows_target = False
-    findings[3].kind, findings[3].typical = "unrelated", False
-    unfooled = _finding(Attempt("a photo of a cat", "cat", 0, 4))
-    unfooled.success = False  # the budget ran out; the verifiers happen to miss the cat
-    missed = _finding(Attempt("a photo of a cat", "cat", 0, 5))
-    missed.iterations, missed.verified = 0, False  # the surrogate never read the cat
-    (summary,) = summarize([*findings, unfooled, missed])
-    assert (summary.successes, summary.surrogate_missed) == (3, 1)  # not "fooled" by nothing
-    (summary,) = summarize([*findings, unfooled])
-    assert (summary.attempts, summary.attacked, summary.natural_failures) == (5, 4, 1)
-    assert summary.verified == 2 and summary.verified_asr == pytest.approx(2 / 4)
-    assert summary.kinds == {"distorted": 1, "unrelated": 1}
-    assert summary.typical == 1
-    assert not unfooled.verified_failure
-
-
-def test_findings_page_escapes_prompts(tmp_path):
-    finding = _finding(Attempt("a <b>bold</b> cat & co", "cat", 0, 0))
-    finding.files = {"before": "images/b.png", "after": "images/a.png", "delta": "d"}
-    page = write_findings_page(tmp_path, [finding], {"model": "m"}, "title").read_text()
-    assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt; cat &amp; co" in page
-
-
-def test_findings_page_names_each_verifier_and_keeps_digests_out_of_the_header(tmp_path):
-    """A folder verifier was captioned "final"; the header dumped the weights' digests."""
-    finding = _finding(Attempt("a photo of a cat", "cat", 0, 0))
-    view = finding.verifier_after["v"]
-    finding.verifier_before = finding.verifier_after = {
-        "emoji/verifier": view,
-        "runs/judges/verifier/final": view,
-    }
-    finding.files = {"before": "b.png", "after": "a.png", "delta": "d"}
-    settings = {"model": "m", "verifier_weights": {"emoji/verifier": "0123abcd"}}
-    page = write_findings_page(tmp_path, [finding], settings, "title").read_text()
-    assert "before: verifier: cat 50%; runs/judges/verifier/final: cat 50%" in page
-    assert "0123abcd" not in page
-
-
-def test_findings_page_marks_only_failures_the_attack_caused_as_verified(tmp_path):
-    caused = _finding(Attempt("a photo of a cat", "cat", 0, 0))
-    natural = _finding(Attempt("a photo of a cat", "cat", 0, 1))
-    natural.clean_shows_target = False  # the verifiers never saw the cat: nothing was removed
-    for finding in (caused, natural):
-        finding.files = {"before": "b.png", "after": "a.png", "delta": "d"}
-    page = write_findings_page(tmp_path, [natural, caused], {"model": "m"}, "title").read_text()
-    assert page.count('class="card verified"') == 1
-    assert page.count(">verified</span>") == 1 and page.count(">natural failure</span>") == 1
-    assert page.index("seed 0") < page.index("seed 1")  # verified failures first
+    assert key("a photo of a cat") != key("A photo of a cat!")
+    assert key("a photo of a cat") == key("a photo of a cat")
 
 
 def test_no_verifier_is_refused():

@@ -6,17 +6,33 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
+from pathlib import Path
 
 from typer.testing import CliRunner
 
 from fissure.attacks.views import VIEWS
 from fissure.cli import app
+from fissure.results import Finding, ResultsStore
 
 runner = CliRunner()
 FAST = ["--steps", "2", "--max-iterations", "2", "--batch-size", "2"]
+
+
+def _findings(out: Path) -> list[Finding]:
+    with ResultsStore(out) as store:
+        return store.findings()
+
+
+def _binding(out: Path) -> dict:
+    """The settings the run's findings are bound to: what a resume must match."""
+    with ResultsStore(out) as store:
+        (binding,) = store.bindings()
+    return binding
 
 
 def _attack(model, out, *options: str):
@@ -31,20 +47,21 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
     out = tmp_path / "run"
     result = _attack(tiny_sd1_dir, out, "--classes", "cat,red apple", "--seeds", "0-1", *FAST)
     assert result.exit_code == 0, result.output
-    findings = [json.loads(line) for line in (out / "findings.jsonl").read_text().splitlines()]
-    assert sorted((f["target"], f["seed"]) for f in findings) == [
+    findings = _findings(out)
+    assert sorted((f.target, f.seed) for f in findings) == [
         ("cat", 0), ("cat", 1), ("red apple", 0), ("red apple", 1),
     ]  # fmt: skip
-    assert {f["prompt"] for f in findings} == {"a photo of a cat", "a photo of a red apple"}
+    assert {f.prompt for f in findings} == {"a photo of a cat", "a photo of a red apple"}
     for finding in findings:
-        for file in finding["files"].values():
+        for file in finding.files.values():
             assert (out / file).is_file()
-        assert set(finding["verifier_after"]) == {"emoji/verifier", "emoji/clip"}  # as on emoji-sd
+        assert set(finding.verifier_after) == {"emoji/verifier", "emoji/clip"}  # as on emoji-sd
     page = (out / "index.html").read_text()
     assert "a photo of a red apple" in page
     sources = re.findall(r'<img src="([^"]+)"', page)  # relative: a moved folder still shows
     assert len(sources) == 8 and all((out / src).is_file() and src[0] != "/" for src in sources)
-    run = json.loads((out / "run.json").read_text())  # what a resume must match
+    run = _binding(out)
+    assert run["campaign"] == run["attack"] == "sage-latent"  # a campaign of its own
     assert (run["model"], run["surrogate"]) == (str(tiny_sd1_dir), "emoji/surrogate")
     assert run["verifiers"] == ["emoji/clip", "emoji/verifier"] and run["attack"] == "sage-latent"
     assert run["views"] == VIEWS and run["guidance"] == 7.5 and "SameNorm()" in run["constraints"]
@@ -56,7 +73,7 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
     again = _attack(tiny_sd1_dir, out, "--classes", "cat,red apple", "--seeds", "0-1", *FAST)
     assert again.exit_code == 0, again.output
     assert f"resuming: 4 of them are already in {out}" in again.output
-    assert len((out / "findings.jsonl").read_text().splitlines()) == 4  # nothing redone
+    assert len(_findings(out)) == 4  # nothing redone
     cats = _attack(tiny_sd1_dir, out, "--classes", "cat", "--seeds", "0-2", *FAST)
     assert cats.exit_code == 0, cats.output  # the summary counts what was asked, not the folder
     assert "3 findings (and 2 findings of earlier runs)" in cats.output
@@ -69,11 +86,15 @@ def test_sage_latent_options_reach_the_attack(tiny_sd1_dir, tmp_path):
                "--dtype", "bfloat16"]  # fmt: skip
     result = _attack(tiny_sd1_dir, out, "-p", "a photo of a cat", "--seeds", "0", *FAST, *options)
     assert result.exit_code == 0, result.output
-    run = json.loads((out / "run.json").read_text())
+    run = _binding(out)
     assert run["views"] is False and run["guidance"] == 3.0 and run["k"] == 1
     assert run["dtype"] == "bfloat16"  # a float32 run of these seeds is another run
     assert run["constraints"] == ["Box(radius=0.5)"]  # no SameNorm
     assert (run["steps"], run["max_iterations"], run["batch_size"]) == (2, 2, 2)
+    options[options.index("--guidance") + 1] = "4"
+    other = _attack(tiny_sd1_dir, out, "-p", "a photo of a cat", "--seeds", "0", *FAST, *options)
+    assert other.exit_code == 2, other.output  # the folder, as `fissure attack` users named it
+    assert f"{out} holds findings made with other settings (guidance)" in other.output
 
 
 def test_random_latent_baseline_runs(tiny_sd1_dir, tmp_path):
@@ -83,8 +104,8 @@ def test_random_latent_baseline_runs(tiny_sd1_dir, tmp_path):
          "--seeds", "0", "--steps", "2", "--budget", "4", "--out", str(tmp_path / "r")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    (finding,) = [json.loads(line) for line in (tmp_path / "r" / "findings.jsonl").open()]
-    assert finding["attack"] == "random-latent" and finding["unet_evals"] <= 4
+    (finding,) = _findings(tmp_path / "r")
+    assert finding.attack == "random-latent" and finding.unet_evals <= 4
 
 
 def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
@@ -148,13 +169,25 @@ def test_bad_inputs_are_one_line_errors(tiny_sd1_dir, tmp_path):
 PACED_CLI = """
 import signal
 import time
-from fissure.attacks.findings import FindingStore
 from fissure.cli import main
+from fissure.results.store import AttackWriter
 signal.signal(signal.SIGINT, signal.default_int_handler)
-add = FindingStore.add
-FindingStore.add = lambda *args: (add(*args), time.sleep(0.2))[0]
+add = AttackWriter.add
+AttackWriter.add = lambda *args: (add(*args), time.sleep(0.2))[0]
 main()
 """
+
+
+def _done(out: Path) -> int:
+    """Findings in the store at ``out`` (0 before it exists), read as another process may
+    while a run writes it."""
+    if not (out / "results.db").is_file():
+        return 0
+    with closing(sqlite3.connect(f"file:{out / 'results.db'}?mode=ro", uri=True)) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM attempts WHERE status = 'done'").fetchone()[0]
+        except sqlite3.OperationalError:  # the tables are not made yet
+            return 0
 
 
 def test_ctrl_c_keeps_findings_and_the_rerun_finishes(tiny_sd1_dir, tmp_path):
@@ -170,14 +203,13 @@ def test_ctrl_c_keeps_findings_and_the_rerun_finishes(tiny_sd1_dir, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    findings = out / "findings.jsonl"
     deadline = time.monotonic() + 120
-    while not (findings.is_file() and findings.read_text().count("\n") >= 2):
+    while _done(out) < 2:
         assert process.poll() is None and time.monotonic() < deadline, "no finding appeared"
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
-    kept = findings.read_text().count("\n")
+    kept = _done(out)
     assert process.returncode == 130, stderr
     assert "run the same command to resume" in stderr
     assert 2 <= kept < 40
@@ -190,8 +222,8 @@ def test_ctrl_c_keeps_findings_and_the_rerun_finishes(tiny_sd1_dir, tmp_path):
         timeout=300,
     )
     assert finished.returncode == 0, finished.stderr
-    seeds = sorted(json.loads(line)["seed"] for line in findings.read_text().splitlines())
-    assert seeds == list(range(40))
+    assert sorted(finding.seed for finding in _findings(out)) == list(range(40))
+    assert f"interrupted: {kept} findings kept in {out}" in stderr
 
 
 def test_the_default_judges_refuse_a_model_outside_the_emoji_world(tiny_sd1_dir, tmp_path):
@@ -218,10 +250,9 @@ def test_an_ensemble_of_named_judges_is_the_surrogate(tiny_sd1_dir, tmp_path):
         "--judge", "emoji/vit", "--verifier", "emoji/verifier", *FAST,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    run = json.loads((out / "run.json").read_text())
-    assert run["surrogate"] == "emoji/resnet+emoji/vit"
-    (finding,) = [json.loads(line) for line in (out / "findings.jsonl").read_text().splitlines()]
-    assert finding["target"] == "cat"
+    assert _binding(out)["surrogate"] == "emoji/resnet+emoji/vit"
+    (finding,) = _findings(out)
+    assert finding.target == "cat"
     overlap = _attack(
         tiny_sd1_dir, tmp_path / "o", "-p", "a cat", "--judge", "emoji/resnet",
         "--judge", "emoji/vit", "--verifier", "emoji/vit", *FAST,
@@ -231,9 +262,9 @@ def test_an_ensemble_of_named_judges_is_the_surrogate(tiny_sd1_dir, tmp_path):
 
 def test_an_ensemble_named_among_judges_gives_its_members():
     """emoji/surrogate + emoji/edge nested one mean in another: the goal asked the mean."""
-    from fissure.commands.attack import _surrogate
+    from fissure.campaign.worker import load_surrogate
 
-    ensemble = _surrogate(["emoji/surrogate", "emoji/edge"], "cpu")
+    ensemble = load_surrogate(["emoji/surrogate", "emoji/edge"], "cpu")
     assert ensemble.names == ["emoji/resnet", "emoji/vit", "emoji/regnet", "emoji/edge"]
     assert ensemble.source == "emoji/surrogate+emoji/edge"
 
@@ -241,16 +272,21 @@ def test_an_ensemble_named_among_judges_gives_its_members():
 def test_imagenet_labels_with_commas_can_be_named_and_verified(monkeypatch):
     """`--judge microsoft/resnet-50 --verifier clip:...` was refused: CLIP read its own
     label list ("tabby"), the judge's says "tabby, tabby cat"."""
-    import fissure.judges
-    from fissure.commands.attack import _class_names, load_verifiers
+    import fissure.campaign.worker
+    from fissure.campaign.worker import load_verifiers, split_class_names
 
     labels = ["tabby, tabby cat", "tiger cat", "Persian cat"]
-    assert _class_names("tabby, tabby cat", labels) == ["tabby, tabby cat"]
-    assert _class_names("tabby, tabby cat; tiger cat", labels) == ["tabby, tabby cat", "tiger cat"]
-    assert _class_names("tiger cat,Persian cat", labels) == ["tiger cat", "Persian cat"]
+    assert split_class_names("tabby, tabby cat", labels) == ["tabby, tabby cat"]
+    assert split_class_names("tabby, tabby cat; tiger cat", labels) == [
+        "tabby, tabby cat",
+        "tiger cat",
+    ]
+    assert split_class_names("tiger cat,Persian cat", labels) == ["tiger cat", "Persian cat"]
     asked = {}
     monkeypatch.setattr(
-        fissure.judges, "load_judge", lambda name, device, labels: asked.setdefault(name, labels)
+        fissure.campaign.worker,
+        "load_judge",
+        lambda name, device, labels: asked.setdefault(name, labels),
     )
     load_verifiers(["clip:openai/clip-vit-base-patch32", "emoji/verifier"], labels, "cpu")
     assert asked == {"clip:openai/clip-vit-base-patch32": labels, "emoji/verifier": None}

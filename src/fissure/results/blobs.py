@@ -22,7 +22,7 @@ BLOBS = "blobs"
 def png_bytes(image: torch.Tensor) -> bytes:
     """One 3×H×W image in [0, 1] as PNG bytes (8 bits per channel, as the verifiers read it)."""
     buffer = io.BytesIO()
-    to_pil(image).save(buffer, format="PNG")
+    to_pil(image).save(buffer, format="PNG", compress_level=1)  # fast: a finding in < 5 ms
     return buffer.getvalue()
 
 

@@ -112,21 +112,21 @@ class ResultsStore:
             if not path.is_file():
                 raise FissureError(f"{self.folder} holds no results store ({DATABASE})")
             # immutable: a store on a read-only disk can still be read and exported
-            writable = _writable(self.folder)
-            uri = f"file:{path}?mode=ro" + ("" if writable else "&immutable=1")
-            self.connection = self._connect(uri, uri=True)
+            immutable = "" if os.access(self.folder, os.W_OK) else "&immutable=1"
+            self.connection = self._connect(f"file:{path}?mode=ro{immutable}", uri=True)
         else:
             prepare_output_dir(self.folder)
             self.connection = self._connect(str(path))
-            with _store_errors(self.folder):
-                self.connection.execute("PRAGMA journal_mode=WAL")
-                self.connection.execute("PRAGMA synchronous=FULL")
         try:
             with _store_errors(self.folder):
                 if readonly:
                     version = self.connection.execute("PRAGMA user_version").fetchone()[0]
                     migrate(self.connection, self.folder, upto=version)  # refuses a newer one
                 else:
+                    self.connection.execute("PRAGMA journal_mode=WAL")
+                    # blobs are synced before their row commits; a power cut may undo the
+                    # last commits (those attempts run again), never leave a row half done
+                    self.connection.execute("PRAGMA synchronous=NORMAL")
                     migrate(self.connection, self.folder)
         except sqlite3.DatabaseError as error:
             self.connection.close()
@@ -312,10 +312,6 @@ class ResultsStore:
         )
 
 
-def _writable(folder: Path) -> bool:
-    return os.access(folder, os.W_OK)
-
-
 class CampaignWriter:
     """A campaign open for writing: its lock, its config, and one :class:`AttackWriter` per
     (model, attack)."""
@@ -371,6 +367,19 @@ class CampaignWriter:
         self.close()
 
 
+def _settings(text: str, where: str) -> dict:
+    """A binding's settings, or one line that says the record is damaged."""
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError:
+        settings = None
+    if not isinstance(settings, dict):
+        raise FissureError(
+            f"the settings recorded for {where} are damaged: resume in another --out or campaign"
+        )
+    return settings
+
+
 def _json_or_none(value: dict | None) -> str | None:
     return None if value is None else json.dumps(value)
 
@@ -393,7 +402,7 @@ class AttackWriter:
             "SELECT settings FROM bindings WHERE campaign = ? AND model = ? AND attack = ?",
             (campaign.name, model, attack),
         ).fetchone()
-        self._recorded: dict = json.loads(row["settings"]) if row else {}
+        self._recorded: dict = _settings(row["settings"], self._where()) if row else {}
         self._done = {
             r["key"]
             for r in self.store.connection.execute(

@@ -1,0 +1,186 @@
+"""Measure campaigns: the store's cost per finding, Ray's throughput with 1 and 2 workers,
+and a campaign on the bundled emoji-sd killed 20 times.
+
+    python benchmarks/bench_campaign.py [--parts overhead,ray,kills] [--no-write]
+
+- overhead: seconds to record one finding (two 64×64 PNGs, δ, one transaction), over
+  500 findings; bar: under 5 ms.
+- ray: a CPU-bound campaign on emoji-sd (random-latent) with 1 and 2 Ray workers of one
+  thread each, attempts per minute once the workers are loaded, and with loading; bar:
+  2 workers ≥ 1.6 × 1 worker.
+- kills: a campaign on emoji-sd with its default judges, SIGKILLed at 20 random moments and
+  resumed each time, against one uninterrupted run: the same findings, bit for bit.
+
+Writes the "Campaigns" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from common import machine, publish
+
+from fissure.campaign import run_campaign
+from fissure.campaign.config import campaign_from_dict
+from fissure.campaign.kills import done_count, kill_repeatedly, outcome, store_problems
+from fissure.results import Finding, ResultsStore
+
+PARTS = ("overhead", "ray", "kills")
+
+
+def store_overhead(folder: Path, findings: int = 500) -> list[float]:
+    """Seconds per recorded finding (distinct images, so every blob is written)."""
+    view = {"target": 0.5, "top": [["cat", 0.5]]}
+    times = []
+    with ResultsStore(folder) as store, store.campaign("overhead") as campaign:
+        writer = campaign.attack("m", "sage-latent", {"attack": "sage-latent"})
+        for seed in range(findings):
+            images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+            finding = Finding(
+                id=f"{seed:020d}", attack="sage-latent", model="m", prompt="a photo of a cat",
+                target="cat", seed=seed, iterations=10, unet_evals=300, seconds=1.0,
+                success=True, verified=True, clean_shows_target=True, kind="distorted",
+                unrelated_class=None, typical=True, typicality={"chi_square_p": 0.5},
+                delta_linf=0.1, delta_l2=1.0, surrogate_before=view, surrogate_after=view,
+                verifier_before={"v": view}, verifier_after={"v": view},
+                target_trace=[0.9] * 10,
+            )  # fmt: skip
+            started = time.perf_counter()
+            writer.add(finding, images[0], images[1], torch.randn(8, 8, 8))
+            times.append(time.perf_counter() - started)
+    return times
+
+
+THROUGHPUT = {
+    "name": "throughput",
+    "classes": ["dog", "cat", "pizza", "bicycle", "sunflower", "airplane", "red apple", "owl"],
+    "seeds": "0-3",
+    "attacks": [{"name": "random-latent", "steps": 10, "budget": 40, "batch_size": 4}],
+}
+
+
+def ray_throughput(workers: int, folder: Path) -> tuple[float, float, int]:
+    """(attempts per minute once loaded, attempts per minute with loading, attempts)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="error")
+    try:
+        started = time.perf_counter()
+        loaded: list[float] = []
+        config = campaign_from_dict(THROUGHPUT)
+        result = run_campaign(config, folder, backend="ray", workers=workers, threads=1,
+                              progress=False, on_plan=lambda *_: loaded.append(time.perf_counter()))  # fmt: skip
+        ended = time.perf_counter()
+    finally:
+        ray.shutdown()
+    count = len(result.current)
+    return 60 * count / (ended - loaded[0]), 60 * count / (ended - started), count
+
+
+KILLED = """
+name = "kills"
+classes = ["dog", "cat", "red apple", "pizza", "bicycle", "airplane", "sunflower", "owl"]
+seeds = "100-101"
+
+[[attacks]]
+name = "sage-latent"
+max_iterations = 10
+
+[[attacks]]
+name = "random-latent"
+budget = 300
+"""
+
+
+def kills(work: Path, count: int = 20) -> tuple[str, float, float]:
+    """(verdict, seconds uninterrupted, seconds with kills and the final resume)."""
+    config = work / "kills.toml"
+    config.write_text(KILLED)
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+
+    def command(store: Path) -> list[str]:
+        return [sys.executable, "-m", "fissure.cli", "campaign", "run", str(config),
+                "--store", str(store), "--threads", "2"]  # fmt: skip
+
+    started = time.perf_counter()
+    subprocess.run(command(work / "whole"), env=env, check=True, capture_output=True)
+    whole = time.perf_counter() - started
+    started = time.perf_counter()
+    log = kill_repeatedly(command(work / "killed"), work / "killed", count, seed=7, env=env)
+    interrupted = done_count(work / "killed")
+    subprocess.run(command(work / "killed"), env=env, check=True, capture_output=True)
+    killed = time.perf_counter() - started
+    expected, got = outcome(work / "whole"), outcome(work / "killed")
+    problems = store_problems(work / "killed")
+    same = expected == got and not problems
+    verdict = (
+        f"{'identical' if same else 'DIFFERENT'}: {len(got)} findings against {len(expected)} "
+        f"uninterrupted ({interrupted} done when the last kill came; {len(log)} kills, "
+        f"{sum(k.done_after > k.done_before for k in log)} of them after progress)"
+        + (f"; problems: {problems}" if problems else "")
+    )
+    return verdict, whole, killed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default=",".join(PARTS), help="Which measurements to run.")
+    parser.add_argument("--work", type=Path, default=None, help="Folder for the stores.")
+    parser.add_argument("--no-write", dest="write", action="store_false")
+    args = parser.parse_args()
+    parts = args.parts.split(",")
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-campaign-"))
+    lines = [
+        "## Campaigns",
+        "",
+        f"`python benchmarks/bench_campaign.py`; machine: {machine()}.",
+        "",
+    ]
+    if "overhead" in parts:
+        times = store_overhead(work / "overhead")
+        median = statistics.median(times) * 1000
+        lines += [
+            f"- Store overhead per finding (two 64×64 PNGs, δ, one WAL transaction with "
+            f"blobs synced, WAL synchronous=NORMAL), {len(times)} findings: median {median:.2f} ms, 95th percentile "
+            f"{sorted(times)[int(0.95 * len(times))] * 1000:.2f} ms "
+            f"(bar 5 ms: {'met' if median < 5 else 'MISSED'}).",
+        ]
+    if "ray" in parts:
+        one = ray_throughput(1, work / "ray-1")
+        two = ray_throughput(2, work / "ray-2")
+        ratio = two[0] / one[0]
+        lines += [
+            f"- Ray on emoji-sd (random-latent, 10 steps, budget 40, batch 4; {one[2]} attempts), "
+            "one torch thread per worker, attempts per minute once the workers are loaded "
+            "(with loading):",
+            "",
+            "  | workers | attempts/min | with loading |",
+            "  |---|---|---|",
+            f"  | 1 | {one[0]:.1f} | {one[1]:.1f} |",
+            f"  | 2 | {two[0]:.1f} | {two[1]:.1f} |",
+            "",
+            f"  2 workers give {ratio:.2f}× the attempts per minute of 1 "
+            f"(bar 1.6×: {'met' if ratio >= 1.6 else 'MISSED'}); with loading "
+            f"{two[1] / one[1]:.2f}×.",
+        ]
+    if "kills" in parts:
+        verdict, whole, killed = kills(work)
+        lines += [
+            "- Kill and resume at full size (emoji-sd, default judges; sage-latent with 10 "
+            "iterations and random-latent with a budget of 300, 8 classes × 2 seeds, two "
+            f"threads): {verdict}. Uninterrupted {whole:.0f} s; with 20 kills and the final "
+            f"resume {killed:.0f} s.",
+        ]
+    publish("campaigns", "\n".join(lines), args.write)
+
+
+if __name__ == "__main__":
+    main()
