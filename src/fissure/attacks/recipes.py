@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import types
+import typing
 from collections.abc import Callable, Mapping
 
 from fissure.attacks.attack import Attack
@@ -195,4 +197,35 @@ def check_options(name: str, options: Mapping[str, object]) -> None:
     _require(
         not unknown, f"{name} has no option {', '.join(unknown)}: it takes {', '.join(defaults)}"
     )
+    hints = typing.get_type_hints(ATTACKS[name])
+    for option, value in options.items():
+        if not _is_a(value, hints[option]):
+            raise FissureError(
+                f"{name}'s option {option} must be {_type_name(hints[option])}, not {value!r}"
+            )
     OPTION_CHECKS[name](**{**defaults, **options})
+
+
+def _is_a(value: object, hint: object) -> bool:
+    """Whether a campaign file's value fits an option's type (an int passes for a float)."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:  # its values: the recipe's own check says which it takes
+        return all(isinstance(value, type(choice)) for choice in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_a(value, member) for member in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _type_name(hint: object) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "a string"
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(member) for member in typing.get_args(hint))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            type(None): "absent"}.get(hint, str(hint))  # fmt: skip
