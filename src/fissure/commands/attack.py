@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from fissure.commands.options import Device, Dtype
+from fissure.commands.outcome import run_and_report
 from fissure.console import counted, quiet_libraries, user_errors
 
 attack_app = typer.Typer(
@@ -103,14 +104,13 @@ def run_attack_command(
     """Shared by every attack command: a one-attack campaign named after the attack, in the
     results store at ``out``; then the summary and the page."""
     from fissure.attacks.recipes import check_options
-    from fissure.campaign import AttackSpec, CampaignConfig, run_campaign
+    from fissure.campaign import AttackSpec, CampaignConfig
     from fissure.campaign.config import DEFAULT_SURROGATE, DEFAULT_VERIFIERS
     from fissure.campaign.worker import check_verifiers_outside_the_loss, split_class_names
     from fissure.errors import FissureError
     from fissure.generate import parse_seeds
     from fissure.models.loading import resolve_device
     from fissure.outputs import check_output_dir
-    from fissure.report.findings_page import write_findings_page
     from fissure.results import ResultsStore
     from fissure.results.legacy import import_run_folder, is_run_folder
 
@@ -153,42 +153,13 @@ def run_attack_command(
         typer.echo(
             f"imported {counted(count, 'finding')} of {out / 'findings.jsonl'} into the store"
         )
-    title = f"{attack_name} on {model}"
 
     def announce(attempts: list, done: int) -> None:
         _print_targets(attempts)
         if done:
             typer.echo(f"resuming: {done} of them are already in {out}")
 
-    try:
-        outcome = run_campaign(config, out, on_plan=announce)
-    except KeyboardInterrupt:
-        with ResultsStore(out) as store:
-            kept = len(store.findings())
-            write_findings_page(store, title)
-        typer.secho(
-            f"interrupted: {counted(kept, 'finding')} kept in {out}; "
-            "run the same command to resume",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
-        raise typer.Exit(code=130) from None
-    with ResultsStore(out) as store:
-        page = write_findings_page(store, title)  # the page shows the store's earlier runs too
-        everything = store.findings()
-    findings = outcome.current
-    print_summary(findings)
-    earlier = len(everything) - len(findings)
-    also = f" (and {counted(earlier, 'finding')} of earlier runs)" if earlier else ""
-    failed = outcome.failures
-    if failed:
-        typer.secho(
-            f"{counted(len(failed), 'attempt')} failed, e.g. {failed[0].error}: see "
-            f"`fissure campaign status --store {out}`; running the command again retries them",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
-    typer.echo(f"{counted(len(findings), 'finding')}{also} in {out / 'results.db'}; open {page}")
+    run_and_report(config, out, f"{attack_name} on {model}", on_plan=announce)
 
 
 def _print_targets(attempts: list) -> None:
@@ -197,38 +168,6 @@ def _print_targets(attempts: list) -> None:
     shown = "; ".join(f"{prompt!r} → {target}" for prompt, target in targets[:3])
     more = f"; and {len(targets) - 3} more prompts" if len(targets) > 3 else ""
     typer.echo(f"attacking {counted(len(attempts), 'attempt')}: {shown}{more}")
-
-
-def print_summary(findings: list) -> None:
-    """One column per attack, one row per measure: fits a narrow terminal."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from fissure.results import summarize
-
-    summaries = summarize(findings)
-    table = Table(title="findings")
-    table.add_column("measure")
-    for s in summaries:
-        table.add_column(s.attack, justify="right")
-    rows = {
-        "attempts": lambda s: str(s.attempts),
-        "natural failures (target not first before)": lambda s: str(s.natural_failures),
-        "attacked": lambda s: str(s.attacked),
-        "surrogate fooled (by the attack)": lambda s: str(s.successes),
-        "surrogate missed it before any step": lambda s: str(s.surrogate_missed),
-        "verified": lambda s: str(s.verified),
-        "verified ASR": lambda s: "–" if s.verified_asr is None else f"{s.verified_asr:.1%}",
-        "mean iterations": lambda s: f"{s.mean_iterations:.1f}",
-        "median UNet evals per verified": lambda s: str(s.median_unet_evals_verified or "-"),
-        "distorted / unrelated": lambda s: (
-            f"{s.kinds.get('distorted', 0)} / {s.kinds.get('unrelated', 0)}"
-        ),
-        "typical (of verified)": lambda s: f"{s.typical} / {s.verified}",
-    }
-    for name, cell in rows.items():
-        table.add_row(name, *(cell(s) for s in summaries))
-    Console().print(table)
 
 
 @attack_app.command("sage-latent")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from fissure.commands.outcome import run_and_report
 from fissure.console import counted, quiet_libraries, user_errors
 
 campaign_app = typer.Typer(
@@ -46,37 +47,15 @@ def run(
     ] = None,
 ) -> None:
     """Run a campaign: attempts already in the store are skipped, failures recorded."""
-    from fissure.campaign import load_campaign, run_campaign
-    from fissure.commands.attack import print_summary
-    from fissure.report.findings_page import write_findings_page
-    from fissure.results import ResultsStore
+    from fissure.campaign import load_campaign
 
     campaign = load_campaign(config)
     folder = store or Path("runs") / campaign.name
     quiet_libraries()
-    try:
-        outcome = run_campaign(campaign, folder, backend, address, workers, threads)
-    except KeyboardInterrupt:
-        typer.secho(
-            f"interrupted: every finished attempt is kept in {folder}; run the same command "
-            "to resume",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
-        raise typer.Exit(code=130) from None
-    with ResultsStore(folder) as results:
-        page = write_findings_page(results, f"campaign {campaign.name}", campaign.name)
-    print_summary(outcome.current)
-    if outcome.failures:
-        typer.secho(
-            f"{counted(len(outcome.failures), 'attempt')} failed (see `fissure campaign status "
-            f"--store {folder}`); running the campaign again retries them",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
-    typer.echo(
-        f"{counted(len(outcome.current), 'finding')} in {folder / 'results.db'}; open {page}"
-    )
+    run_and_report(
+        campaign, folder, f"campaign {campaign.name}", campaign.name,
+        backend=backend, address=address, workers=workers, threads=threads,
+    )  # fmt: skip
 
 
 @campaign_app.command("status")
