@@ -8,13 +8,14 @@ import ray
 
 from fissure.campaign import run_campaign
 from fissure.campaign.config import campaign_from_dict
+from fissure.campaign.ray_backend import connect
 from fissure.errors import FissureError
 from fissure.results import ResultsStore
 
 
 @pytest.fixture
 def two_worker_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="error")
+    connect(cpus=2)
     yield
     ray.shutdown()
 

@@ -1,7 +1,7 @@
 """The Ray backend: actors that keep a model loaded and attack shares of a campaign; the
 driver alone writes the store.
 
-Work goes out in chunks of a batch or two, each to the next idle actor, and every
+Work goes out in chunks of one to four batches, each to the next idle actor, and every
 chunk's findings are written as it comes back: a killed driver loses only the chunks in
 flight, and the actors die with it. Actors ask for a GPU each when the campaign's device
 is CUDA.
@@ -19,6 +19,8 @@ from fissure.campaign.config import AttackSpec, CampaignConfig
 from fissure.campaign.worker import CampaignWorker, Collector, Plan
 from fissure.errors import FissureError, error_line
 
+#: No usage reports, no auth token written to ~/.ray, no autoscaler chatter (Ray 2.60).
+QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_SCHEDULER_EVENTS": "0"}
 INSTALL = "the ray backend needs Ray: pip install 'fissure[ray]' (or use --backend local)"
 
 
@@ -28,6 +30,21 @@ def _ray():
     except ImportError:
         raise FissureError(INSTALL) from None
     return ray
+
+
+def connect(address: str | None = None, cpus: int | None = None) -> None:
+    """Join the Ray cluster at ``address``, or start a local one (of ``cpus`` CPUs), quietly."""
+    ray = _ray()
+    for name, value in QUIET.items():
+        os.environ.setdefault(name, value)
+    local = {"object_store_memory": 256 * 1024**2, "num_cpus": cpus} if address is None else {}
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="error",
+        **local,
+    )
 
 
 class _Actor:
@@ -66,17 +83,10 @@ class RayPool:
         start a local one. ``workers`` defaults to the cluster's CPUs (GPUs on CUDA) over
         ``threads`` (default 1) each."""
         ray = _ray()
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         threads = threads or 1
         if not ray.is_initialized():
             try:
-                ray.init(
-                    address=address,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level="error",
-                    configure_logging=True,
-                )
+                connect(address)
             except ConnectionError as error:
                 raise FissureError(
                     f"no Ray cluster at {address} ({error}): start one with `ray start --head`, "
@@ -128,12 +138,11 @@ class RayWorkers:
         return ray.get(self.actors[0].settings.remote(spec))
 
     def run(self, spec: AttackSpec, attempts: list[Attempt], writer, progress: bool = True) -> None:
-        """Send the attempts the store lacks in chunks to idle actors; write each chunk's
-        findings and failures as it returns."""
+        """Send the attempts the store lacks in chunks to idle actors (:func:`_chunk_size`);
+        write each chunk's findings and failures as it returns."""
         ray = _ray()
         todo = [attempt for attempt in attempts if not writer.has(attempt)]
-        size = 2 * int(spec.options.get("batch_size", 8))
-        chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
+        batch = int(spec.options.get("batch_size", 8))
         running: dict = {}
         idle = list(self.actors)
         with tqdm(
@@ -143,11 +152,12 @@ class RayWorkers:
             unit="attempt",
             disable=not progress,
         ) as bar:
-            while chunks or running:
+            while todo or running:
                 if not idle and not running:
                     raise FissureError("every Ray worker died: see the Ray logs, then resume")
-                while idle and chunks:
-                    actor, chunk = idle.pop(), chunks.pop(0)
+                while idle and todo:
+                    size = _chunk_size(len(todo), len(self.actors), batch)
+                    actor, chunk, todo = idle.pop(), todo[:size], todo[size:]
                     running[actor.run.remote(spec, chunk)] = (actor, chunk)
                 (done,), _ = ray.wait(list(running), num_returns=1)
                 actor, chunk = running.pop(done)
@@ -163,3 +173,10 @@ class RayWorkers:
                 for attempt, error in collector.failed:
                     writer.fail(attempt, error)
                 bar.update(len(collector.added) + len(collector.failed))
+
+
+def _chunk_size(remaining: int, workers: int, batch: int) -> int:
+    """Guided self-scheduling: a share of what remains, so chunks shrink towards the end and
+    no worker waits long for the last; at least one batch (a smaller one pads its batches),
+    at most four (a killed driver loses the chunks in flight)."""
+    return max(batch, min(4 * batch, -(-remaining // (2 * workers))))
