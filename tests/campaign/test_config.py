@@ -115,3 +115,17 @@ def test_a_bad_file_names_its_problem(tmp_path, text, message):
 def test_a_missing_file_says_what_to_do(tmp_path):
     with pytest.raises(FissureError, match="no campaign file .*: write one as the README shows"):
         load_campaign(tmp_path / "absent.toml")
+
+
+def test_the_readmes_campaign_example_is_a_valid_campaign(tmp_path):
+    """A new user starts from it: it must read, and give each attack its equal budget."""
+    from pathlib import Path
+
+    from fissure.attacks.recipes import sage_latent_budget
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```toml\n# sage-vs-random.toml\n", 1)[1].split("```", 1)[0]
+    config = load_campaign(write(tmp_path, example))
+    assert [spec.name for spec in config.attacks] == ["sage-latent", "random-latent"]
+    iterations = config.attacks[0].options["max_iterations"]
+    assert config.attacks[1].options["budget"] == sage_latent_budget(25, iterations)
