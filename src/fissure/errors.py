@@ -10,6 +10,11 @@ class FissureError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
 
+class StoreError(FissureError):
+    """The results store cannot be written (a full disk, a read-only folder): every attempt
+    would fail alike, so a run stops rather than record them as failed."""
+
+
 class RunFolderMismatch(FissureError):
     """A run folder holds findings made with other settings or weights: resuming would mix."""
 

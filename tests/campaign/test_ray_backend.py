@@ -57,3 +57,17 @@ def test_a_cuda_campaign_on_a_cluster_without_gpus_is_refused(tiny_sd1_dir, tmp_
                                  "device": "cuda", "attacks": [{"name": "random-latent"}]})  # fmt: skip
     with pytest.raises(FissureError, match="the Ray cluster has no GPU"):
         run_campaign(config, tmp_path / "s", backend="ray")
+
+
+def test_a_worker_that_cannot_load_or_fit_is_one_line(tiny_sd1_dir, tmp_path, two_worker_cluster):
+    """An actor's FissureError came back as a Ray traceback; three one-CPU actors on two
+    CPUs waited forever."""
+    data = {"name": "x", "classes": "cat", "attacks": [{"name": "random-latent"}],
+            "judges": ["emoji/resnet"], "verifiers": ["emoji/verifier"]}  # fmt: skip
+    missing = campaign_from_dict({**data, "models": [str(tmp_path / "no-model")]})
+    with pytest.raises(FissureError, match="no-model") as error:
+        run_campaign(missing, tmp_path / "s", backend="ray", workers=1, progress=False)
+    assert "\n" not in str(error.value) and "Traceback" not in str(error.value)
+    fits = campaign_from_dict({**data, "models": [str(tiny_sd1_dir)]})
+    with pytest.raises(FissureError, match="CPUs for 1 threads each for 2 workers, not 3"):
+        run_campaign(fits, tmp_path / "s", backend="ray", workers=3, threads=1)

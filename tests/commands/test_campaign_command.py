@@ -105,11 +105,15 @@ def test_an_old_run_folder_is_imported_and_attack_resumes_it(tiny_sd1_dir, tmp_p
             (out / old).write_bytes((out / path).read_bytes())
             finding.files[role] = old
         lines.append(json.dumps({**finding.__dict__, "id": f"old-{finding.seed}"}))
-    settings = {k: v for k, v in settings.items() if k != "campaign"}
+    settings = {k: v for k, v in settings.items() if k not in ("campaign", "recipe")}  # as then
     (out / "run.json").write_text(json.dumps(settings))
     (out / "findings.jsonl").write_text("\n".join(lines) + "\n")
     for leftover in ("results.db", "results.db-wal", "results.db-shm"):
         (out / leftover).unlink(missing_ok=True)
+    (out / "images" / "1-delta.safetensors").rename(out / "moved")
+    broken = invoke(*arguments)
+    assert broken.exit_code == 2 and "1-delta.safetensors is missing" in broken.output
+    (out / "moved").rename(out / "images" / "1-delta.safetensors")
 
     resumed = invoke(*arguments[:-4], "--seeds", "0-2", *arguments[-4:])
     assert resumed.exit_code == 0, resumed.output
@@ -117,3 +121,5 @@ def test_an_old_run_folder_is_imported_and_attack_resumes_it(tiny_sd1_dir, tmp_p
     assert "resuming: 2 of them are already in" in resumed.output
     with ResultsStore(out) as store:
         assert sorted(f.seed for f in store.findings()) == [0, 1, 2]
+    again = invoke(*arguments)  # imported once: the marker stops a second import
+    assert again.exit_code == 0 and "imported" not in again.output

@@ -13,7 +13,7 @@ from fissure.attacks.spaces import Attempt
 from fissure.attacks.typicality import typicality
 from fissure.attacks.verdicts import Reading, Verifiers, check_verifier_labels, judge_view
 from fissure.digest import weights_digest
-from fissure.errors import FissureError
+from fissure.errors import FissureError, StoreError
 from fissure.results import AttackWriter, Finding
 
 
@@ -175,7 +175,7 @@ def run_attack(
                     bar.set_postfix(verified=verified, last_iterations=finding.iterations)
                     bar.update()
                 todo = []
-            except (FissureError, KeyboardInterrupt):
+            except (StoreError, KeyboardInterrupt):
                 raise  # the store's full disk, Ctrl-C: stop, as the user asked or must act
             except Exception as error:  # noqa: BLE001 - one bad batch must not end the run
                 in_flight = [attempt for attempt in started if attempt not in finished]

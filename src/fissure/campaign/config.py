@@ -23,6 +23,7 @@ budget = 1500
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,6 +100,7 @@ def campaign_from_dict(
     """A checked config from a parsed file (``base``: where relative prompt files are)."""
     from fissure.attacks.recipes import ATTACKS, check_options
     from fissure.generate import parse_seeds
+    from fissure.models.loading import DTYPES
 
     errors: list[str] = []
 
@@ -161,9 +163,14 @@ def campaign_from_dict(
     for key, value in (("judges", judges), ("verifiers", verifiers)):
         if not _strings(value) or not value:
             error(f"{key} must be a non-empty list of judge names")
-    for key in ("device", "dtype"):
-        if key in data and not isinstance(data[key], str):
-            error(f"{key} must be a string")
+    device, dtype = data.get("device", "cpu"), data.get("dtype", "float32")
+    # the form only: a Ray cluster's nodes may have the GPUs this machine lacks
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+        error(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps")
+    elif dtype not in DTYPES or (dtype == "float16" and device == "cpu"):
+        error(
+            f"dtype {dtype!r} does not run on {device}: use float32 or bfloat16 (float16 on cuda)"
+        )
 
     specs: list[AttackSpec] = []
     attacks = data.get("attacks")
@@ -203,8 +210,8 @@ def campaign_from_dict(
         seeds=seeds,
         judges=list(dict.fromkeys(judges)),
         verifiers=list(dict.fromkeys(verifiers)),
-        device=data.get("device", "cpu"),
-        dtype=data.get("dtype", "float32"),
+        device=device,
+        dtype=dtype,
         default_judges="judges" not in data and "verifiers" not in data,
     )
 

@@ -48,23 +48,37 @@ def connect(address: str | None = None, cpus: int | None = None) -> None:
 
 
 class _Actor:
-    """A :class:`CampaignWorker` in a Ray actor process."""
+    """A :class:`CampaignWorker` in a Ray actor process.
+
+    A worker that cannot load (a bad model path, a missing judge) keeps its error and
+    raises it from each call, where Ray hands the driver the error itself rather than an
+    "actor died" traceback.
+    """
 
     def __init__(self, config: CampaignConfig, model: str, threads: int | None) -> None:
         import fissure.console  # noqa: F401  (library chatter off before transformers loads)
 
-        self.worker = CampaignWorker(config, model, threads)
-        self.campaign = config.name
+        self.campaign, self.failed = config.name, None
+        try:
+            self.worker = CampaignWorker(config, model, threads)
+        except FissureError as error:
+            self.failed = error
+
+    def _loaded(self) -> CampaignWorker:
+        if self.failed is not None:
+            raise self.failed
+        return self.worker
 
     def plan(self) -> Plan:
-        return self.worker.plan()
+        return self._loaded().plan()
 
     def settings(self, spec: AttackSpec) -> dict[str, object]:
-        return self.worker.settings(spec)
+        return self._loaded().settings(spec)
 
     def run(self, spec: AttackSpec, attempts: list[Attempt]) -> Collector:
-        collector = Collector(self.campaign, self.worker.model, spec.label)
-        self.worker.run(spec, attempts, collector, progress=False)
+        worker = self._loaded()
+        collector = Collector(self.campaign, worker.model, spec.label)
+        worker.run(spec, attempts, collector, progress=False)
         return collector
 
 
@@ -100,7 +114,14 @@ class RayPool:
                 'or set device = "cpu"'
             )
         slots = int(resources.get("GPU", 0)) if cuda else int(resources.get("CPU", 1)) // threads
-        return cls(workers or max(1, slots), threads, device)
+        if slots < 1 or (workers or 0) > slots:
+            what = "GPUs" if cuda else f"CPUs for {threads} threads each"
+            raise FissureError(
+                f"the Ray cluster has {what} for {slots} workers, not {workers or 1}: ask for "
+                "fewer --workers or --threads, or add nodes (actors that do not fit would wait "
+                "forever)"
+            )
+        return cls(workers or slots, threads, device)
 
     def load(self, config: CampaignConfig, model: str) -> RayWorkers:
         """Actors holding ``model`` (the previous model's actors are let go)."""
@@ -129,13 +150,11 @@ class RayWorkers:
         self.actors = list(actors)
 
     def plan(self) -> Plan:
-        ray = _ray()
-        plans = ray.get([actor.plan.remote() for actor in self.actors])  # each loads first
+        plans = _get([actor.plan.remote() for actor in self.actors])  # each loads first
         return plans[0]
 
     def settings(self, spec: AttackSpec) -> dict[str, object]:
-        ray = _ray()
-        return ray.get(self.actors[0].settings.remote(spec))
+        return _get(self.actors[0].settings.remote(spec))
 
     def run(self, spec: AttackSpec, attempts: list[Attempt], writer, progress: bool = True) -> None:
         """Send the attempts the store lacks in chunks to idle actors (:func:`_chunk_size`);
@@ -163,16 +182,40 @@ class RayWorkers:
                 actor, chunk = running.pop(done)
                 try:
                     collector = ray.get(done)
-                except ray.exceptions.RayActorError as error:  # the worker died: not reused
+                except ray.exceptions.RayError as error:  # the chunk's attempts fail, not the run
                     collector = Collector("", "", "")
-                    collector.failed = [(attempt, error_line(error)) for attempt in chunk]
+                    collector.failed = [(attempt, error_line(_cause(error))) for attempt in chunk]
+                    if isinstance(error, ray.exceptions.RayActorError):  # died: not reused
+                        self.actors.remove(actor)
+                    else:
+                        idle.append(actor)
                 else:
                     idle.append(actor)
                 for finding, before, after, delta in collector.added:
+                    finding.id = writer.key(finding)  # the driver's key, whatever the actor's paths
                     writer.add(finding, before, after, delta)
                 for attempt, error in collector.failed:
                     writer.fail(attempt, error)
                 bar.update(len(collector.added) + len(collector.failed))
+
+
+def _cause(error: BaseException) -> BaseException:
+    """What an actor raised, out of Ray's wrapper (its traceback says nothing to a user)."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, BaseException) else error
+
+
+def _get(refs):
+    """``ray.get``, with an actor's FissureError (a bad model, a missing judge) raised here as
+    the one line it is, and anything else as one line naming the Ray failure."""
+    ray = _ray()
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayError as error:
+        cause = _cause(error)
+        if isinstance(cause, FissureError):
+            raise FissureError(str(cause)) from None
+        raise FissureError(f"a Ray worker failed: {error_line(cause)}") from None
 
 
 def _chunk_size(remaining: int, workers: int, batch: int) -> int:

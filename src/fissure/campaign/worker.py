@@ -132,7 +132,8 @@ class CampaignWorker:
                 attempts = make_attempts([prompt], config.seeds, labels, config.target)
             except FissureError as error:  # names no class, or several: this prompt only
                 refused = [Attempt(prompt, config.target or "", -1, s) for s in config.seeds]
-                plan.refused += [(attempt, str(error)) for attempt in refused]
+                why = str(error).replace("with --target", "with target = ... (or --target)")
+                plan.refused += [(attempt, why) for attempt in refused]
                 continue
             plan.attempts += attempts
         checked = self._checked(plan.attempts, plan.refused)

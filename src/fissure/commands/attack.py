@@ -112,7 +112,7 @@ def run_attack_command(
     from fissure.models.loading import resolve_device
     from fissure.outputs import check_output_dir
     from fissure.results import ResultsStore
-    from fissure.results.legacy import import_run_folder, is_run_folder
+    from fissure.results.legacy import import_run_folder, needs_import
 
     if bool(prompts) == (classes is not None):
         raise FissureError("give either --prompt (repeatable) or --classes, not both or neither")
@@ -147,7 +147,7 @@ def run_attack_command(
     )
     check_output_dir(out)  # made by the store, once the inputs are known good
     quiet_libraries()
-    if is_run_folder(out) and not (out / "results.db").exists():  # an earlier fissure's folder
+    if needs_import(out):  # a folder of fissure before the store: its findings come along
         with ResultsStore(out) as store:
             _, count = import_run_folder(out, store)
         typer.echo(

@@ -41,7 +41,8 @@ def run_and_report(config, folder: Path, title: str, campaign: str | None = None
     if failed:
         typer.secho(
             f"{counted(len(failed), 'attempt')} failed, e.g. {failed[0].error}: see "
-            f"`fissure campaign status --store {folder}`; running the command again retries them",
+            f"`fissure campaign status --store {folder}`; a rerun retries them (a prompt "
+            "refused for its words fails again until it is changed)",
             err=True,
             fg=typer.colors.YELLOW,
         )

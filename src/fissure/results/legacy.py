@@ -18,10 +18,16 @@ from fissure.results.store import ResultsStore
 
 FINDINGS = "findings.jsonl"
 SETTINGS = "run.json"
+IMPORTED = "findings.jsonl.imported"
 
 
 def is_run_folder(folder: Path) -> bool:
     return (folder / FINDINGS).is_file()
+
+
+def needs_import(folder: Path) -> bool:
+    """A run folder of an earlier fissure whose findings are not all in a store yet."""
+    return is_run_folder(folder) and not (folder / IMPORTED).is_file()
 
 
 def read_run_folder(folder: Path) -> tuple[dict, list[Finding]]:
@@ -56,12 +62,24 @@ def import_run_folder(
     folder: str | Path, store: ResultsStore, campaign: str | None = None
 ) -> tuple[str, int]:
     """Import a run folder's findings into ``store`` as campaign ``campaign`` (default: the
-    attack's name); returns the campaign and how many findings it holds now."""
+    attack's name); returns the campaign and how many findings it holds now.
+
+    Importing again is harmless (the same keys, the same blobs); once every finding is in,
+    ``findings.jsonl.imported`` marks the folder so ``fissure attack`` does not redo it.
+    """
     folder = Path(folder)
     if not is_run_folder(folder):
         raise FissureError(f"{folder} holds no {FINDINGS}: nothing to import")
     settings, findings = read_run_folder(folder)
+    missing = [f"{folder / file}" for f in findings for file in f.files.values()
+               if not (folder / file).is_file()]  # fmt: skip
+    if missing:
+        raise FissureError(
+            f"{missing[0]} is missing ({len(missing)} files in all) and a finding of "
+            f"{folder / FINDINGS} names it: restore it, or remove that finding's line"
+        )
     attack = str(settings.get("attack") or (findings[0].attack if findings else "attack"))
+    settings.setdefault("recipe", attack)  # what campaigns bind today: the same run resumes
     campaign = campaign or attack
     model = str(settings.get("model", findings[0].model if findings else "unknown"))
     config = {"imported_from": str(folder.resolve()), "attacks": [{"name": attack}]}
@@ -74,4 +92,5 @@ def import_run_folder(
             }
             finding.id = attack_writer.key(finding)
             attack_writer.record(finding)
+    (folder / IMPORTED).write_text(f"imported into campaign {campaign!r} of {store.folder}\n")
     return campaign, len(findings)

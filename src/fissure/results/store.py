@@ -24,7 +24,7 @@ from typing import Protocol
 import torch
 
 from fissure.atomic import lock_folder
-from fissure.errors import FissureError, RunFolderMismatch, error_line, first_line
+from fissure.errors import FissureError, RunFolderMismatch, StoreError, error_line, first_line
 from fissure.outputs import prepare_output_dir
 from fissure.results.blobs import png_bytes, put_blob, tensor_bytes
 from fissure.results.record import Finding, attempt_key
@@ -74,7 +74,7 @@ def _store_errors(folder: Path) -> Iterator[None]:
         if "full" in text:
             raise _full(folder) from None
         if "readonly" in text or "read-only" in text:
-            raise FissureError(
+            raise StoreError(
                 f"cannot write to the results store {folder} (read-only): make it writable "
                 "or choose another --store"
             ) from None
@@ -83,15 +83,15 @@ def _store_errors(folder: Path) -> Iterator[None]:
         if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise _full(folder) from None
         if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise FissureError(
+            raise StoreError(
                 f"cannot write to the results store {folder} ({error.strerror}): make it "
                 "writable or choose another --store"
             ) from None
         raise
 
 
-def _full(folder: Path) -> FissureError:
-    return FissureError(
+def _full(folder: Path) -> StoreError:
+    return StoreError(
         f"the disk holding {folder} is full: free some space and run the same command to "
         "resume (every finding recorded so far is kept)"
     )
@@ -111,8 +111,17 @@ class ResultsStore:
         if readonly:
             if not path.is_file():
                 raise FissureError(f"{self.folder} holds no results store ({DATABASE})")
-            # immutable: a store on a read-only disk can still be read and exported
-            immutable = "" if os.access(self.folder, os.W_OK) else "&immutable=1"
+            # immutable: a store on a read-only disk can still be read and exported, unless
+            # a killed run left commits in its WAL, which only a writable folder can read
+            wal = self.folder / f"{DATABASE}-wal"
+            unwritable = not os.access(self.folder, os.W_OK)
+            if unwritable and wal.is_file() and wal.stat().st_size:
+                raise FissureError(
+                    f"{self.folder} holds commits not yet merged into {DATABASE} (a run was "
+                    "killed) and is read-only: open it once where it can be written, e.g. "
+                    "`fissure campaign status --store <a writable copy>`"
+                )
+            immutable = "&immutable=1" if unwritable else ""
             self.connection = self._connect(f"file:{path}?mode=ro{immutable}", uri=True)
         else:
             prepare_output_dir(self.folder)
