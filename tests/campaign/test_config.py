@@ -105,6 +105,8 @@ name = "random-latent"
         ('name = "x"\nclasses = "dog"\n[[attacks]]\nname = "random-latent"\n'
          '[[attacks]]\nname = "random-latent"\n', "two attacks are labelled 'random-latent'"),
         ('name = "x"\nclasses = ["dog"\n', "is not valid TOML"),
+        ('name = "x"\nmodels = ["./no-such-folder"]\nclasses = "dog"\n[[attacks]]\n'
+         'name = "random-latent"\n', "no-such-folder"),
     ],
 )  # fmt: skip
 def test_a_bad_file_names_its_problem(tmp_path, text, message):

@@ -100,7 +100,7 @@ def campaign_from_dict(
     """A checked config from a parsed file (``base``: where relative prompt files are)."""
     from fissure.attacks.recipes import ATTACKS, check_options
     from fissure.generate import parse_seeds
-    from fissure.models.loading import DTYPES
+    from fissure.models.loading import DTYPES, resolve_model_source
 
     errors: list[str] = []
 
@@ -122,6 +122,11 @@ def campaign_from_dict(
     if not _strings(models):
         error('models must be a list of model names or folders (e.g. ["emoji-sd"])')
         models = []
+    for model in models:  # a folder that is not a pipeline: before the first model's run
+        try:
+            resolve_model_source(model)
+        except FissureError as problem:
+            error(str(problem))
 
     sources = [key for key in ("prompts", "prompt_file", "classes") if key in data]
     if len(sources) != 1:

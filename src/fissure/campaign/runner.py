@@ -55,6 +55,8 @@ def run_campaign(
     """
     if backend not in BACKENDS:
         raise FissureError(f"unknown backend {backend!r}: use local or ray")
+    if backend == "local" and (address is not None or workers is not None):
+        raise FissureError("--address and --workers are for --backend ray")
     pool = None
     if backend == "ray":
         from fissure.campaign.ray_backend import RayPool
