@@ -258,11 +258,38 @@ def test_residual_gradients_approximate_the_exact_ones(case, k, record_property)
         assert similarity >= MIN_COSINE[k][name], (name, similarity)
 
 
-@pytest.mark.parametrize("mode", ["residual", "last-k"])
+@pytest.mark.parametrize("mode", ["residual", "last-k", "first-k"])
 def test_truncation_over_all_steps_is_exact(case, mode):
     full = case.gradients(mode, k=case.loop_length)
     for name in ("latent", "token", "prompt"):
         assert torch.allclose(full[name], case.exact[name], rtol=1e-10, atol=1e-12)
+
+
+def test_exact_stored_is_exact(case):
+    stored = case.gradients("exact-stored")
+    for name in ("latent", "token", "prompt"):
+        assert torch.allclose(stored[name], case.exact[name], rtol=1e-10, atol=1e-12)
+
+
+def test_first_k_holds_the_unets_later_predictions_fixed(case):
+    """first-k equals the exact gradient of a loop whose UNet outputs after the first k
+    steps are constants (a hook detaches them): the sampler's linear term alone carries
+    the gradient there."""
+    k, calls = 1, []
+
+    def held_after_k(module, args, output):
+        calls.append(1)
+        return (output[0].detach(), *output[1:]) if len(calls) > k else output
+
+    first = case.gradients("first-k", k=k)
+    hook = case.generator.unet.register_forward_hook(held_after_k)
+    try:
+        reference = case.gradients("exact-stored")  # no recomputation to count twice
+    finally:
+        hook.remove()
+    assert len(calls) == case.loop_length
+    assert torch.allclose(first["latent"], reference["latent"], rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(first["latent"], case.exact["latent"])
 
 
 def test_last_k_gives_the_latent_no_gradient(case):
@@ -275,10 +302,10 @@ def test_images_are_the_same_in_every_gradient_mode(tiny):
     generator = Generator(tiny("sd2"))
     latents = generator.initial_latents(SEEDS).requires_grad_()
     plain = generator.sample(latents, PROMPTS, steps=3).images
-    for mode in ("exact", "residual", "last-k"):
+    for mode in ("exact", "residual", "last-k", "first-k", "exact-stored"):
         result = generator.sample(latents, PROMPTS, steps=3, gradient=mode, k=2)
         assert torch.equal(result.images, plain)
-        assert result.gradient_steps == {"exact": 3}.get(mode, 2)
+        assert result.gradient_steps == {"exact": 3, "exact-stored": 3}.get(mode, 2)
 
 
 # --- capture -----------------------------------------------------------------------------------

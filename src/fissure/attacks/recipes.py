@@ -152,12 +152,13 @@ def check_latent_gradient(gradient: str, k: int, steps: int) -> None:
     """Refuse a gradient mode that gives the initial latent no gradient, or a k it cannot use."""
     why = " (it gives the initial latent no gradient)" if gradient == "last-k" else ""
     _require(
-        gradient in ("residual", "exact"),
+        gradient in ("residual", "exact", "first-k", "exact-stored"),
         f"gradient {gradient!r} cannot attack a latent{why}: use residual (the last k steps, "
-        "then SAGE's shortcut to the latent) or exact",
+        "then SAGE's shortcut to the latent), first-k (the first k steps, then the sampler's "
+        "linear term), exact or exact-stored",
     )
     _require(
-        gradient == "exact" or 1 <= k <= steps,
+        gradient.startswith("exact") or 1 <= k <= steps,
         f"k must be between 1 and the {steps} steps, not {k} (--k)",
     )
 

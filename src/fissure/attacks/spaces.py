@@ -95,7 +95,7 @@ class LatentPerturbation:
             steps=self.steps,
             guidance=self.guidance,
             gradient=self.gradient,
-            k=self.k if self.gradient in ("residual", "last-k") else None,
+            k=self.k if self.gradient in ("residual", "last-k", "first-k") else None,
             batch_size=self.batch_size,
             sampler=type(self.generator.scheduler).__name__,
             dtype=str(self.generator.dtype).removeprefix("torch."),

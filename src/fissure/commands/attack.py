@@ -186,9 +186,18 @@ def sage_latent(
     step: Annotated[float, typer.Option(help="Sign-gradient step size.")] = 0.05,
     max_iterations: Annotated[int, typer.Option(help="Gradient steps per attempt at most.")] = 100,
     gradient: Annotated[
-        str, typer.Option(help="residual (the last k steps, then SAGE's shortcut) or exact.")
+        str,
+        typer.Option(
+            help="residual (the last k steps, then SAGE's shortcut), first-k (the first k "
+            "steps, then the sampler's linear term), exact, or exact-stored (no checkpoints)."
+        ),
     ] = "residual",
-    k: Annotated[int, typer.Option(help="Final steps differentiated exactly (residual).")] = 2,
+    k: Annotated[
+        int,
+        typer.Option(
+            help="Steps differentiated through the UNet (residual: the last k; first-k: the first k)."
+        ),
+    ] = 2,
     keep_norm: Annotated[
         bool, typer.Option(help="Keep z + δ at the norm of the seed's z (a typical latent).")
     ] = True,

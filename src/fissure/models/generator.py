@@ -24,6 +24,15 @@ exactness for cost:
 ``last-k``
     The same truncation without the shortcut (k = 1 is ATM's): the initial
     latent gets no gradient, prompt and token embeddings get the last k steps'.
+``first-k``
+    The mirror of SAGE's shortcut, as SDO (arXiv 2505.07477) does: the first k steps
+    are differentiated through the UNet, the later ones only through the sampler's
+    update with the UNet's prediction held fixed (DDIM's linear term in x_t), then the
+    decoder. Backward costs k UNet steps, as ``residual`` does, but keeps the Jacobian
+    of the steps nearest the initial latent instead of replacing it by the identity.
+``exact-stored``
+    ``exact`` without checkpointing: every step's activations are kept for backward,
+    so memory grows with the steps and backward recomputes nothing.
 
 Sampling uses DDIM by default (deterministic, and what SAGE uses), built from the
 pipeline's scheduler config; ``sampler="pipeline"`` uses the pipeline's own
@@ -53,7 +62,7 @@ from fissure.models.attention import CrossAttentionRecorder, record_cross_attent
 from fissure.models.loading import load_pipeline
 from fissure.models.prompts import check_prompt_length
 
-GradientMode = Literal["none", "exact", "residual", "last-k"]
+GradientMode = Literal["none", "exact", "residual", "last-k", "first-k", "exact-stored"]
 Sampler = Literal["ddim", "pipeline"]
 
 #: Schedulers whose step is a deterministic function of model outputs, on the
@@ -453,7 +462,7 @@ class Generator:
 
         Gradients reach whatever inputs require grad, as ``gradient`` allows; ``k``
         is the number of final steps on the gradient path for ``residual`` and
-        ``last-k``. Guidance above 1 is classifier-free, as in the stock pipeline.
+        ``last-k``, of first steps differentiated through the UNet for ``first-k``. Guidance above 1 is classifier-free, as in the stock pipeline.
         """
         scheduler = scheduler_with_steps(self.scheduler, steps, device=self.device)
         capture = capture or CaptureSpec()
@@ -476,14 +485,16 @@ class Generator:
         with recording:
             for index, t in enumerate(timesteps):
                 on_gradient_path = index >= first_gradient_step
+                held = gradient == "first-k" and index >= k  # the UNet's output held fixed
                 if index == first_gradient_step and gradient == "residual":
                     latents = latents.detach() + (initial - initial.detach())
                 if recorder is not None:
                     recorder.step = index
                 with nullcontext() if on_gradient_path else torch.no_grad():
                     next_latents, noise_pred = self._denoising_step(
-                        scheduler, latents, t, context, guidance, checkpointed=on_gradient_path
-                    )
+                        scheduler, latents, t, context, guidance,
+                        checkpointed=on_gradient_path and gradient != "exact-stored", held=held,
+                    )  # fmt: skip
                 if capture.x0:
                     x0_predictions.append(predict_x0(scheduler, latents, t, noise_pred).detach())
                 latents = next_latents
@@ -495,7 +506,7 @@ class Generator:
             latents=latents,
             timesteps=[int(t) for t in timesteps],
             unet_evals=len(timesteps),
-            gradient_steps=len(timesteps) - first_gradient_step,
+            gradient_steps=k if gradient == "first-k" else len(timesteps) - first_gradient_step,
             x0_predictions=self._stack_x0(x0_predictions, capture.x0),
             attention=recorder.maps() if recorder is not None else None,
         )
@@ -508,14 +519,19 @@ class Generator:
         context: torch.Tensor,
         guidance: float,
         checkpointed: bool,
+        held: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of every mode: the guided noise prediction, then the scheduler's update.
 
         Only the UNet call is checkpointed: the scheduler may keep state between
-        steps (PNDM's history), which a recomputation must not touch.
+        steps (PNDM's history), which a recomputation must not touch. ``held``: the
+        prediction carries no gradient, the update still does (``first-k``).
         """
         model_input = scheduler.scale_model_input(latents, t)
-        if checkpointed and torch.is_grad_enabled():
+        if held:
+            with torch.no_grad():
+                noise_pred = self._guided_noise(model_input, t, context, guidance)
+        elif checkpointed and torch.is_grad_enabled():
             noise_pred = checkpoint(
                 self._guided_noise, model_input, t, context, guidance, use_reentrant=False
             )
@@ -563,9 +579,10 @@ class Generator:
             raise FissureError(
                 f"unknown gradient mode {gradient!r}: use {', '.join(get_args(GradientMode))}"
             )
-        if gradient in ("residual", "last-k") and not 1 <= k <= loop_length:
+        if gradient in ("residual", "last-k", "first-k") and not 1 <= k <= loop_length:
             raise FissureError(f"k must be between 1 and {loop_length} steps, not {k}")
-        return {"none": loop_length, "exact": 0}.get(gradient, loop_length - k)
+        whole = {"none": loop_length, "exact": 0, "exact-stored": 0, "first-k": 0}
+        return whole.get(gradient, loop_length - k)
 
     @staticmethod
     def _attention_recorder(
