@@ -3,6 +3,8 @@ as in this process, written by the driver alone."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import ray
 
@@ -64,9 +66,12 @@ def test_a_worker_that_cannot_load_or_fit_is_one_line(tiny_sd1_dir, tmp_path, tw
     CPUs waited forever."""
     data = {"name": "x", "classes": "cat", "attacks": [{"name": "random-latent"}],
             "judges": ["emoji/resnet"], "verifiers": ["emoji/verifier"]}  # fmt: skip
-    missing = campaign_from_dict({**data, "models": [str(tmp_path / "no-model")]})
-    with pytest.raises(FissureError, match="no-model") as error:
-        run_campaign(missing, tmp_path / "s", backend="ray", workers=1, progress=False)
+    broken = tmp_path / "broken-model"  # a pipeline folder whose weights do not load
+    shutil.copytree(tiny_sd1_dir, broken)
+    next((broken / "unet").glob("*.safetensors")).write_bytes(b"not weights")
+    corrupt = campaign_from_dict({**data, "models": [str(broken)]})
+    with pytest.raises(FissureError, match="broken-model") as error:
+        run_campaign(corrupt, tmp_path / "s", backend="ray", workers=1, progress=False)
     assert "\n" not in str(error.value) and "Traceback" not in str(error.value)
     fits = campaign_from_dict({**data, "models": [str(tiny_sd1_dir)]})
     with pytest.raises(FissureError, match="CPUs for 1 threads each for 2 workers, not 3"):
