@@ -182,21 +182,21 @@ class RayWorkers:
                 actor, chunk = running.pop(done)
                 try:
                     collector = ray.get(done)
+                    added, failed = collector.added, collector.failed
                 except ray.exceptions.RayError as error:  # the chunk's attempts fail, not the run
-                    collector = Collector("", "", "")
-                    collector.failed = [(attempt, error_line(_cause(error))) for attempt in chunk]
+                    added, failed = [], [(attempt, error_line(_cause(error))) for attempt in chunk]
                     if isinstance(error, ray.exceptions.RayActorError):  # died: not reused
                         self.actors.remove(actor)
                     else:
                         idle.append(actor)
                 else:
                     idle.append(actor)
-                for finding, before, after, delta in collector.added:
+                for finding, before, after, delta in added:
                     finding.id = writer.key(finding)  # the driver's key, whatever the actor's paths
                     writer.add(finding, before, after, delta)
-                for attempt, error in collector.failed:
+                for attempt, error in failed:
                     writer.fail(attempt, error)
-                bar.update(len(collector.added) + len(collector.failed))
+                bar.update(len(added) + len(failed))
 
 
 def _cause(error: BaseException) -> BaseException:
