@@ -1,87 +1,185 @@
-"""SAGE's latent attack against the random-latent baseline, per UNet evaluation.
+"""SAGE's latent attack against random search at an equal UNet-evaluation budget.
 
-    python benchmarks/bench_sage_latent.py [--classes 20 --seeds 5 --model emoji-sd]
+    python benchmarks/bench_sage_latent.py [--classes 20 --seeds 0-4 --methods default,paper,random,random-box]
 
-Runs SAGE with the residual gradient, SAGE with the exact gradient, and random
-search over fresh latents on "a photo of a <class>" for ``--classes`` classes
-spread over the label list × ``--seeds`` seeds. Each method is a results store
-under ``--work`` holding one campaign named after its attack, as ``fissure attack
---out`` makes (a killed benchmark resumes). Every finding records the UNet
-evaluations it took, so the verified attack success rate at any budget B is the
-share of attacked attempts verified within B evaluations; the table gives it at
-the residual attack's maximum budget (the random baseline's budget), together
-with the median evaluations per verified failure. Writes the "SAGE latent
-attack" section of BENCHMARKS.md.
+Each method attacks "a photo of a <class>" for ``--classes`` classes spread over the
+label list × ``--seeds`` (seeds 0-4 are held out: the defaults were tuned on others),
+every one at the same budget: what the default sage-latent spends at most on an
+attempt. ``default`` is sage-latent as it ships; ``paper`` is ``--paper`` (SAGE's
+residual gradient and sign steps) with as many iterations as fit the budget;
+``random`` draws fresh latents, ``random-box`` random latents inside sage-latent's
+constraints (the seed's norm, the ±1 box); ``sage[gradient=exact;step_rule=adam]``
+is sage-latent with those options. Each method is a results store under ``--work``
+holding one campaign named after its attack, as ``fissure attack --out`` makes (a
+killed benchmark resumes).
+
+Per method: verified failures per 1,000 UNet evaluations spent (forward, and backward
+at the measured cost), per wall-clock hour, the wall time per verified failure, and the
+verified attack success rate within each budget (the curve goes to ``--plot``); a
+one-sided Fisher exact test of each gradient method's verified count against the better
+random baseline's. Wall time is each attempt's seconds over the batch size (attempts
+share batches), so a resumed run counts it too. Writes the "SAGE latent attack"
+section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from common import machine, publish, spread_classes
+from common import fisher_greater, machine, publish, spread_classes
 
 from fissure.attacks import ATTACKS, Verifiers, class_attempts, run_attack
-from fissure.attacks.recipes import sage_latent_budget
+from fissure.attacks.recipes import MEASURED_SETTINGS, sage_latent_budget, sage_latent_settings
 from fissure.campaign.config import DEFAULT_VERIFIERS
 from fissure.console import quiet_libraries
+from fissure.generate import parse_seeds
 from fissure.judges import load_judge
 from fissure.models import Generator
+from fissure.models.generator import evaluation_cost
 from fissure.models.loading import model_label
 from fissure.results import Finding, ResultsStore
 
-BUDGET_GRID = (100, 250, 500, 1000, 2000)
+BUDGET_GRID = (250, 500, 1000, 2000)
 
 
-def asr_within(findings: list[Finding], budget: int) -> float:
+@dataclass
+class Method:
+    label: str
+    attack: str
+    options: dict[str, object]
+
+
+def method(name: str, budget: int, steps: int) -> Method:
+    """A method of the command line, fitted to the budget."""
+    if name in ("random", "random-box"):
+        radius = dict(radius=1.0) if name == "random-box" else {}
+        return Method(name, "random-latent", dict(budget=budget, **radius))
+    if name == "default":
+        return Method(name, "sage-latent", {})
+    paper = name == "paper"
+    if paper:
+        options: dict[str, object] = dict(paper=True)
+    elif name.startswith("sage[") and name.endswith("]"):
+        options = dict(_parse(item) for item in name[5:-1].split(";") if item)
+    else:
+        raise SystemExit(f"unknown method {name!r}")
+    search = sage_latent_settings(**options)
+    cost = evaluation_cost(search["gradient"], search["k"], steps).total
+    iterations = min(search["max_iterations"], math.floor((budget - steps) / cost))
+    return Method(name, "sage-latent", {**options, "max_iterations": iterations})
+
+
+def _parse(item: str) -> tuple[str, object]:
+    key, _, value = item.partition("=")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def asr_within(findings: list[Finding], budget: float) -> float:
     """Verified failures within ``budget`` UNet evaluations, over the attacked attempts."""
     attacked = [f for f in findings if f.clean_shows_target]
     hits = sum(f.verified_failure and f.unet_evals <= budget for f in attacked)
     return hits / len(attacked) if attacked else 0.0
 
 
-def row(name: str, findings: list[Finding], budget: int, seconds: float) -> str:
-    attacked = [f for f in findings if f.clean_shows_target]
-    verified = [f for f in attacked if f.verified_failure]
-    median = statistics.median(f.unet_evals for f in verified) if verified else float("nan")
-    typical = sum(f.typical for f in verified)
-    curve = " / ".join(f"{asr_within(findings, b):.0%}" for b in BUDGET_GRID)
-    return (
-        f"| {name} | {len(findings)} | {len(attacked)} | {len(verified)} "
-        f"| {asr_within(findings, budget):.1%} | {curve} | {median:.0f} "
-        f"| {typical}/{len(verified)} | {seconds:.0f} |"
-    )
+@dataclass
+class Outcome:
+    label: str
+    findings: list[Finding]
+    batch_size: int
+
+    @property
+    def attacked(self) -> list[Finding]:
+        return [f for f in self.findings if f.clean_shows_target]
+
+    @property
+    def verified(self) -> list[Finding]:
+        return [f for f in self.attacked if f.verified_failure]
+
+    @property
+    def evals(self) -> int:
+        return sum(f.unet_evals for f in self.findings)
+
+    @property
+    def hours(self) -> float:
+        return sum(f.seconds for f in self.findings) / self.batch_size / 3600
+
+    def per_thousand(self) -> float:
+        return 1000 * len(self.verified) / self.evals
+
+    def per_hour(self) -> float:
+        return len(self.verified) / self.hours
+
+
+def table(outcomes: list[Outcome], budget: int) -> list[str]:
+    randoms = [o for o in outcomes if o.label.startswith("random")]
+    baseline = max(randoms, key=lambda o: len(o.verified), default=None)
+    rows = []
+    for o in outcomes:
+        verified, attacked = len(o.verified), len(o.attacked)
+        wall = 3600 * o.hours / verified if verified else math.inf
+        latency = statistics.median(f.seconds for f in o.verified) if verified else math.nan
+        compare = "–"
+        if baseline is not None and o is not baseline and not o.label.startswith("random"):
+            p = fisher_greater(verified, attacked, len(baseline.verified), len(baseline.attacked))
+            per_k = o.per_thousand() / baseline.per_thousand() if baseline.verified else math.inf
+            per_h = o.per_hour() / baseline.per_hour() if baseline.verified else math.inf
+            compare = f"{per_k:.1f}× / {per_h:.1f}× (p = {p:.3g})"
+        curve = " / ".join(f"{asr_within(o.findings, b):.0%}" for b in BUDGET_GRID)
+        typical = sum(f.typical for f in o.verified)
+        rows.append(
+            f"| {o.label} | {len(o.findings)} | {attacked} | {verified} "
+            f"| {asr_within(o.findings, budget):.1%} | {curve} | {o.per_thousand():.2f} "
+            f"| {o.per_hour():.1f} | {wall:.0f} | {latency:.0f} | {typical}/{verified} "
+            f"| {compare} |"
+        )
+    return rows
+
+
+def plot(outcomes: list[Outcome], budget: int, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = list(range(0, budget + 1, max(1, budget // 100)))
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for o in outcomes:
+        axes.plot(grid, [100 * asr_within(o.findings, b) for b in grid], label=o.label)
+    axes.set_xlabel("UNet evaluations per attempt (budget)")
+    axes.set_ylabel("verified attack success (% of attacked)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="emoji-sd")
     parser.add_argument("--classes", type=int, default=20)
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--max-iterations", type=int, default=100)
+    parser.add_argument("--seeds", default="0-4", help="Held-out seeds: N-M or a list.")
+    parser.add_argument("--methods", default="default,paper,random,random-box")
+    parser.add_argument("--budget", type=int, help="Default: what sage-latent spends at most.")
     parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-sage-latent"))
-    parser.add_argument(
-        "--methods",
-        default="residual,exact,random",
-        help="Comma-separated subset of residual, exact, random.",
-    )
-    parser.add_argument(
-        "--no-views", dest="views", action="store_false", help="The goal without its views."
-    )
-    parser.add_argument(
-        "--stop-below",
-        type=float,
-        default=0.1,
-        help="The goal: every surrogate member under this (the verifiers keep 0.1).",
-    )
+    parser.add_argument("--plot", type=Path, default=Path(__file__).parent.parent / "docs" / "sage-latent-asr.png")
     parser.add_argument("--no-write", action="store_true", help="Print only.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -91,73 +189,65 @@ def main() -> None:
     verifiers = Verifiers(
         {name: load_judge(name, device=args.device) for name in DEFAULT_VERIFIERS}
     )
-    generator = Generator.from_pretrained(args.model, device=args.device)
+    generator = Generator.from_pretrained(args.model, device=args.device, dtype=args.dtype)
     model = model_label(args.model)  # as `fissure attack` records it: the same from any folder
     labels = surrogate.labels
     chosen = spread_classes(labels, args.classes)
-    attempts = class_attempts(chosen, range(args.seeds), labels)
-    budget = sage_latent_budget(args.steps, args.max_iterations, args.k)
-    methods = {
-        "residual": (
-            f"SAGE residual (k={args.k})",
-            "sage-latent",
-            dict(gradient="residual", k=args.k, max_iterations=args.max_iterations),
-        ),
-        "exact": (
-            "SAGE exact",
-            "sage-latent",
-            dict(gradient="exact", max_iterations=args.max_iterations),
-        ),
-        "random": ("random latents", "random-latent", dict(budget=budget)),
-    }
-    chosen_methods = args.methods.split(",")
-    if unknown := set(chosen_methods) - set(methods):
-        parser.error(f"unknown --methods {', '.join(sorted(unknown))}: use {', '.join(methods)}")
-    rows = []
-    for name, attack_name, options in (methods[method] for method in chosen_methods):
-        attack = ATTACKS[attack_name](
-            generator,
-            surrogate,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            views=args.views,
-            absent_below=args.stop_below,
-            **options,
-        )
-        folder = args.work / name.split(" (")[0].replace(" ", "-")
+    seeds = parse_seeds(args.seeds)
+    attempts = class_attempts(chosen, seeds, labels)
+    budget = args.budget or sage_latent_budget(args.steps)
+    outcomes = []
+    for name in args.methods.split(","):
+        chosen_method = method(name, budget, args.steps)
+        attack = ATTACKS[chosen_method.attack](
+            generator, surrogate, steps=args.steps, batch_size=args.batch_size,
+            **chosen_method.options,
+        )  # fmt: skip
+        folder = args.work / name.replace("[", "-").replace("]", "").replace(";", ",")
         started = time.perf_counter()
         with ResultsStore(folder) as store, store.campaign(attack.name) as campaign:
             writer = campaign.attack(model, attack.name, attack.settings())
             # only the attempts asked: the store may hold others, of earlier invocations
             findings = run_attack(attack, attempts, writer, verifiers, model)
-        rows.append(row(name, findings, budget, time.perf_counter() - started))
-        print(rows[-1], flush=True)
+        outcomes.append(Outcome(name, findings, args.batch_size))
+        print(table(outcomes, budget)[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)
 
+    defaults = ", ".join(f"{key} {value}" for key, value in MEASURED_SETTINGS.items())
+    title = (
+        f"{args.model}, {len(chosen)} classes × seeds {args.seeds}, budget {budget} evaluations"
+    )
+    if not args.no_write:
+        plot(outcomes, budget, args.plot, title)
     text = "\n".join(
         [
             "## SAGE latent attack",
             "",
-            f"`python benchmarks/bench_sage_latent.py` — {args.model}, {len(chosen)} classes × "
-            f'{args.seeds} seeds, "a photo of a <class>", {args.steps} DDIM steps, guidance 7.5, '
-            f"surrogate emoji/surrogate{' with views' if args.views else ' without views'} "
-            f"(stop when every member < {args.stop_below}), "
-            f"verifiers {', '.join(DEFAULT_VERIFIERS)}, "
-            f"batch {args.batch_size}; "
-            f"machine: {machine(args.threads, args.device)}.",
+            f"`python benchmarks/bench_sage_latent.py --classes {args.classes} --seeds "
+            f"{args.seeds} --methods {args.methods}` — {args.model} ({args.dtype}), "
+            f'{len(chosen)} classes × {len(seeds)} held-out seeds, "a photo of a <class>", '
+            f"{args.steps} DDIM steps, guidance 7.5, surrogate emoji/surrogate with views, "
+            f"verifiers {', '.join(DEFAULT_VERIFIERS)}, batch {args.batch_size}; every method "
+            f"within {budget} UNet evaluations an attempt (what the default spends at most); "
+            f"default: {defaults}; machine: {machine(args.threads, args.device)}.",
             "",
-            "| method | attempts | attacked | verified | verified ASR at the equal budget "
-            f"({budget} UNet evals) | ASR within {' / '.join(map(str, BUDGET_GRID))} evals "
-            "| median UNet evals per verified | typical (of verified) | wall seconds (this run) |",
-            "|---|---|---|---|---|---|---|---|---|",
-            *rows,
+            "| method | attempts | attacked | verified | verified ASR within the budget "
+            f"| ASR within {' / '.join(map(str, BUDGET_GRID))} evals "
+            "| verified per 1,000 UNet evals | verified per wall hour "
+            "| wall seconds per verified | median seconds of a verified attempt "
+            "| typical (of verified) | vs the better random: per 1,000 evals / per hour "
+            "(one-sided Fisher) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            *table(outcomes, budget),
             "",
             "Attacked: attempts whose clean image every verifier read the target first in (the "
-            "rest are natural failures). Verified: the surrogate fooled and every verifier under "
-            "the threshold (`Finding.verified_failure`). UNet evals: one per denoising step "
-            "(both guidance halves in one call) plus 3 per step of each backward pass. The equal budget is what SAGE residual may spend at most "
-            f"({args.max_iterations} iterations of {args.steps} + 3 × {args.k}, plus the last "
-            "rendering). "
-            "Wall seconds are this invocation's (0 when every finding was already recorded).",
+            "rest are natural failures, screened alike for every method). Verified: the "
+            "surrogate fooled and every verifier under the threshold "
+            "(`Finding.verified_failure`). UNet evaluations: one per denoising step (both "
+            "guidance halves in one call), and backward steps at the measured cost "
+            "(\"Gradient estimators\"), summed over every attempt. Wall: each attempt's seconds "
+            f"over the batch size ({args.batch_size} attempts share a batch), summed. "
+            f"`paper` is `--paper` with as many iterations as fit the budget; the plot is "
+            "docs/sage-latent-asr.png.",
         ]
     )
     publish("sage-latent", text, write=not args.no_write)

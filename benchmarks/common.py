@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import platform
 import re
@@ -117,3 +118,14 @@ def median_step_seconds(step, steps: int, warmups: int = 2) -> float:
         step()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def fisher_greater(hits_a: int, total_a: int, hits_b: int, total_b: int) -> float:
+    """One-sided Fisher exact p-value that A's rate of hits exceeds B's: the chance, with
+    the margins fixed, of A getting ``hits_a`` hits or more (hypergeometric upper tail)."""
+    hits, total = hits_a + hits_b, total_a + total_b
+
+    def probability(a: int) -> float:
+        return math.comb(hits, a) * math.comb(total - hits, total_a - a) / math.comb(total, total_a)
+
+    return min(1.0, sum(probability(a) for a in range(hits_a, min(hits, total_a) + 1)))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from fissure.attacks import Attempt, random_latent, sage_latent
 from fissure.attacks.recipes import check_options, sage_latent_budget
-from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP
+from fissure.models.generator import evaluation_cost
 from fissure.errors import FissureError
 
 from .conftest import STEPS, BlurredBrightnessJudge, BrightnessJudge
@@ -17,11 +19,14 @@ def _attempts(seeds) -> list[Attempt]:
     return [Attempt("a photo of light", "light", 0, seed) for seed in seeds]
 
 
-def test_sage_latent_removes_the_target_within_the_box(generator, surrogate):
+@pytest.mark.parametrize("rule", ["sign", "l2", "adam"])
+def test_sage_latent_removes_the_target_within_the_box(generator, surrogate, rule):
     attack = sage_latent(
-        generator, surrogate, steps=STEPS, k=1, step=0.1, max_iterations=30, batch_size=2
-    )
+        generator, surrogate, steps=STEPS, gradient="residual", k=1, step=0.1,
+        max_iterations=30, batch_size=2, step_rule=rule,
+    )  # fmt: skip
     states = {state.attempt.seed: state for state in attack.run(_attempts(range(3)))}
+    cost = evaluation_cost("residual", 1, STEPS)
     assert set(states) == {0, 1, 2}
     for state in states.values():
         assert state.target_trace[0] >= 0.1  # the clean image shows the target
@@ -29,8 +34,8 @@ def test_sage_latent_removes_the_target_within_the_box(generator, surrogate):
         assert state.target_trace[-1] < 0.1
         assert 0 < state.iterations <= 30
         assert state.variable.abs().max() <= 1.0 + 1e-6
-        assert state.unet_evals == (state.iterations + 1) * STEPS + state.iterations * (
-            BACKWARD_EVALS_PER_STEP * 1
+        assert state.unet_evals == pytest.approx(
+            (state.iterations + 1) * STEPS + state.iterations * cost.backward
         )
 
 
@@ -53,12 +58,15 @@ def test_an_attempt_does_not_depend_on_its_batch_partners(
 
 def test_sage_latent_that_never_succeeds_stops_at_max_iterations(generator):
     always_light = BrightnessJudge(threshold=-10.0)  # the goal never holds
-    attack = sage_latent(generator, always_light, steps=STEPS, k=2, max_iterations=2, batch_size=2)
+    options = dict(gradient="residual", k=2, max_iterations=2)
+    attack = sage_latent(generator, always_light, steps=STEPS, batch_size=2, **options)
     for state in attack.run(_attempts([0, 1])):
         assert (state.iterations, state.achieved, len(state.target_trace)) == (2, False, 3)
-        # docs/sage-latent.md: STEPS forward and 3 per step backward on the k-step path per
+        # docs/sage-latent.md: STEPS forward and the backward pass on the k-step path per
         # iteration, then one last rendering; the most sage_latent_budget allows
-        assert state.unet_evals == 2 * (STEPS + 3 * 2) + STEPS == sage_latent_budget(STEPS, 2, 2)
+        spent = 2 * evaluation_cost("residual", 2, STEPS).total + STEPS
+        assert state.unet_evals == pytest.approx(spent)
+        assert sage_latent_budget(STEPS, **options) == math.ceil(spent)
 
 
 def test_every_round_is_reported_with_the_attempts_in_flight(generator):
@@ -100,8 +108,8 @@ def test_exact_gradient_also_removes_the_target(generator, surrogate):
     )
     state = next(iter(attack.run(_attempts([0]))))
     assert state.achieved and state.iterations > 0
-    assert state.unet_evals == (state.iterations + 1) * STEPS + state.iterations * (
-        BACKWARD_EVALS_PER_STEP * STEPS
+    assert state.unet_evals == pytest.approx(
+        (state.iterations + 1) * STEPS + state.iterations * evaluation_cost("exact", 1, STEPS).backward
     )
 
 
@@ -152,3 +160,23 @@ def test_a_random_search_finding_names_the_seed_that_redraws_it(generator):
     assert torch.equal(rendered.to(drawn.dtype), drawn[0])  # z + δ was 1e-7 off before
     redrawn = generator.sample(drawn, "a photo of light", steps=STEPS)
     assert torch.allclose(state.images, redrawn.images[0], atol=1e-5)  # batch 2 vs batch 1
+
+
+def test_constrained_random_search_draws_inside_sage_latents_set(generator):
+    never = BrightnessJudge(threshold=-10.0)
+    attack = random_latent(generator, never, budget=4 * STEPS, steps=STEPS, radius=0.5)
+    (state,) = attack.run(_attempts([2]))
+    start = attack.space.bind(state.attempt).latent[0]
+    assert state.iterations == 3 and state.variable.abs().max() <= 0.5 + 1e-6
+    assert torch.allclose((start + state.variable).norm().float(), start.norm(), rtol=1e-4)
+    assert state.variable.abs().max() > 0.4  # a random point of the set, not the seed's
+
+
+def test_the_papers_settings_are_one_flag_away(generator, surrogate):
+    paper = sage_latent(generator, surrogate, steps=STEPS, paper=True).settings()
+    assert (paper["gradient"], paper["k"], paper["step_rule"], paper["step"]) == (
+        "residual", 2, "sign", 0.05,
+    )  # fmt: skip
+    assert paper["max_iterations"] == 100
+    overridden = sage_latent(generator, surrogate, steps=STEPS, paper=True, k=1).settings()
+    assert overridden["k"] == 1 and overridden["gradient"] == "residual"

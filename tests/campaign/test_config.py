@@ -130,4 +130,4 @@ def test_the_readmes_campaign_example_is_a_valid_campaign(tmp_path):
     config = load_campaign(write(tmp_path, example))
     assert [spec.name for spec in config.attacks] == ["sage-latent", "random-latent"]
     iterations = config.attacks[0].options["max_iterations"]
-    assert config.attacks[1].options["budget"] == sage_latent_budget(25, iterations)
+    assert config.attacks[1].options["budget"] == sage_latent_budget(25, max_iterations=iterations)

@@ -13,7 +13,7 @@ from diffusers import (
 
 from fissure.errors import FissureError
 from fissure.models import CaptureSpec, FreeTokens, Generator, PromptEmbeddings
-from fissure.models.generator import predict_x0, scheduler_with_steps
+from fissure.models.generator import BACKWARD_COST, predict_x0, scheduler_with_steps
 from fissure.zoo.tiny import build_tiny_pipeline
 
 PROMPTS = ["a cat", "a red dog"]
@@ -188,17 +188,22 @@ class GradientCase:
         free = FreeTokens(token, positions=[-1], insert=True)
         return self.generator.encode(PROMPTS, free_tokens=free)
 
-    def loss(self, latents, embeddings, gradient="none", k=1) -> torch.Tensor:
-        result = self.generator.sample(latents, embeddings, steps=STEPS, gradient=gradient, k=k)
-        self.loop_length = len(result.timesteps)  # PNDM evaluates the UNet once more than steps
+    def loss(
+        self, latents, embeddings, gradient="none", k=1, weight=1.0, steps=STEPS
+    ) -> torch.Tensor:
+        result = self.generator.sample(
+            latents, embeddings, steps=steps, gradient=gradient, k=k, weight=weight
+        )
+        if steps == STEPS:  # PNDM evaluates the UNet once more than steps
+            self.loop_length = len(result.timesteps)
         return (result.images * self.weights).sum()
 
-    def gradients(self, gradient: str, k: int = 1) -> dict[str, torch.Tensor | None]:
+    def gradients(self, gradient: str, k: int = 1, **options) -> dict[str, torch.Tensor | None]:
         latents = self.latents.clone().requires_grad_()
         token = self.token.clone().requires_grad_()
         embeddings = self.embeddings(token)
         embeddings.prompt_embeds.retain_grad()
-        self.loss(latents, embeddings, gradient, k).backward()
+        self.loss(latents, embeddings, gradient, k, **options).backward()
         return {
             "latent": latents.grad,
             "token": token.grad,
@@ -292,6 +297,29 @@ def test_first_k_holds_the_unets_later_predictions_fixed(case):
     assert not torch.allclose(first["latent"], case.exact["latent"])
 
 
+def test_residual_added_is_exact_plus_the_weighted_shortcut(case):
+    """∂L/∂x_k·(∂x_k/∂x_T + w·I): the exact gradient plus w times the residual one."""
+    k, weight = 1, 0.5
+    added = case.gradients("residual-added", k=k, weight=weight)
+    residual = case.gradients("residual", k=k)
+    expected = case.exact["latent"] + weight * residual["latent"]
+    assert torch.allclose(added["latent"], expected, rtol=1e-10, atol=1e-12)
+    for name in ("token", "prompt"):  # the shortcut adds to the latent's path only
+        assert torch.allclose(added[name], case.exact[name], rtol=1e-10, atol=1e-12)
+
+
+def test_short_chain_is_the_exact_gradient_of_the_short_render(case):
+    """The loss is linear in the images, so its gradient at the full render is its gradient
+    at the short one: short-chain then equals the exact gradient of the k-step render."""
+    short = case.gradients("short-chain", k=2)
+    expected = case.gradients("exact", steps=2)
+    for name in ("latent", "token", "prompt"):
+        assert torch.allclose(short[name], expected[name], rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(short["latent"], case.exact["latent"])
+    whole = case.gradients("short-chain", k=STEPS)
+    assert torch.allclose(whole["latent"], case.exact["latent"], rtol=1e-10, atol=1e-12)
+
+
 def test_last_k_gives_the_latent_no_gradient(case):
     last = case.gradients("last-k", k=1)
     assert last["latent"] is None
@@ -302,10 +330,15 @@ def test_images_are_the_same_in_every_gradient_mode(tiny):
     generator = Generator(tiny("sd2"))
     latents = generator.initial_latents(SEEDS).requires_grad_()
     plain = generator.sample(latents, PROMPTS, steps=3).images
-    for mode in ("exact", "residual", "last-k", "first-k", "exact-stored"):
+    modes = ("exact", "residual", "last-k", "first-k", "exact-stored", "residual-added", "short-chain")
+    for mode in modes:
         result = generator.sample(latents, PROMPTS, steps=3, gradient=mode, k=2)
         assert torch.equal(result.images, plain)
-        assert result.gradient_steps == {"exact": 3, "exact-stored": 3}.get(mode, 2)
+        whole = mode in ("exact", "exact-stored", "residual-added")
+        assert result.gradient_steps == (3 if whole else 2)
+        assert result.unet_evals == 3 + 2 * (mode == "short-chain")
+        stored = mode in ("exact-stored", "short-chain")  # no forward again in backward
+        assert result.backward_evals == result.gradient_steps * (BACKWARD_COST + (not stored))
 
 
 # --- capture -----------------------------------------------------------------------------------

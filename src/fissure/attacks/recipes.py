@@ -11,27 +11,49 @@ from collections.abc import Callable, Mapping
 from fissure.attacks.attack import Attack
 from fissure.attacks.constraints import Box, SameNorm
 from fissure.attacks.goals import TargetAbsent
-from fissure.attacks.search import RandomSearch, SignGradientDescent
-from fissure.attacks.spaces import BACKWARD_EVALS_PER_STEP, LatentPerturbation
+from fissure.attacks.search import GradientDescent, RandomSearch
+from fissure.attacks.spaces import LatentPerturbation
+from fissure.attacks.steps import STEP_RULES, StepName, rule_named
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.models.generator import (
     Generator,
     GradientMode,
     check_guidance,
+    evaluation_cost,
     scheduler_with_steps,
 )
+
+
+#: SAGE's latent attack as the paper describes it (``paper=True``, ``--paper``).
+PAPER_SETTINGS: dict[str, object] = dict(
+    gradient="residual", k=2, step_rule="sign", step=0.05, max_iterations=100
+)
+#: The defaults, chosen by measurement on emoji-sd (docs/sage-latent.md).
+MEASURED_SETTINGS: dict[str, object] = dict(
+    gradient="residual", k=2, step_rule="sign", step=0.05, max_iterations=100
+)
+
+
+def sage_latent_settings(paper: bool = False, **given: object) -> dict[str, object]:
+    """The search's settings: those ``given`` (not None), the rest from the paper's or the
+    measured defaults."""
+    chosen = {name: value for name, value in given.items() if value is not None}
+    return {**(PAPER_SETTINGS if paper else MEASURED_SETTINGS), **chosen}
 
 
 def sage_latent(
     generator: Generator,
     surrogate: Judge,
     *,
+    paper: bool = False,
+    gradient: GradientMode | None = None,
+    k: int | None = None,
+    step_rule: StepName | None = None,
+    step: float | None = None,
+    max_iterations: int | None = None,
+    weight: float = 1.0,
     radius: float = 1.0,
-    step: float = 0.05,
-    max_iterations: int = 100,
-    gradient: GradientMode = "residual",
-    k: int = 2,
     steps: int = 25,
     guidance: float = 7.5,
     absent_below: float = 0.1,
@@ -39,32 +61,38 @@ def sage_latent(
     keep_norm: bool = True,
     views: bool = True,
 ) -> Attack:
-    """SAGE's latent attack (Liu et al., arXiv 2306.00974): sign-gradient steps on δ in a box.
+    """SAGE's latent attack (Liu et al., arXiv 2306.00974): gradient steps on δ in a box.
+
+    ``paper=True`` takes the paper's search (:data:`PAPER_SETTINGS`: residual gradient
+    from the last 2 steps, sign steps of 0.05, 100 iterations); the default is the search
+    that measured best on emoji-sd (:data:`MEASURED_SETTINGS`, docs/sage-latent.md).
+    Options given override either.
 
     With ``keep_norm`` (default) ``z + δ`` is also kept at the norm of the seed's
     ``z`` (:class:`SameNorm`), so the failure it finds starts from a latent as
     typical as the seed's; the box is projected last and always holds. With
     ``views`` (default) the surrogate must miss the target on flipped, shifted and
-    zoomed views too, which doubled the verified failures on emoji-sd
-    (docs/sage-latent.md).
-
-    The default gradient is the residual shortcut from the last ``k`` = 2 steps, for 6
-    backward UNet evaluations per iteration instead of 75 (exact, 25 steps). Its
-    cosine with the exact gradient is 0.94–0.98 on the tiny test models but a median
-    of 0.14 on the trained emoji-sd (benchmarks/bench_residual_gradient.py): a cheap,
-    weak descent direction (docs/sage-latent.md).
+    zoomed views too, which doubled the verified failures on emoji-sd.
     """
     scheduler_with_steps(generator.scheduler, steps)
+    search = sage_latent_settings(
+        paper, gradient=gradient, k=k, step_rule=step_rule, step=step,
+        max_iterations=max_iterations,
+    )  # fmt: skip
     check_sage_latent(
-        radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
-        absent_below=absent_below, batch_size=batch_size, steps=steps, guidance=guidance,
+        radius=radius, weight=weight, absent_below=absent_below, batch_size=batch_size,
+        steps=steps, guidance=guidance, **search,
     )  # fmt: skip
     return Attack(
         name="sage-latent",
-        space=LatentPerturbation(generator, steps, guidance, gradient, k, batch_size),
+        space=LatentPerturbation(
+            generator, steps, guidance, search["gradient"], search["k"], batch_size, weight
+        ),
         goal=TargetAbsent(surrogate, absent_below, views),
         constraints=(SameNorm(), Box(radius)) if keep_norm else (Box(radius),),
-        search=SignGradientDescent(step, max_iterations),
+        search=GradientDescent(
+            search["step"], search["max_iterations"], rule_named(search["step_rule"])
+        ),
     )
 
 
@@ -73,45 +101,54 @@ def random_latent(
     surrogate: Judge,
     *,
     budget: int | None = None,
+    radius: float | None = None,
     steps: int = 25,
     guidance: float = 7.5,
     absent_below: float = 0.1,
     batch_size: int = 8,
     views: bool = True,
 ) -> Attack:
-    """The baseline: fresh initial latents within a UNet-evaluation budget.
+    """The baseline: random initial latents within a UNet-evaluation budget.
 
-    The default budget is what :func:`sage_latent`'s defaults spend at most on
-    ``steps``: 100 iterations of ``steps`` forward and 6 backward evaluations,
-    and the final rendering (3125 at 25 steps).
+    Without ``radius``, fresh latents (the seed's own first). With it, random search
+    inside SAGE's constraints: each fresh latent's δ from the seed's is projected onto
+    the same norm and the ±``radius`` box, so the candidates lie in the set a gradient
+    attack searches. The default budget is what :func:`sage_latent`'s defaults spend at
+    most on ``steps`` (:func:`sage_latent_budget`).
     """
     scheduler_with_steps(generator.scheduler, steps)
     check_random_latent(
-        budget=budget, absent_below=absent_below, batch_size=batch_size, steps=steps,
-        guidance=guidance,
+        budget=budget, radius=radius, absent_below=absent_below, batch_size=batch_size,
+        steps=steps, guidance=guidance,
     )  # fmt: skip
     budget = budget if budget is not None else sage_latent_budget(steps)
     return Attack(
         name="random-latent",
         space=LatentPerturbation(generator, steps, guidance, "none", 1, batch_size),
         goal=TargetAbsent(surrogate, absent_below, views),
-        constraints=(),
+        constraints=(SameNorm(), Box(radius)) if radius is not None else (),
         search=RandomSearch(budget),
     )
 
 
-def sage_latent_budget(steps: int, max_iterations: int = 100, k: int = 2) -> int:
-    """The most UNet evaluations :func:`sage_latent` (residual) spends on one attempt."""
-    return max_iterations * (steps + BACKWARD_EVALS_PER_STEP * k) + steps
+def sage_latent_budget(steps: int, paper: bool = False, **given: object) -> int:
+    """The most UNet evaluations :func:`sage_latent` spends on one attempt: each iteration's
+    rendering and backward pass, and the last rendering (rounded up)."""
+    search = sage_latent_settings(paper, **given)
+    cost = evaluation_cost(search["gradient"], search["k"], steps)
+    return math.ceil(search["max_iterations"] * cost.total + steps)
 
 
 def check_sage_latent(
     *,
+    paper: bool = False,
     radius: float,
-    step: float,
-    max_iterations: int,
-    gradient: str,
-    k: int,
+    step: float | None,
+    max_iterations: int | None,
+    gradient: str | None,
+    k: int | None,
+    step_rule: str | None,
+    weight: float,
     absent_below: float,
     batch_size: int,
     steps: int,
@@ -119,19 +156,31 @@ def check_sage_latent(
     **_: object,
 ) -> None:
     """:func:`sage_latent`'s checks that need no model: a CLI runs them before it loads one."""
+    search = sage_latent_settings(
+        paper, gradient=gradient, k=k, step_rule=step_rule, step=step,
+        max_iterations=max_iterations,
+    )  # fmt: skip
     _check_common(absent_below, batch_size, guidance, steps)
     _require(0 < radius < math.inf, f"radius (--radius) must be a positive number, not {radius}")
+    step = search["step"]
     _require(0 < step < math.inf, f"step (--step) must be a positive number, not {step}")
+    _require(math.isfinite(weight), f"weight (--weight) must be a finite number, not {weight}")
     _require(  # 0 scores the clean images only: natural failures, and the verifiers' reading
-        max_iterations >= 0,
-        f"max_iterations (--max-iterations) must be 0 or more, not {max_iterations}",
+        search["max_iterations"] >= 0,
+        f"max_iterations (--max-iterations) must be 0 or more, not {search['max_iterations']}",
     )
-    check_latent_gradient(gradient, k, steps)
+    _require(
+        search["step_rule"] in STEP_RULES,
+        f"step_rule (--step-rule) must be one of {', '.join(STEP_RULES)}, "
+        f"not {search['step_rule']!r}",
+    )
+    check_latent_gradient(search["gradient"], search["k"], steps)
 
 
 def check_random_latent(
     *,
     budget: int | None,
+    radius: float | None,
     absent_below: float,
     batch_size: int,
     steps: int,
@@ -140,6 +189,10 @@ def check_random_latent(
 ) -> None:
     """:func:`random_latent`'s checks that need no model."""
     _check_common(absent_below, batch_size, guidance, steps)
+    _require(
+        radius is None or 0 < radius < math.inf,
+        f"radius (--radius) must be a positive number, not {radius}",
+    )
     budget = budget if budget is not None else sage_latent_budget(steps)
     _require(
         budget >= 2 * steps,
@@ -148,14 +201,22 @@ def check_random_latent(
     )
 
 
+#: The Generator's gradient modes that reach the initial latent.
+LATENT_GRADIENTS = ("residual", "exact", "first-k", "exact-stored", "residual-added", "short-chain")
+LATENT_GRADIENT_HELP = (
+    "short-chain (the full render's loss carried back by a k-step DDIM chain), residual (the "
+    "last k steps, then SAGE's shortcut to the latent), residual-added (exact plus weight × "
+    "that shortcut), first-k (the first k steps, then the sampler's linear term), exact, or "
+    "exact-stored (exact without checkpoints)"
+)
+
+
 def check_latent_gradient(gradient: str, k: int, steps: int) -> None:
     """Refuse a gradient mode that gives the initial latent no gradient, or a k it cannot use."""
     why = " (it gives the initial latent no gradient)" if gradient == "last-k" else ""
     _require(
-        gradient in ("residual", "exact", "first-k", "exact-stored"),
-        f"gradient {gradient!r} cannot attack a latent{why}: use residual (the last k steps, "
-        "then SAGE's shortcut to the latent), first-k (the first k steps, then the sampler's "
-        "linear term), exact or exact-stored",
+        gradient in LATENT_GRADIENTS,
+        f"gradient {gradient!r} cannot attack a latent{why}: use {LATENT_GRADIENT_HELP}",
     )
     _require(
         gradient.startswith("exact") or 1 <= k <= steps,

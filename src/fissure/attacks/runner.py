@@ -42,7 +42,7 @@ def to_finding(
         target=attempt.target,
         seed=attempt.seed,
         iterations=state.iterations,
-        unet_evals=state.unet_evals,
+        unet_evals=round(state.unet_evals),
         seconds=round(state.seconds, 2),
         success=state.achieved,
         verified=verdict.verified,

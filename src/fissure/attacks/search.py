@@ -17,13 +17,13 @@ import torch
 from fissure.attacks.constraints import Constraint, project_all
 from fissure.attacks.goals import GoalEvaluation, TargetAbsent
 from fissure.attacks.spaces import (
-    BACKWARD_EVALS_PER_STEP,
     Attempt,
     LatentPerturbation,
     LatentStart,
     Rendering,
     fresh_seed,
 )
+from fissure.attacks.steps import SignStep, StepRule
 
 
 @dataclass
@@ -33,7 +33,7 @@ class SearchState:
     start: LatentStart
     variable: torch.Tensor
     iterations: int = 0
-    unet_evals: int = 0
+    unet_evals: float = 0  # forward evaluations, and backward ones at their measured cost
     achieved: bool = False
     done: bool = False
     started: float = field(default_factory=time.perf_counter)
@@ -44,6 +44,7 @@ class SearchState:
     probabilities: torch.Tensor | None = None
     target_trace: list[float] = field(default_factory=list)  # the vote for the target, per visit
     latent_seed: int | None = None  # random search: the seed of the latent last rendered
+    memory: dict[str, torch.Tensor] = field(default_factory=dict)  # an adaptive step's moments
 
     def stop_at_start(self, origin: torch.Tensor) -> None:
         """End the attempt where it began: its clean image is the outcome, δ = 0."""
@@ -151,20 +152,26 @@ def _targets(states: Sequence[SearchState], rendering: Rendering) -> torch.Tenso
 
 
 @dataclass(frozen=True)
-class SignGradientDescent(SearchMethod):
-    """SAGE's search: ``δ ← project(δ − step · sign(∇δ loss))`` until the goal holds.
+class GradientDescent(SearchMethod):
+    """Gradient steps ``δ ← project(δ − step · move(∇δ loss))`` until the goal holds.
 
-    Each iteration renders the current δ (with a gradient path), stops the
-    attempt if the goal holds, and otherwise takes one step. ``iterations`` is
-    the number of steps taken; ``max_iterations`` steps are followed by one last
-    rendering to score the final δ.
+    The step rule makes the move (:mod:`fissure.attacks.steps`): SAGE's sign steps by
+    default, normalised or Adam steps otherwise. Each iteration renders the current δ
+    (with the space's gradient path: a cheap estimator may steer, but the goal is
+    always checked on the full render), stops the attempt if the goal holds, and
+    otherwise takes one step. ``iterations`` is the number of steps taken;
+    ``max_iterations`` steps are followed by one last rendering to score the final δ.
     """
 
     step: float = 0.05
     max_iterations: int = 100
+    rule: StepRule = field(default_factory=SignStep)
 
     def settings(self) -> dict[str, object]:
-        return dict(search="sign-gradient", step=self.step, max_iterations=self.max_iterations)
+        return dict(
+            search="gradient", step=self.step, max_iterations=self.max_iterations,
+            **self.rule.settings(),
+        )  # fmt: skip
 
     def advance(
         self,
@@ -188,10 +195,11 @@ class SignGradientDescent(SearchMethod):
         (gradient,) = torch.autograd.grad(evaluation.loss[stepping].sum(), deltas)
         for row in stepping:
             state = active[row]
-            variable = state.variable - self.step * gradient[row].sign()
+            move = self.rule.move(gradient[row], state.memory)
+            variable = state.variable - self.step * move
             state.variable = project_all(constraints, variable, state.start.latent[0]).detach()
             state.iterations += 1
-            state.unet_evals += BACKWARD_EVALS_PER_STEP * rendering.gradient_steps
+            state.unet_evals += rendering.backward_evals
 
 
 @dataclass(frozen=True)

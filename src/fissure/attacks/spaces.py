@@ -17,13 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fissure.models.generator import Generator, GradientMode, PromptEmbeddings
-
-#: UNet evaluations a backward pass costs per step on the gradient path: the
-#: generator checkpoints each step, so backward recomputes it (1) and
-#: backpropagates through it (about 2).
-BACKWARD_EVALS_PER_STEP = 3
-
+from fissure.models.generator import TRUNCATED, Generator, GradientMode, PromptEmbeddings
 
 @dataclass(frozen=True)
 class Attempt:
@@ -51,7 +45,7 @@ class Rendering:
 
     images: torch.Tensor  # batch_size×3×H×W in [0, 1]: the rows, then copies of the last
     unet_evals: int  # forward UNet evaluations per row
-    gradient_steps: int  # steps a backward pass would traverse per row
+    backward_evals: float  # what a backward pass costs per row, in UNet evaluations
 
 
 def fresh_seed(seed: int, index: int) -> int:
@@ -79,8 +73,10 @@ class LatentPerturbation:
         gradient: GradientMode = "residual",
         k: int = 2,
         batch_size: int = 8,
+        weight: float = 1.0,
     ) -> None:
         self.generator = generator
+        self.weight = weight
         self.steps = steps
         self.guidance = guidance
         self.gradient = gradient
@@ -95,7 +91,8 @@ class LatentPerturbation:
             steps=self.steps,
             guidance=self.guidance,
             gradient=self.gradient,
-            k=self.k if self.gradient in ("residual", "last-k", "first-k") else None,
+            k=self.k if self.gradient in TRUNCATED else None,
+            **({"weight": self.weight} if self.gradient == "residual-added" else {}),
             batch_size=self.batch_size,
             sampler=type(self.generator.scheduler).__name__,
             dtype=str(self.generator.dtype).removeprefix("torch."),
@@ -157,5 +154,6 @@ class LatentPerturbation:
             guidance=self.guidance,
             gradient=self.gradient if differentiable else "none",
             k=self.k,
+            weight=self.weight,
         )
-        return Rendering(output.images, output.unet_evals, output.gradient_steps)
+        return Rendering(output.images, output.unet_evals, output.backward_evals)

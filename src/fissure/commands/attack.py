@@ -182,22 +182,50 @@ def sage_latent(
     model: Model = "emoji-sd",
     judge: Surrogate = None,
     verifier: VerifierNames = None,
-    radius: Annotated[float, typer.Option(help="δ stays within ±radius per element.")] = 1.0,
-    step: Annotated[float, typer.Option(help="Sign-gradient step size.")] = 0.05,
-    max_iterations: Annotated[int, typer.Option(help="Gradient steps per attempt at most.")] = 100,
+    paper: Annotated[
+        bool,
+        typer.Option(
+            "--paper",
+            help="SAGE's search as the paper describes it: residual gradient from the last 2 "
+            "steps, sign steps of 0.05, 100 iterations (options given still override).",
+        ),
+    ] = False,
     gradient: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="residual (the last k steps, then SAGE's shortcut), first-k (the first k "
-            "steps, then the sampler's linear term), exact, or exact-stored (no checkpoints)."
+            help="How ∂loss/∂δ is taken: short-chain (the full render's loss carried back by "
+            "a k-step DDIM chain), residual (the last k steps, then SAGE's shortcut), "
+            "residual-added (exact plus --weight × that shortcut), first-k (the first k steps, "
+            "then the sampler's linear term), exact, or exact-stored (no checkpoints). "
+            "Default: MEASURED_GRADIENT."
         ),
-    ] = "residual",
+    ] = None,
     k: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Steps differentiated through the UNet (residual: the last k; first-k: the first k)."
+            help="Steps on the gradient path (short-chain: the chain's steps; residual: the "
+            "last k; first-k: the first k). Default: MEASURED_K."
         ),
-    ] = 2,
+    ] = None,
+    step_rule: Annotated[
+        str | None,
+        typer.Option(
+            help="sign (SAGE's), l2 (normalised gradient) or adam (clipped). "
+            "Default: MEASURED_STEP_RULE."
+        ),
+    ] = None,
+    step: Annotated[
+        float | None,
+        typer.Option(help="Step size, per element of δ. Default: MEASURED_STEP."),
+    ] = None,
+    max_iterations: Annotated[
+        int | None,
+        typer.Option(help="Gradient steps per attempt at most. Default: MEASURED_ITERATIONS."),
+    ] = None,
+    weight: Annotated[
+        float, typer.Option(help="residual-added's weight of the shortcut.")
+    ] = 1.0,
+    radius: Annotated[float, typer.Option(help="δ stays within ±radius per element.")] = 1.0,
     keep_norm: Annotated[
         bool, typer.Option(help="Keep z + δ at the norm of the seed's z (a typical latent).")
     ] = True,
@@ -209,11 +237,14 @@ def sage_latent(
     device: Device = "cpu",
     dtype: Dtype = "float32",
 ) -> None:
-    """SAGE's latent attack: sign-gradient steps on the initial latent until the target is gone."""
+    """SAGE's latent attack: gradient steps on the initial latent until the target is gone."""
+    given = dict(
+        gradient=gradient, k=k, step_rule=step_rule, step=step, max_iterations=max_iterations
+    )
     options = dict(
-        radius=radius, step=step, max_iterations=max_iterations, gradient=gradient, k=k,
-        steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,
-        keep_norm=keep_norm, views=views,
+        paper=paper, weight=weight, radius=radius, steps=steps, guidance=guidance,
+        absent_below=absent_below, batch_size=batch_size, keep_norm=keep_norm, views=views,
+        **{name: value for name, value in given.items() if value is not None},
     )  # fmt: skip
     run_attack_command(
         "sage-latent", options, out=out, prompts=prompt, classes=classes, template=template,
@@ -238,9 +269,14 @@ def random_latent(
         int | None,
         typer.Option(
             help="UNet evaluations per attempt. Default: the most sage-latent spends with its "
-            "default settings, 100 × (steps + 3 × 2) + steps (3125 at 25 steps); give "
-            "max-iterations × (steps + 3k) + steps to match other residual settings, "
-            "max-iterations × 4 × steps + steps for --gradient exact."
+            "default settings (the budget its findings page shows)."
+        ),
+    ] = None,
+    radius: Annotated[
+        float | None,
+        typer.Option(
+            help="Search inside sage-latent's constraints: each random latent's δ from the "
+            "seed's projected onto the seed's norm and the ±radius box. Default: fresh latents."
         ),
     ] = None,
     steps: Steps = 25,
@@ -253,7 +289,7 @@ def random_latent(
 ) -> None:
     """The baseline: fresh initial latents, scored like an attack, within a UNet-evaluation budget."""
     options = dict(
-        budget=budget, steps=steps, guidance=guidance, absent_below=absent_below,
+        budget=budget, radius=radius, steps=steps, guidance=guidance, absent_below=absent_below,
         batch_size=batch_size, views=views,
     )  # fmt: skip
     run_attack_command(

@@ -33,6 +33,17 @@ exactness for cost:
 ``exact-stored``
     ``exact`` without checkpointing: every step's activations are kept for backward,
     so memory grows with the steps and backward recomputes nothing.
+``residual-added``
+    The other reading of SAGE's words ("a residual connection … provides a path for
+    gradients"): the shortcut is *added* to the exact path instead of replacing it,
+    x_k ← x_k + w·(x_T − x_T.detach()), so ∂L/∂x_T = ∂L/∂x_k·(∂x_k/∂x_T + w·I). It
+    costs what ``exact`` costs; ``weight`` is w.
+``short-chain``
+    The images are the full T-step render (no gradient); the gradient is that of a
+    shorter DDIM chain of k steps from the same initial latent, whose images stand
+    in for the full render's (a straight-through estimator: the loss's gradient at
+    the full render, carried back by the short chain's Jacobian). It costs k more
+    forward evaluations and k backward steps, kept without checkpoints (k is small).
 
 Sampling uses DDIM by default (deterministic, and what SAGE uses), built from the
 pipeline's scheduler config; ``sampler="pipeline"`` uses the pipeline's own
@@ -62,8 +73,12 @@ from fissure.models.attention import CrossAttentionRecorder, record_cross_attent
 from fissure.models.loading import load_pipeline
 from fissure.models.prompts import check_prompt_length
 
-GradientMode = Literal["none", "exact", "residual", "last-k", "first-k", "exact-stored"]
+GradientMode = Literal[
+    "none", "exact", "residual", "last-k", "first-k", "exact-stored", "residual-added", "short-chain"
+]
 Sampler = Literal["ddim", "pipeline"]
+#: Modes that take ``k``, the number of steps on (or of) their gradient path.
+TRUNCATED = frozenset({"residual", "residual-added", "last-k", "first-k", "short-chain"})
 
 #: Schedulers whose step is a deterministic function of model outputs, on the
 #: variance-preserving latents the UNet sees (so x0 follows from ᾱ_t).
@@ -195,6 +210,13 @@ class FreeTokens:
     insert: bool = False
 
 
+#: What a backward pass through one UNet evaluation costs, in forward evaluations: measured
+#: on emoji-sd's UNet, batch 8 with guidance, two CPU cores (89 ms against 97 ms;
+#: benchmarks/bench_gradient_estimators.py, "Gradient estimators" in BENCHMARKS.md).
+#: A checkpointed step also runs its forward again.
+BACKWARD_COST = 0.92
+
+
 @dataclass(frozen=True)
 class CaptureSpec:
     """What to record while sampling, for analyses; recording never changes the images.
@@ -225,8 +247,9 @@ class GeneratorOutput:
     ``images`` (B×3×H×W in [0, 1]) carry gradients as the mode allows;
     ``x0_predictions`` (B×S×C×h×w, or B×S×3×H×W for images; S = len(timesteps)) and
     ``attention`` (B×tokens×h×w) are detached. ``unet_evals`` counts UNet calls
-    (each on the whole batch, both guidance halves); a backward pass costs about
-    three more per step in ``gradient_steps`` (recompute, then backpropagate).
+    (each on the whole batch, both guidance halves); ``backward_evals`` is what a
+    backward pass through the ``gradient_steps`` steps on its path costs in the same
+    unit (:data:`BACKWARD_COST` a step, plus the forward again where checkpointed).
     """
 
     images: torch.Tensor
@@ -234,6 +257,7 @@ class GeneratorOutput:
     timesteps: list[int]
     unet_evals: int
     gradient_steps: int
+    backward_evals: float
     x0_predictions: torch.Tensor | None = None
     attention: torch.Tensor | None = None
 
@@ -254,6 +278,33 @@ def predict_x0(
     if prediction == "sample":
         return model_output
     raise FissureError(f"unknown prediction type {prediction!r} in the scheduler config")
+
+
+@dataclass(frozen=True)
+class EvaluationCost:
+    """What one :meth:`Generator.sample` costs per image, in UNet evaluations."""
+
+    forward: int  # UNet calls (both guidance halves in one)
+    gradient_steps: int  # steps a backward pass traverses
+    backward: float  # what that backward pass costs, at BACKWARD_COST a step
+
+    @property
+    def total(self) -> float:
+        return self.forward + self.backward
+
+
+def evaluation_cost(gradient: GradientMode, k: int, loop_length: int) -> EvaluationCost:
+    """The cost of sampling ``loop_length`` steps in a gradient mode: one UNet call a step
+    (and the short chain's k), and backward steps at :data:`BACKWARD_COST`, plus the
+    forward again where the mode checkpoints them."""
+    steps = {"none": 0, "exact": loop_length, "exact-stored": loop_length}
+    gradient_steps = steps.get(gradient, loop_length if gradient == "residual-added" else k)
+    checkpointed = gradient not in ("exact-stored", "short-chain")
+    return EvaluationCost(
+        forward=loop_length + (k if gradient == "short-chain" else 0),
+        gradient_steps=gradient_steps,
+        backward=gradient_steps * (BACKWARD_COST + checkpointed),
+    )
 
 
 class Generator:
@@ -456,60 +507,92 @@ class Generator:
         guidance: float = 7.5,
         gradient: GradientMode = "none",
         k: int = 1,
+        weight: float = 1.0,
         capture: CaptureSpec | None = None,
     ) -> GeneratorOutput:
         """Denoise ``latents`` (B×C×h×w, as from :meth:`initial_latents`) into images.
 
         Gradients reach whatever inputs require grad, as ``gradient`` allows; ``k``
-        is the number of final steps on the gradient path for ``residual`` and
-        ``last-k``, of first steps differentiated through the UNet for ``first-k``. Guidance above 1 is classifier-free, as in the stock pipeline.
+        is the number of final steps on the gradient path for ``residual``,
+        ``residual-added`` and ``last-k``, of first steps differentiated through the
+        UNet for ``first-k``, and of the short chain's steps for ``short-chain``;
+        ``weight`` is ``residual-added``'s w. Guidance above 1 is classifier-free, as
+        in the stock pipeline.
         """
         scheduler = scheduler_with_steps(self.scheduler, steps, device=self.device)
         capture = capture or CaptureSpec()
         embeddings = prompt if isinstance(prompt, PromptEmbeddings) else self.encode(prompt)
         context = self._guidance_context(embeddings, len(latents), guided=guidance > 1)
-
-        timesteps = scheduler.timesteps
-        first_gradient_step = self._first_gradient_step(
-            latents, gradient, k, guidance, len(timesteps)
-        )
+        loop_length = len(scheduler.timesteps)
+        first_gradient_step = self._first_gradient_step(latents, gradient, k, guidance, loop_length)
+        if not math.isfinite(weight):
+            raise FissureError(f"weight must be a finite number, not {weight}")
         initial = latents.to(device=self.device, dtype=self.dtype) * scheduler.init_noise_sigma
 
-        recorder = self._attention_recorder(capture, initial, guidance > 1, len(timesteps))
+        recorder = self._attention_recorder(capture, initial, guidance > 1, loop_length)
         recording = (
             record_cross_attention(self.unet, recorder, capture.attention_layers)
             if recorder is not None
             else nullcontext()
         )
-        latents, x0_predictions = initial, []
         with recording:
-            for index, t in enumerate(timesteps):
-                on_gradient_path = index >= first_gradient_step
-                held = gradient == "first-k" and index >= k  # the UNet's output held fixed
-                if index == first_gradient_step and gradient == "residual":
-                    latents = latents.detach() + (initial - initial.detach())
-                if recorder is not None:
-                    recorder.step = index
-                with nullcontext() if on_gradient_path else torch.no_grad():
-                    next_latents, noise_pred = self._denoising_step(
-                        scheduler, latents, t, context, guidance,
-                        checkpointed=on_gradient_path and gradient != "exact-stored", held=held,
-                    )  # fmt: skip
-                if capture.x0:
-                    x0_predictions.append(predict_x0(scheduler, latents, t, noise_pred).detach())
-                latents = next_latents
-
-        with torch.no_grad() if gradient == "none" else nullcontext():
+            latents, x0_predictions = self._denoise(
+                scheduler, initial, context, guidance, gradient, k, weight,
+                first_gradient_step, recorder, capture.x0 is not None,
+            )  # fmt: skip
+        with torch.no_grad() if gradient in ("none", "short-chain") else nullcontext():
             images = self.decode(latents)
+        if gradient == "short-chain":  # the full render's value, the short chain's gradient
+            chain = scheduler_with_steps(self.scheduler, k, "k (the short chain's steps)", self.device)
+            short, _ = self._denoise(chain, initial, context, guidance, "exact-stored", k)
+            short_images = self.decode(short)
+            images = images + (short_images - short_images.detach())
+        cost = evaluation_cost(gradient, k, loop_length)
         return GeneratorOutput(
             images=images,
             latents=latents,
-            timesteps=[int(t) for t in timesteps],
-            unet_evals=len(timesteps),
-            gradient_steps=k if gradient == "first-k" else len(timesteps) - first_gradient_step,
+            timesteps=[int(t) for t in scheduler.timesteps],
+            unet_evals=cost.forward,
+            gradient_steps=cost.gradient_steps,
+            backward_evals=cost.backward,
             x0_predictions=self._stack_x0(x0_predictions, capture.x0),
             attention=recorder.maps() if recorder is not None else None,
         )
+
+    def _denoise(
+        self,
+        scheduler: SchedulerMixin,
+        initial: torch.Tensor,
+        context: torch.Tensor,
+        guidance: float,
+        gradient: GradientMode,
+        k: int,
+        weight: float = 1.0,
+        first_gradient_step: int = 0,
+        recorder: CrossAttentionRecorder | None = None,
+        keep_x0: bool = False,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The sampling loop from ``initial`` to the last latent, with the mode's gradient path;
+        and each step's x0 prediction (detached) when ``keep_x0``."""
+        latents, x0_predictions = initial, []
+        for index, t in enumerate(scheduler.timesteps):
+            on_gradient_path = index >= first_gradient_step
+            held = gradient == "first-k" and index >= k  # the UNet's output held fixed
+            if index == first_gradient_step and gradient == "residual":
+                latents = latents.detach() + (initial - initial.detach())
+            if index == len(scheduler.timesteps) - k and gradient == "residual-added":
+                latents = latents + weight * (initial - initial.detach())
+            if recorder is not None:
+                recorder.step = index
+            with nullcontext() if on_gradient_path else torch.no_grad():
+                next_latents, noise_pred = self._denoising_step(
+                    scheduler, latents, t, context, guidance,
+                    checkpointed=on_gradient_path and gradient != "exact-stored", held=held,
+                )  # fmt: skip
+            if keep_x0:
+                x0_predictions.append(predict_x0(scheduler, latents, t, noise_pred).detach())
+            latents = next_latents
+        return latents, x0_predictions
 
     def _denoising_step(
         self,
@@ -579,10 +662,10 @@ class Generator:
             raise FissureError(
                 f"unknown gradient mode {gradient!r}: use {', '.join(get_args(GradientMode))}"
             )
-        if gradient in ("residual", "last-k", "first-k") and not 1 <= k <= loop_length:
+        if gradient in TRUNCATED and not 1 <= k <= loop_length:
             raise FissureError(f"k must be between 1 and {loop_length} steps, not {k}")
-        whole = {"none": loop_length, "exact": 0, "exact-stored": 0, "first-k": 0}
-        return whole.get(gradient, loop_length - k)
+        whole = {"none": loop_length, "short-chain": loop_length, "residual": loop_length - k}
+        return whole.get(gradient, loop_length - k if gradient == "last-k" else 0)
 
     @staticmethod
     def _attention_recorder(

@@ -20,8 +20,9 @@ class Finding:
     verifiers, which never entered the loss, agree the target is absent.
     ``clean_shows_target``: every verifier read the target first in the clean
     image; an attempt without it is a natural failure, not an attack success.
-    ``unet_evals`` counts forward UNet evaluations per image plus three per
-    step of each backward pass. ``files``: the before and after PNGs and δ, relative to
+    ``unet_evals`` counts forward UNet evaluations per image plus each backward
+    pass at its measured cost in forward evaluations (the Generator's ``BACKWARD_COST``
+    a step, rounded to whole evaluations). ``files``: the before and after PNGs and δ, relative to
     the store's folder.
     """
 
