@@ -122,8 +122,7 @@ def main() -> None:
             else "1 | 100%"
         )
         return (
-            f"| {spec} | {quality} | {costs[spec]:.0f} "
-            f"| {statistics.median(seconds[spec]):.1f} |"
+            f"| {spec} | {quality} | {costs[spec]:.0f} | {statistics.median(seconds[spec]):.1f} |"
         )
 
     text = "\n".join(

@@ -179,7 +179,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-sage-latent"))
-    parser.add_argument("--plot", type=Path, default=Path(__file__).parent.parent / "docs" / "sage-latent-asr.png")
+    parser.add_argument(
+        "--plot", type=Path, default=Path(__file__).parent.parent / "docs" / "sage-latent-asr.png"
+    )
     parser.add_argument("--no-write", action="store_true", help="Print only.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -213,9 +215,7 @@ def main() -> None:
         print(table(outcomes, budget)[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)
 
     defaults = ", ".join(f"{key} {value}" for key, value in MEASURED_SETTINGS.items())
-    title = (
-        f"{args.model}, {len(chosen)} classes × seeds {args.seeds}, budget {budget} evaluations"
-    )
+    title = f"{args.model}, {len(chosen)} classes × seeds {args.seeds}, budget {budget} evaluations"
     if not args.no_write:
         plot(outcomes, budget, args.plot, title)
     text = "\n".join(
@@ -244,7 +244,7 @@ def main() -> None:
             "surrogate fooled and every verifier under the threshold "
             "(`Finding.verified_failure`). UNet evaluations: one per denoising step (both "
             "guidance halves in one call), and backward steps at the measured cost "
-            "(\"Gradient estimators\"), summed over every attempt. Wall: each attempt's seconds "
+            '("Gradient estimators"), summed over every attempt. Wall: each attempt\'s seconds '
             f"over the batch size ({args.batch_size} attempts share a batch), summed. "
             f"`paper` is `--paper` with as many iterations as fit the budget; the plot is "
             "docs/sage-latent-asr.png.",

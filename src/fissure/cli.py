@@ -136,7 +136,8 @@ def demo(
 ) -> None:
     """SAGE's latent attack on the bundled model, verified, with a page.
 
-    8 classes × 2 seeds, at most 50 gradient iterations each; a rerun resumes.
+    8 classes × 2 seeds, with sage-latent's defaults (exact gradient, normalised steps,
+    at most 20 iterations each); a rerun resumes.
     """
     from fissure.commands.attack import run_attack_command
     from fissure.errors import FissureError, RunFolderMismatch
@@ -145,7 +146,7 @@ def demo(
     try:
         run_attack_command(
             "sage-latent",
-            {"max_iterations": 50},
+            {},
             classes=DEMO_CLASSES,
             seeds="0-1",
             out=out / "sage-latent",

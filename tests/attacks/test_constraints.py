@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fissure.attacks import Attempt, sage_latent
-from fissure.attacks.constraints import Box, SameNorm, project_all
+from fissure.attacks.constraints import Box, SameNorm, SameSpectrum, SameValues, project_all
+from fissure.attacks.typicality import typicality
 
 from .conftest import STEPS
 
@@ -25,6 +27,46 @@ def test_same_norm_keeps_the_latents_norm_and_only_turns_it():
     assert torch.allclose(
         direction((start + projected).flatten(), (start + delta).flatten(), dim=0), torch.ones(())
     )
+
+
+def test_same_values_rearranges_the_seeds_elements_nearest_first():
+    start = torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(0))
+    delta = 0.5 * torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(1))
+    projected = SameValues().project(delta, start)
+    moved = start + projected
+    assert torch.allclose(moved.flatten().sort().values, start.flatten().sort().values, atol=1e-6)
+    in_order = moved.flatten()[(start + delta).flatten().argsort()]  # ranks kept
+    assert bool((in_order.diff() >= -1e-6).all())
+    assert torch.allclose(SameValues().project(projected, start), projected, atol=1e-6)
+    # nearer to start + δ than another rearrangement, the seed itself
+    assert (moved - start - delta).norm() < delta.norm()
+    before, after = typicality(start), typicality(moved)
+    assert (after.chi_square_p, after.ks_p) == pytest.approx((before.chi_square_p, before.ks_p))
+
+
+def test_same_spectrum_keeps_the_fourier_magnitudes_and_is_a_projection():
+    start = torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(0))
+    delta = torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(1))
+    projected = SameSpectrum().project(delta, start)
+    magnitude = torch.fft.rfft2(start.double()).abs()
+    assert torch.allclose(torch.fft.rfft2((start + projected).double()).abs(), magnitude, atol=1e-4)
+    assert torch.allclose(SameSpectrum().project(projected, start), projected, atol=1e-5)
+    assert torch.allclose((start + projected).norm(), start.norm(), rtol=1e-5)  # Parseval
+
+
+def test_spectrum_and_values_keep_a_smooth_push_typical():
+    """A smooth δ (what a gradient search adds) fails the neighbour test under SameValues
+    alone; with the spectrum kept as well the latent passes all three tests."""
+    from fissure.attacks.recipes import latent_constraints
+
+    start = torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(2))
+    ramp = torch.linspace(-1, 1, 16)
+    smooth = (ramp[:, None] + ramp[None, :]).expand(4, 16, 16)
+    values = project_all(latent_constraints("values", 1.0), smooth, start)
+    spectrum = project_all(latent_constraints("spectrum", 1.0), smooth, start)
+    assert not typicality(start + values).typical
+    assert typicality(start + spectrum).typical and spectrum.abs().max() <= 1.0
+    assert (spectrum - smooth).norm() < smooth.norm()  # it still moves towards δ
 
 
 def test_sage_latent_keeps_the_norm_and_the_box(generator, surrogate):

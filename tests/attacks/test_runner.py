@@ -56,7 +56,7 @@ def test_a_finding_records_its_latent_delta_success_and_clean_verdict(
     views success is the surrogate's plain vote."""
     attack = sage_latent(
         generator, surrogate, steps=STEPS, k=1, step=0.1, max_iterations=3, batch_size=2,
-        keep_norm=False, views=False,
+        keep="none", views=False,
     )  # fmt: skip
     verifier = BrightnessJudge(surrogate.threshold + 0.005)  # reads otherwise than the surrogate
     attempts = [Attempt(PROMPT, "light", 0, seed) for seed in (0, 1)]

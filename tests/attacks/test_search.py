@@ -9,8 +9,8 @@ import torch
 
 from fissure.attacks import Attempt, random_latent, sage_latent
 from fissure.attacks.recipes import check_options, sage_latent_budget
-from fissure.models.generator import evaluation_cost
 from fissure.errors import FissureError
+from fissure.models.generator import evaluation_cost
 
 from .conftest import STEPS, BlurredBrightnessJudge, BrightnessJudge
 
@@ -109,7 +109,8 @@ def test_exact_gradient_also_removes_the_target(generator, surrogate):
     state = next(iter(attack.run(_attempts([0]))))
     assert state.achieved and state.iterations > 0
     assert state.unet_evals == pytest.approx(
-        (state.iterations + 1) * STEPS + state.iterations * evaluation_cost("exact", 1, STEPS).backward
+        (state.iterations + 1) * STEPS
+        + state.iterations * evaluation_cost("exact", 1, STEPS).backward
     )
 
 
@@ -164,12 +165,24 @@ def test_a_random_search_finding_names_the_seed_that_redraws_it(generator):
 
 def test_constrained_random_search_draws_inside_sage_latents_set(generator):
     never = BrightnessJudge(threshold=-10.0)
-    attack = random_latent(generator, never, budget=4 * STEPS, steps=STEPS, radius=0.5)
+    attack = random_latent(generator, never, budget=4 * STEPS, steps=STEPS, radius=0.5, keep="norm")
     (state,) = attack.run(_attempts([2]))
     start = attack.space.bind(state.attempt).latent[0]
     assert state.iterations == 3 and state.variable.abs().max() <= 0.5 + 1e-6
     assert torch.allclose((start + state.variable).norm().float(), start.norm(), rtol=1e-4)
     assert state.variable.abs().max() > 0.4  # a random point of the set, not the seed's
+
+
+def test_constrained_random_search_keeps_the_seeds_values_by_default(generator):
+    """Fresh latents are float64 differences: SameValues once failed on them (dtype)."""
+    never = BrightnessJudge(threshold=-10.0)
+    attack = random_latent(generator, never, budget=4 * STEPS, steps=STEPS, radius=1.0)
+    (state,) = attack.run(_attempts([2]))
+    start = attack.space.bind(state.attempt).latent[0]
+    moved = (start + state.variable).flatten().sort().values.float()
+    assert state.iterations == 3
+    assert (moved - start.flatten().sort().values).abs().median() < 0.01
+    assert state.variable.abs().max() > 0.4
 
 
 def test_the_papers_settings_are_one_flag_away(generator, surrogate):

@@ -64,7 +64,7 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
     assert run["campaign"] == run["attack"] == "sage-latent"  # a campaign of its own
     assert (run["model"], run["surrogate"]) == (str(tiny_sd1_dir), "emoji/surrogate")
     assert run["verifiers"] == ["emoji/clip", "emoji/verifier"] and run["attack"] == "sage-latent"
-    assert run["views"] == VIEWS and run["guidance"] == 7.5 and "SameNorm()" in run["constraints"]
+    assert run["views"] == VIEWS and run["guidance"] == 7.5 and "SameValues()" in run["constraints"]
     assert "verified ASR" in result.output
     assert (
         "attacking 4 attempts: 'a photo of a cat' → cat; 'a photo of a red apple'" in result.output
@@ -82,14 +82,14 @@ def test_sage_latent_writes_findings_a_page_and_a_summary(tiny_sd1_dir, tmp_path
 
 def test_sage_latent_options_reach_the_attack(tiny_sd1_dir, tmp_path):
     out = tmp_path / "run"
-    options = ["--no-views", "--no-keep-norm", "--radius", "0.5", "--guidance", "3", "--k", "1",
+    options = ["--no-views", "--keep", "none", "--radius", "0.5", "--guidance", "3", "--k", "1",
                "--dtype", "bfloat16"]  # fmt: skip
     result = _attack(tiny_sd1_dir, out, "-p", "a photo of a cat", "--seeds", "0", *FAST, *options)
     assert result.exit_code == 0, result.output
     run = _binding(out)
     assert run["views"] is False and run["guidance"] == 3.0 and run["k"] == 1
     assert run["dtype"] == "bfloat16"  # a float32 run of these seeds is another run
-    assert run["constraints"] == ["Box(radius=0.5)"]  # no SameNorm
+    assert run["constraints"] == ["Box(radius=0.5)"]  # neither SameValues nor SameNorm
     assert (run["steps"], run["max_iterations"], run["batch_size"]) == (2, 2, 2)
     options[options.index("--guidance") + 1] = "4"
     other = _attack(tiny_sd1_dir, out, "-p", "a photo of a cat", "--seeds", "0", *FAST, *options)
@@ -290,3 +290,15 @@ def test_imagenet_labels_with_commas_can_be_named_and_verified(monkeypatch):
     )
     load_verifiers(["clip:openai/clip-vit-base-patch32", "emoji/verifier"], labels, "cpu")
     assert asked == {"clip:openai/clip-vit-base-patch32": labels, "emoji/verifier": None}
+
+
+def test_the_help_states_the_measured_defaults():
+    """The CLI spells the defaults out (it imports no torch for --help): they must be the
+    recipe's, which the benchmark chose."""
+    from fissure.attacks.recipes import MEASURED_SETTINGS
+
+    result = runner.invoke(app, ["attack", "sage-latent", "--help"], terminal_width=400)
+    help_text = " ".join(result.output.split())
+    for name in ("gradient", "step_rule", "step", "max_iterations"):
+        assert f"Default: {MEASURED_SETTINGS[name]}." in help_text, name
+    assert f"Default: {MEASURED_SETTINGS['k']} " in help_text

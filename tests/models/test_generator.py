@@ -330,7 +330,15 @@ def test_images_are_the_same_in_every_gradient_mode(tiny):
     generator = Generator(tiny("sd2"))
     latents = generator.initial_latents(SEEDS).requires_grad_()
     plain = generator.sample(latents, PROMPTS, steps=3).images
-    modes = ("exact", "residual", "last-k", "first-k", "exact-stored", "residual-added", "short-chain")
+    modes = (
+        "exact",
+        "residual",
+        "last-k",
+        "first-k",
+        "exact-stored",
+        "residual-added",
+        "short-chain",
+    )
     for mode in modes:
         result = generator.sample(latents, PROMPTS, steps=3, gradient=mode, k=2)
         assert torch.equal(result.images, plain)

@@ -9,7 +9,7 @@ from fissure.attacks.constraints import Box
 from fissure.attacks.goals import TargetAbsent
 from fissure.attacks.recipes import ATTACKS, random_latent, sage_latent
 from fissure.attacks.runner import run_attack
-from fissure.attacks.search import RandomSearch, GradientDescent
+from fissure.attacks.search import GradientDescent, RandomSearch
 from fissure.attacks.spaces import Attempt, LatentPerturbation
 from fissure.attacks.targets import class_attempts, find_target, make_attempts
 from fissure.attacks.typicality import typicality

@@ -42,6 +42,51 @@ class SameNorm:
         return moved * (start.norm() / moved.norm().clamp_min(1e-12)) - start
 
 
+@dataclass(frozen=True)
+class SameValues:
+    """``start + δ`` is a rearrangement of ``start``'s elements: the seed's values, moved.
+
+    The nearest rearrangement (in L2) gives the smallest value to the smallest element,
+    and so on (the rearrangement inequality), so the projection sorts. It keeps what
+    :class:`SameNorm` keeps and the elements' distribution too, so neither the
+    chi-square nor the Kolmogorov–Smirnov test can tell the attacked latent from its
+    seed: a search with large steps cannot win by bending the elements towards the box's
+    edges, as it does under SameNorm alone. Only where each value sits changes (which
+    the typicality's neighbour test watches).
+    """
+
+    def project(self, variable: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        moved = (start + variable).flatten()
+        placed = torch.empty_like(moved)
+        placed[moved.argsort()] = start.flatten().sort().values.to(moved.dtype)
+        return placed.view_as(start) - start
+
+
+@dataclass(frozen=True)
+class SameSpectrum:
+    """``start + δ`` keeps the seed's power spectrum (per channel, over height and width):
+    only the phases of its Fourier components change.
+
+    A gradient search moves a latent towards smooth patches, which the neighbour test
+    of :mod:`fissure.attacks.typicality` sees even when every value is kept: the
+    patches' power sits at low frequencies, where an independent latent's is flat. The
+    nearest latent with given Fourier magnitudes keeps each component's phase, so the
+    projection rescales each component to the seed's magnitude. Its autocorrelation,
+    the inverse transform of the power, is then the seed's, and so is its norm
+    (Parseval). Alternated with :class:`SameValues` (``keep="spectrum"``), it makes the
+    amplitude-adjusted surrogates of time-series analysis (Schreiber and Schmitz, 1996):
+    the seed's values and spectrum, new phases.
+    """
+
+    def project(self, variable: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        size = start.shape[-2:]
+        moved = torch.fft.rfft2((start + variable).double())
+        magnitude = torch.fft.rfft2(start.double()).abs()
+        phase = torch.where(moved.abs() > 0, moved / moved.abs().clamp_min(1e-300), 1.0)
+        placed = torch.fft.irfft2(magnitude * phase, s=size)
+        return (placed - start.double()).to(variable.dtype)
+
+
 def project_all(
     constraints: Sequence[Constraint],
     variable: torch.Tensor,

@@ -7,9 +7,10 @@ import math
 import types
 import typing
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 from fissure.attacks.attack import Attack
-from fissure.attacks.constraints import Box, SameNorm
+from fissure.attacks.constraints import Box, Constraint, SameNorm, SameSpectrum, SameValues
 from fissure.attacks.goals import TargetAbsent
 from fissure.attacks.search import GradientDescent, RandomSearch
 from fissure.attacks.spaces import LatentPerturbation
@@ -24,15 +25,39 @@ from fissure.models.generator import (
     scheduler_with_steps,
 )
 
-
 #: SAGE's latent attack as the paper describes it (``paper=True``, ``--paper``).
 PAPER_SETTINGS: dict[str, object] = dict(
     gradient="residual", k=2, step_rule="sign", step=0.05, max_iterations=100
 )
 #: The defaults, chosen by measurement on emoji-sd (docs/sage-latent.md).
 MEASURED_SETTINGS: dict[str, object] = dict(
-    gradient="residual", k=2, step_rule="sign", step=0.05, max_iterations=100
+    gradient="exact-stored", k=2, step_rule="l2", step=0.4, max_iterations=20
 )
+
+
+#: What the latent keeps of its seed's besides the box: its values and power spectrum
+#: (new phases, the values rearranged), its values, its norm, or nothing.
+Keep = Literal["spectrum", "values", "norm", "none"]
+
+
+def latent_constraints(keep: Keep, radius: float) -> tuple[Constraint, ...]:
+    """The set δ stays in: what it ``keep``s of the seed's latent, then the ±``radius`` box
+    (projected last, so it always holds)."""
+    _check_keep(keep)
+    kept = {
+        "spectrum": (SameSpectrum(), SameValues()),
+        "values": (SameValues(),),
+        "norm": (SameNorm(),),
+        "none": (),
+    }[keep]
+    return (*kept, Box(radius))
+
+
+def _check_keep(keep: str) -> None:
+    _require(
+        keep in typing.get_args(Keep),
+        f"keep (--keep) must be one of {', '.join(typing.get_args(Keep))}, not {keep!r}",
+    )
 
 
 def sage_latent_settings(paper: bool = False, **given: object) -> dict[str, object]:
@@ -58,7 +83,7 @@ def sage_latent(
     guidance: float = 7.5,
     absent_below: float = 0.1,
     batch_size: int = 8,
-    keep_norm: bool = True,
+    keep: Keep = "values",
     views: bool = True,
 ) -> Attack:
     """SAGE's latent attack (Liu et al., arXiv 2306.00974): gradient steps on δ in a box.
@@ -68,9 +93,11 @@ def sage_latent(
     that measured best on emoji-sd (:data:`MEASURED_SETTINGS`, docs/sage-latent.md).
     Options given override either.
 
-    With ``keep_norm`` (default) ``z + δ`` is also kept at the norm of the seed's
-    ``z`` (:class:`SameNorm`), so the failure it finds starts from a latent as
-    typical as the seed's; the box is projected last and always holds. With
+    ``keep="values"`` (default) keeps ``z + δ`` a rearrangement of the seed's ``z``
+    (:class:`SameValues`: its norm and its elements' distribution), so the failure it finds
+    starts from a latent as typical as the seed's however far the steps go; ``"norm"``
+    keeps only the norm (:class:`SameNorm`, the default before large steps bent the
+    elements' distribution), ``"none"`` only the ±``radius`` box, which always holds. With
     ``views`` (default) the surrogate must miss the target on flipped, shifted and
     zoomed views too, which doubled the verified failures on emoji-sd.
     """
@@ -81,7 +108,7 @@ def sage_latent(
     )  # fmt: skip
     check_sage_latent(
         radius=radius, weight=weight, absent_below=absent_below, batch_size=batch_size,
-        steps=steps, guidance=guidance, **search,
+        steps=steps, guidance=guidance, keep=keep, **search,
     )  # fmt: skip
     return Attack(
         name="sage-latent",
@@ -89,7 +116,7 @@ def sage_latent(
             generator, steps, guidance, search["gradient"], search["k"], batch_size, weight
         ),
         goal=TargetAbsent(surrogate, absent_below, views),
-        constraints=(SameNorm(), Box(radius)) if keep_norm else (Box(radius),),
+        constraints=latent_constraints(keep, radius),
         search=GradientDescent(
             search["step"], search["max_iterations"], rule_named(search["step_rule"])
         ),
@@ -102,6 +129,7 @@ def random_latent(
     *,
     budget: int | None = None,
     radius: float | None = None,
+    keep: Keep = "values",
     steps: int = 25,
     guidance: float = 7.5,
     absent_below: float = 0.1,
@@ -112,21 +140,21 @@ def random_latent(
 
     Without ``radius``, fresh latents (the seed's own first). With it, random search
     inside SAGE's constraints: each fresh latent's δ from the seed's is projected onto
-    the same norm and the ±``radius`` box, so the candidates lie in the set a gradient
-    attack searches. The default budget is what :func:`sage_latent`'s defaults spend at
+    what ``keep`` keeps and the ±``radius`` box (:func:`latent_constraints`, as
+    :func:`sage_latent`), so the candidates lie in the set a gradient attack searches. The default budget is what :func:`sage_latent`'s defaults spend at
     most on ``steps`` (:func:`sage_latent_budget`).
     """
     scheduler_with_steps(generator.scheduler, steps)
     check_random_latent(
         budget=budget, radius=radius, absent_below=absent_below, batch_size=batch_size,
-        steps=steps, guidance=guidance,
+        steps=steps, guidance=guidance, keep=keep,
     )  # fmt: skip
     budget = budget if budget is not None else sage_latent_budget(steps)
     return Attack(
         name="random-latent",
         space=LatentPerturbation(generator, steps, guidance, "none", 1, batch_size),
         goal=TargetAbsent(surrogate, absent_below, views),
-        constraints=(SameNorm(), Box(radius)) if radius is not None else (),
+        constraints=latent_constraints(keep, radius) if radius is not None else (),
         search=RandomSearch(budget),
     )
 
@@ -153,9 +181,11 @@ def check_sage_latent(
     batch_size: int,
     steps: int,
     guidance: float,
+    keep: str = "values",
     **_: object,
 ) -> None:
     """:func:`sage_latent`'s checks that need no model: a CLI runs them before it loads one."""
+    _check_keep(keep)
     search = sage_latent_settings(
         paper, gradient=gradient, k=k, step_rule=step_rule, step=step,
         max_iterations=max_iterations,
@@ -185,9 +215,11 @@ def check_random_latent(
     batch_size: int,
     steps: int,
     guidance: float,
+    keep: str = "values",
     **_: object,
 ) -> None:
     """:func:`random_latent`'s checks that need no model."""
+    _check_keep(keep)
     _check_common(absent_below, batch_size, guidance, steps)
     _require(
         radius is None or 0 < radius < math.inf,

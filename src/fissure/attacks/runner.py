@@ -56,6 +56,8 @@ def to_finding(
             "chi_square_p": test.chi_square_p,
             "ks_statistic": round(test.ks_statistic, 5),
             "ks_p": test.ks_p,
+            "neighbour_z": round(test.neighbour_z, 3),
+            "neighbour_p": test.neighbour_p,
             "alpha": test.alpha,
         },
         delta_linf=round(float(state.variable.abs().max()), 4),

@@ -19,6 +19,7 @@ import torch
 
 from fissure.models.generator import TRUNCATED, Generator, GradientMode, PromptEmbeddings
 
+
 @dataclass(frozen=True)
 class Attempt:
     """One thing to attack: a prompt, the class it asks for, and a seed."""

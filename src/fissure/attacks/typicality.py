@@ -6,9 +6,14 @@ Two tests, both against the sampler's own distribution, standard normal:
   a perturbation that inflates or shrinks the latent shows here (two-sided p-value);
 - the **Kolmogorov–Smirnov test** of the d components as a sample of N(0, 1): a
   perturbation that keeps the norm but bends the shape of the distribution (for
-  example pushes components to the edge of a box) shows here.
+  example pushes components to the edge of a box) shows here;
+- the **neighbour test**: independent components are uncorrelated with their
+  neighbours (along the last two axes, the latent's height and width). A perturbation
+  that keeps every value but moves them into smooth patches (a rearrangement, which
+  the first two tests cannot see) shows here (two-sided p-value of the normalised
+  sum of neighbour products, which is about N(0, 1) for independent components).
 
-A latent is *typical* when neither test rejects at level ``alpha``. The p-values
+A latent is *typical* when no test rejects at level ``alpha``. The p-values
 use torch only (regularised incomplete gamma; Kolmogorov's series), so no SciPy.
 """
 
@@ -29,11 +34,13 @@ class Typicality:
     chi_square_p: float
     ks_statistic: float
     ks_p: float
+    neighbour_z: float
+    neighbour_p: float
     alpha: float
 
     @property
     def typical(self) -> bool:
-        return self.chi_square_p >= self.alpha and self.ks_p >= self.alpha
+        return min(self.chi_square_p, self.ks_p, self.neighbour_p) >= self.alpha
 
 
 def chi_square_norm_p(latent: torch.Tensor) -> tuple[float, float]:
@@ -69,8 +76,29 @@ def ks_normal_p(latent: torch.Tensor) -> tuple[float, float]:
     return statistic, kolmogorov_survival((root + 0.12 + 0.11 / root) * statistic)
 
 
+def neighbour_p(latent: torch.Tensor) -> tuple[float, float]:
+    """The normalised sum of neighbour products and its two-sided p-value.
+
+    For independent zero-mean components, ``S = Σ x_a x_b`` over the m neighbouring
+    pairs has mean 0 and variance ``m · E[x²]²`` (products of distinct pairs are
+    uncorrelated), so ``S / (√m · mean(x²))`` is about N(0, 1). Neighbours are along
+    the last axis and, for latents of two or more axes, the second to last.
+    """
+    values = latent.detach().double()
+    products = [(values[..., 1:] * values[..., :-1]).flatten()]
+    if values.dim() >= 2:
+        products.append((values[..., 1:, :] * values[..., :-1, :]).flatten())
+    pairs = torch.cat(products)
+    statistic = float(pairs.sum() / (math.sqrt(pairs.numel()) * values.square().mean()))
+    return statistic, math.erfc(abs(statistic) / math.sqrt(2))
+
+
 def typicality(latent: torch.Tensor, alpha: float = 0.01) -> Typicality:
     """Test one latent (any shape; all its elements are one sample)."""
     squared_norm, chi_square_p = chi_square_norm_p(latent)
     ks_statistic, ks_p = ks_normal_p(latent)
-    return Typicality(squared_norm, latent.numel(), chi_square_p, ks_statistic, ks_p, alpha)
+    neighbour_z, neighbour_p_value = neighbour_p(latent)
+    return Typicality(
+        squared_norm, latent.numel(), chi_square_p, ks_statistic, ks_p,
+        neighbour_z, neighbour_p_value, alpha,
+    )  # fmt: skip

@@ -22,6 +22,13 @@ Prompts = Annotated[
         "--prompt", "-p", help="A prompt to attack; repeat for more (give this or --classes)."
     ),
 ]
+Keep = Annotated[
+    str,
+    typer.Option(
+        help="What z + δ keeps of the seed's z besides the box: values (a rearrangement of "
+        "its elements: norm and distribution, so the latent stays typical), norm, or none."
+    ),
+]
 Classes = Annotated[
     str | None,
     typer.Option(
@@ -197,38 +204,33 @@ def sage_latent(
             "a k-step DDIM chain), residual (the last k steps, then SAGE's shortcut), "
             "residual-added (exact plus --weight × that shortcut), first-k (the first k steps, "
             "then the sampler's linear term), exact, or exact-stored (no checkpoints). "
-            "Default: MEASURED_GRADIENT."
+            "Default: exact-stored."
         ),
     ] = None,
     k: Annotated[
         int | None,
         typer.Option(
             help="Steps on the gradient path (short-chain: the chain's steps; residual: the "
-            "last k; first-k: the first k). Default: MEASURED_K."
+            "last k; first-k: the first k). Default: 2 (unused by exact-stored)."
         ),
     ] = None,
     step_rule: Annotated[
         str | None,
         typer.Option(
-            help="sign (SAGE's), l2 (normalised gradient) or adam (clipped). "
-            "Default: MEASURED_STEP_RULE."
+            help="sign (SAGE's), l2 (normalised gradient) or adam (clipped). Default: l2."
         ),
     ] = None,
     step: Annotated[
         float | None,
-        typer.Option(help="Step size, per element of δ. Default: MEASURED_STEP."),
+        typer.Option(help="Step size, per element of δ. Default: 0.4."),
     ] = None,
     max_iterations: Annotated[
         int | None,
-        typer.Option(help="Gradient steps per attempt at most. Default: MEASURED_ITERATIONS."),
+        typer.Option(help="Gradient steps per attempt at most. Default: 20."),
     ] = None,
-    weight: Annotated[
-        float, typer.Option(help="residual-added's weight of the shortcut.")
-    ] = 1.0,
+    weight: Annotated[float, typer.Option(help="residual-added's weight of the shortcut.")] = 1.0,
     radius: Annotated[float, typer.Option(help="δ stays within ±radius per element.")] = 1.0,
-    keep_norm: Annotated[
-        bool, typer.Option(help="Keep z + δ at the norm of the seed's z (a typical latent).")
-    ] = True,
+    keep: Keep = "values",
     views: Views = True,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
@@ -243,7 +245,7 @@ def sage_latent(
     )
     options = dict(
         paper=paper, weight=weight, radius=radius, steps=steps, guidance=guidance,
-        absent_below=absent_below, batch_size=batch_size, keep_norm=keep_norm, views=views,
+        absent_below=absent_below, batch_size=batch_size, keep=keep, views=views,
         **{name: value for name, value in given.items() if value is not None},
     )  # fmt: skip
     run_attack_command(
@@ -276,9 +278,10 @@ def random_latent(
         float | None,
         typer.Option(
             help="Search inside sage-latent's constraints: each random latent's δ from the "
-            "seed's projected onto the seed's norm and the ±radius box. Default: fresh latents."
+            "seed's projected onto what --keep keeps and the ±radius box. Default: fresh latents."
         ),
     ] = None,
+    keep: Keep = "values",
     steps: Steps = 25,
     guidance: Guidance = 7.5,
     absent_below: AbsentBelow = 0.1,
@@ -289,8 +292,8 @@ def random_latent(
 ) -> None:
     """The baseline: fresh initial latents, scored like an attack, within a UNet-evaluation budget."""
     options = dict(
-        budget=budget, radius=radius, steps=steps, guidance=guidance, absent_below=absent_below,
-        batch_size=batch_size, views=views,
+        budget=budget, radius=radius, keep=keep, steps=steps, guidance=guidance,
+        absent_below=absent_below, batch_size=batch_size, views=views,
     )  # fmt: skip
     run_attack_command(
         "random-latent", options, out=out, prompts=prompt, classes=classes, template=template,

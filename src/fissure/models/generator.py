@@ -74,7 +74,14 @@ from fissure.models.loading import load_pipeline
 from fissure.models.prompts import check_prompt_length
 
 GradientMode = Literal[
-    "none", "exact", "residual", "last-k", "first-k", "exact-stored", "residual-added", "short-chain"
+    "none",
+    "exact",
+    "residual",
+    "last-k",
+    "first-k",
+    "exact-stored",
+    "residual-added",
+    "short-chain",
 ]
 Sampler = Literal["ddim", "pipeline"]
 #: Modes that take ``k``, the number of steps on (or of) their gradient path.
@@ -543,7 +550,9 @@ class Generator:
         with torch.no_grad() if gradient in ("none", "short-chain") else nullcontext():
             images = self.decode(latents)
         if gradient == "short-chain":  # the full render's value, the short chain's gradient
-            chain = scheduler_with_steps(self.scheduler, k, "k (the short chain's steps)", self.device)
+            chain = scheduler_with_steps(
+                self.scheduler, k, "k (the short chain's steps)", self.device
+            )
             short, _ = self._denoise(chain, initial, context, guidance, "exact-stored", k)
             short_images = self.decode(short)
             images = images + (short_images - short_images.detach())
