@@ -137,10 +137,15 @@ def table(outcomes: list[Outcome], budget: int) -> list[str]:
             compare = f"{per_k:.1f}× / {per_h:.1f}× (p = {p:.3g})"
         curve = " / ".join(f"{asr_within(o.findings, b):.0%}" for b in BUDGET_GRID)
         typical = sum(f.typical for f in o.verified)
+        shell = sum(  # the two tests of the norm and the elements' distribution alone
+            min(f.typicality["chi_square_p"], f.typicality["ks_p"]) >= f.typicality["alpha"]
+            for f in o.verified
+        )
         rows.append(
             f"| {o.label} | {len(o.findings)} | {attacked} | {verified} "
             f"| {asr_within(o.findings, budget):.1%} | {curve} | {o.per_thousand():.2f} "
             f"| {o.per_hour():.1f} | {wall:.0f} | {latency:.0f} | {typical}/{verified} "
+            f"| {shell}/{verified} "
             f"| {compare} |"
         )
     return rows
@@ -152,7 +157,7 @@ def plot(outcomes: list[Outcome], budget: int, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = list(range(0, budget + 1, max(1, budget // 100)))
+    grid = [*range(0, budget, max(1, budget // 100)), budget]
     figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for o in outcomes:
         axes.plot(grid, [100 * asr_within(o.findings, b) for b in grid], label=o.label)
@@ -234,9 +239,9 @@ def main() -> None:
             f"| ASR within {' / '.join(map(str, BUDGET_GRID))} evals "
             "| verified per 1,000 UNet evals | verified per wall hour "
             "| wall seconds per verified | median seconds of a verified attempt "
-            "| typical (of verified) | vs the better random: per 1,000 evals / per hour "
-            "(one-sided Fisher) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| typical (of verified) | χ² and KS alone (of verified) "
+            "| vs the better random: per 1,000 evals / per hour (one-sided Fisher) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             *table(outcomes, budget),
             "",
             "Attacked: attempts whose clean image every verifier read the target first in (the "
@@ -247,7 +252,9 @@ def main() -> None:
             '("Gradient estimators"), summed over every attempt. Wall: each attempt\'s seconds '
             f"over the batch size ({args.batch_size} attempts share a batch), summed. "
             f"`paper` is `--paper` with as many iterations as fit the budget; the plot is "
-            "docs/sage-latent-asr.png.",
+            "docs/sage-latent-asr.png. Typical: the chi-square, Kolmogorov–Smirnov and "
+            "neighbour tests all pass (α = 0.01); the default's `SameValues` keeps the first "
+            "two at the seed's values by construction.",
         ]
     )
     publish("sage-latent", text, write=not args.no_write)

@@ -118,7 +118,7 @@ def test_exact_gradient_also_removes_the_target(generator, surrogate):
     ("options", "message"),
     [
         ({"gradient": "last-k"}, "gives the initial latent no gradient"),
-        ({"k": 4}, "k must be between 1 and the 3 steps"),
+        ({"gradient": "residual", "k": 4}, "k must be between 1 and the 3 steps"),
         ({"radius": 0}, r"radius \(--radius\) must be a positive number"),
     ],
 )
