@@ -141,8 +141,9 @@ def random_latent(
     Without ``radius``, fresh latents (the seed's own first). With it, random search
     inside SAGE's constraints: each fresh latent's δ from the seed's is projected onto
     what ``keep`` keeps and the ±``radius`` box (:func:`latent_constraints`, as
-    :func:`sage_latent`), so the candidates lie in the set a gradient attack searches. The default budget is what :func:`sage_latent`'s defaults spend at
-    most on ``steps`` (:func:`sage_latent_budget`).
+    :func:`sage_latent`), so the candidates lie in the set a gradient attack searches.
+    The default budget is what :func:`sage_latent`'s defaults spend at most on ``steps``
+    (:func:`sage_latent_budget`).
     """
     scheduler_with_steps(generator.scheduler, steps)
     check_random_latent(
@@ -234,7 +235,9 @@ def check_random_latent(
 
 
 #: The Generator's gradient modes that reach the initial latent.
-LATENT_GRADIENTS = ("residual", "exact", "first-k", "exact-stored", "residual-added", "short-chain")
+LATENT_GRADIENTS = tuple(
+    mode for mode in typing.get_args(GradientMode) if mode not in ("none", "last-k")
+)
 LATENT_GRADIENT_HELP = (
     "short-chain (the full render's loss carried back by a k-step DDIM chain), residual (the "
     "last k steps, then SAGE's shortcut to the latent), residual-added (exact plus weight × "

@@ -1,6 +1,6 @@
 """Is a latent a plausible draw from N(0, I)? SAGE claims its adversarial latents are.
 
-Two tests, both against the sampler's own distribution, standard normal:
+Three tests, all against the sampler's own distribution, standard normal:
 
 - the **chi-square test** of the squared norm: ``‖z‖² ~ χ²(d)`` for ``z ~ N(0, I_d)``;
   a perturbation that inflates or shrinks the latent shows here (two-sided p-value);

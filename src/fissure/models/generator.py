@@ -304,8 +304,12 @@ def evaluation_cost(gradient: GradientMode, k: int, loop_length: int) -> Evaluat
     """The cost of sampling ``loop_length`` steps in a gradient mode: one UNet call a step
     (and the short chain's k), and backward steps at :data:`BACKWARD_COST`, plus the
     forward again where the mode checkpoints them."""
-    steps = {"none": 0, "exact": loop_length, "exact-stored": loop_length}
-    gradient_steps = steps.get(gradient, loop_length if gradient == "residual-added" else k)
+    if gradient == "none":
+        gradient_steps = 0
+    elif gradient in TRUNCATED and gradient != "residual-added":  # that one adds to exact's
+        gradient_steps = k
+    else:
+        gradient_steps = loop_length
     checkpointed = gradient not in ("exact-stored", "short-chain")
     return EvaluationCost(
         forward=loop_length + (k if gradient == "short-chain" else 0),
@@ -673,8 +677,11 @@ class Generator:
             )
         if gradient in TRUNCATED and not 1 <= k <= loop_length:
             raise FissureError(f"k must be between 1 and {loop_length} steps, not {k}")
-        whole = {"none": loop_length, "short-chain": loop_length, "residual": loop_length - k}
-        return whole.get(gradient, loop_length - k if gradient == "last-k" else 0)
+        if gradient in ("none", "short-chain"):  # the main loop carries no gradient
+            return loop_length
+        if gradient in ("residual", "last-k"):
+            return loop_length - k
+        return 0
 
     @staticmethod
     def _attention_recorder(
