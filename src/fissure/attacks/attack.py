@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fissure.attacks.constraints import Constraint
 from fissure.attacks.goals import TargetAbsent
 from fissure.attacks.search import SearchMethod, SearchState
-from fissure.attacks.spaces import Attempt, LatentPerturbation
+from fissure.attacks.spaces import Attempt, LatentPerturbation, PromptExtension
 from fissure.attacks.views import VIEWS
 from fissure.digest import weights_digest
 
@@ -20,7 +20,7 @@ from fissure.digest import weights_digest
 @dataclass
 class Attack:
     name: str
-    space: LatentPerturbation
+    space: LatentPerturbation | PromptExtension
     goal: TargetAbsent
     constraints: tuple[Constraint, ...]
     search: SearchMethod

@@ -87,6 +87,27 @@ class SameSpectrum:
         return (placed - start.double()).to(variable.dtype)
 
 
+@dataclass(frozen=True, repr=False)
+class EmbeddingRange:
+    """Each element of a free token embedding within the range the vocabulary's embeddings
+    span in that dimension: the search stays where real tokens live, so the word it
+    commits to is near what it optimised (SAGE's bound on its adversarial token)."""
+
+    low: torch.Tensor  # D
+    high: torch.Tensor  # D
+
+    @classmethod
+    def of(cls, vocabulary: torch.Tensor) -> EmbeddingRange:
+        table = vocabulary.detach().float()
+        return cls(table.min(dim=0).values, table.max(dim=0).values)
+
+    def project(self, variable: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(torch.minimum(variable, self.high), self.low)
+
+    def __repr__(self) -> str:
+        return f"EmbeddingRange(dimensions={len(self.low)}, of='the vocabulary')"
+
+
 def project_all(
     constraints: Sequence[Constraint],
     variable: torch.Tensor,

@@ -9,12 +9,21 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Literal
 
+from fissure.attacks import targets
 from fissure.attacks.attack import Attack
-from fissure.attacks.constraints import Box, Constraint, SameNorm, SameSpectrum, SameValues
+from fissure.attacks.constraints import (
+    Box,
+    Constraint,
+    EmbeddingRange,
+    SameNorm,
+    SameSpectrum,
+    SameValues,
+)
 from fissure.attacks.goals import TargetAbsent
 from fissure.attacks.search import GradientDescent, RandomSearch
-from fissure.attacks.spaces import LatentPerturbation
+from fissure.attacks.spaces import LatentPerturbation, PromptExtension
 from fissure.attacks.steps import STEP_RULES, StepName, rule_named
+from fissure.attacks.word_search import RandomWords, WordSearch
 from fissure.errors import FissureError
 from fissure.judges.base import Judge
 from fissure.models.generator import (
@@ -24,6 +33,7 @@ from fissure.models.generator import (
     evaluation_cost,
     scheduler_with_steps,
 )
+from fissure.models.language import LanguageModel
 
 #: SAGE's latent attack as the paper describes it (``paper=True``, ``--paper``).
 PAPER_SETTINGS: dict[str, object] = dict(
@@ -274,14 +284,216 @@ def _check_common(absent_below: float, batch_size: int, guidance: float, steps: 
     _require(batch_size >= 1, f"batch_size (--batch-size) must be at least 1, not {batch_size}")
 
 
+#: SAGE's prompt search as measured on emoji-sd: words, gradient steps per word, step size,
+#: the language model's candidates per word and how many of them are rendered.
+PROMPT_SETTINGS: dict[str, object] = dict(
+    words=3, iterations=4, step=0.01, candidates=50, rescored=4
+)
+#: The Generator's gradient modes that reach the prompt's token embeddings.
+PROMPT_GRADIENTS = ("exact-stored", "exact", "last-k")
+
+
+def sage_prompt(
+    generator: Generator,
+    surrogate: Judge,
+    *,
+    language_model: str = "emoji-lm",
+    words: int = 3,
+    iterations: int = 4,
+    step: float = 0.01,
+    step_rule: StepName = "l2",
+    candidates: int = 50,
+    rescored: int = 4,
+    gradient: GradientMode = "exact-stored",
+    k: int = 2,
+    steps: int = 25,
+    guidance: float = 7.5,
+    absent_below: float = 0.1,
+    batch_size: int = 8,
+    views: bool = True,
+    class_words: bool = False,
+) -> Attack:
+    """SAGE's prompt search (Liu et al., arXiv 2306.00974): words appended to a prompt that
+    names its class, chosen by the gradient among a language model's candidates, until the
+    class is gone (:class:`~fissure.attacks.word_search.WordSearch`).
+
+    ``language_model``: ``emoji-lm`` (bundled) or any causal LM id or folder; it proposes
+    ``candidates`` words per position, the gradient ranks them and the ``rescored`` best are
+    rendered as words. The free tokens [x] and [y] stay within the vocabulary's embedding
+    range and take ``iterations`` steps of ``step`` (per element) before each word. Words
+    that name one of the surrogate's classes are no candidates unless ``class_words``.
+    """
+    scheduler_with_steps(generator.scheduler, steps)
+    check_sage_prompt(
+        words=words, iterations=iterations, step=step, step_rule=step_rule,
+        candidates=candidates, rescored=rescored, gradient=gradient, k=k, steps=steps,
+        guidance=guidance, absent_below=absent_below, batch_size=batch_size,
+    )  # fmt: skip
+    space = PromptExtension(
+        generator, spelling_language_model(language_model, generator), steps, guidance,
+        gradient, k, batch_size, excluded=_excluded_words(surrogate, class_words),
+    )  # fmt: skip
+    return Attack(
+        name="sage-prompt",
+        space=space,
+        goal=TargetAbsent(surrogate, absent_below, views),
+        constraints=(EmbeddingRange.of(space.vocabulary),),
+        search=WordSearch(words, iterations, step, candidates, rescored, rule_named(step_rule)),
+    )
+
+
+def random_words(
+    generator: Generator,
+    surrogate: Judge,
+    *,
+    language_model: str = "emoji-lm",
+    budget: int | None = None,
+    words: int = 3,
+    candidates: int = 50,
+    steps: int = 25,
+    guidance: float = 7.5,
+    absent_below: float = 0.1,
+    batch_size: int = 8,
+    views: bool = True,
+    class_words: bool = False,
+) -> Attack:
+    """The baseline of :func:`sage_prompt`: 1 to ``words`` random words from the same
+    candidate lists, appended to the prompt, until the class is gone or the ``budget`` (UNet
+    evaluations; default: the most :func:`sage_prompt`'s defaults spend) runs out."""
+    scheduler_with_steps(generator.scheduler, steps)
+    check_random_words(
+        budget=budget, words=words, candidates=candidates, steps=steps, guidance=guidance,
+        absent_below=absent_below, batch_size=batch_size,
+    )  # fmt: skip
+    budget = budget if budget is not None else sage_prompt_budget(steps)
+    language = spelling_language_model(language_model, generator)
+    return Attack(
+        name="random-words",
+        space=PromptExtension(
+            generator,
+            language,
+            steps,
+            guidance,
+            "none",
+            1,
+            batch_size,
+            excluded=_excluded_words(surrogate, class_words),
+        ),  # fmt: skip
+        goal=TargetAbsent(surrogate, absent_below, views),
+        constraints=(),
+        search=RandomWords(budget, words, candidates),
+    )
+
+
+def _excluded_words(surrogate: Judge, allowed: bool) -> frozenset[str]:
+    return frozenset() if allowed else targets.class_words(surrogate.labels)
+
+
+def sage_prompt_budget(steps: int, **given: object) -> int:
+    """The most UNet evaluations :func:`sage_prompt` spends on one attempt: the clean image,
+    then per word its gradient renderings and its rendered candidates (rounded up)."""
+    search = {**PROMPT_SETTINGS, "gradient": "exact-stored", "k": 2, **given}
+    cost = evaluation_cost(search["gradient"], search["k"], steps).total
+    per_word = (search["iterations"] + 1) * cost + search["rescored"] * steps
+    return math.ceil(steps + search["words"] * per_word)
+
+
+def spelling_language_model(source: str, generator: Generator) -> LanguageModel:
+    """The language model ``source``, if the diffusion model's tokenizer spells its words:
+    most of its likeliest words after "a photo of a" must be one token there."""
+    language = LanguageModel.from_pretrained(source)
+    proposed = language.next_words("a photo of a", 50)
+    spelled = [
+        c for c in proposed
+        if len(generator.tokenizer(c.word, add_special_tokens=False).input_ids) == 1
+    ]  # fmt: skip
+    _require(
+        len(spelled) * 2 >= len(proposed) > 0,
+        f"the language model {source} proposes words the diffusion model's tokenizer does not "
+        f"spell as single tokens ({len(spelled)} of its {len(proposed)} likeliest after "
+        "'a photo of a'): give a language model of the same language",
+    )
+    return language
+
+
+def check_sage_prompt(
+    *,
+    words: int,
+    iterations: int,
+    step: float,
+    step_rule: str,
+    candidates: int,
+    rescored: int,
+    gradient: str,
+    k: int,
+    steps: int,
+    guidance: float,
+    absent_below: float,
+    batch_size: int,
+    **_: object,
+) -> None:
+    """:func:`sage_prompt`'s checks that need no model."""
+    _check_common(absent_below, batch_size, guidance, steps)
+    _check_words(words, candidates)
+    _require(iterations >= 0, f"iterations (--iterations) must be 0 or more, not {iterations}")
+    _require(0 < step < math.inf, f"step (--step) must be a positive number, not {step}")
+    _require(
+        step_rule in STEP_RULES,
+        f"step_rule (--step-rule) must be one of {', '.join(STEP_RULES)}, not {step_rule!r}",
+    )
+    _require(
+        1 <= rescored <= candidates,
+        f"rescored (--rescored) must be between 1 and the {candidates} candidates, not {rescored}",
+    )
+    _require(
+        gradient in PROMPT_GRADIENTS,
+        f"gradient {gradient!r} cannot reach the prompt's tokens: use {', '.join(PROMPT_GRADIENTS)}",
+    )
+    _require(
+        gradient != "last-k" or 1 <= k <= steps,
+        f"k must be between 1 and the {steps} steps, not {k} (--k)",
+    )
+
+
+def check_random_words(
+    *,
+    budget: int | None,
+    words: int,
+    candidates: int,
+    steps: int,
+    guidance: float,
+    absent_below: float,
+    batch_size: int,
+    **_: object,
+) -> None:
+    """:func:`random_words`' checks that need no model."""
+    _check_common(absent_below, batch_size, guidance, steps)
+    _check_words(words, candidates)
+    budget = budget if budget is not None else sage_prompt_budget(steps)
+    _require(
+        budget >= 2 * steps,
+        f"a budget of {budget} UNet evaluations pays for no image beyond the clean one of "
+        f"{steps} steps: give at least {2 * steps}",
+    )
+
+
+def _check_words(words: int, candidates: int) -> None:
+    _require(words >= 1, f"words (--words) must be at least 1, not {words}")
+    _require(candidates >= 1, f"candidates (--candidates) must be at least 1, not {candidates}")
+
+
 ATTACKS: dict[str, Callable[..., Attack]] = {
     "sage-latent": sage_latent,
     "random-latent": random_latent,
+    "sage-prompt": sage_prompt,
+    "random-words": random_words,
 }
 #: Each attack's checks of its options that need no model, by name.
 OPTION_CHECKS: dict[str, Callable[..., None]] = {
     "sage-latent": check_sage_latent,
     "random-latent": check_random_latent,
+    "sage-prompt": check_sage_prompt,
+    "random-words": check_random_words,
 }
 
 

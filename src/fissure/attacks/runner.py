@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from fissure.attacks.attack import Attack
 from fissure.attacks.search import SearchState
 from fissure.attacks.spaces import Attempt
+from fissure.attacks.targets import names_target
 from fissure.attacks.typicality import typicality
 from fissure.attacks.verdicts import Reading, Verifiers, check_verifier_labels, judge_view
 from fissure.digest import weights_digest
@@ -68,13 +69,21 @@ def to_finding(
         verifier_after=verdict.after,
         target_trace=[round(value, 4) for value in state.target_trace],
         latent_seed=state.latent_seed,
+        **attack.space.finding_fields(attempt, state.prompt),
     )
 
 
-def check_targets(labels: Sequence[str], attempts: Sequence[Attempt]) -> None:
+def check_targets(attack: Attack, attempts: Sequence[Attempt]) -> None:
     """Refuse an attempt whose target index is not its target's: the loss would push one
-    class and the verdicts read another."""
+    class and the verdicts read another; and, for a prompt search, a prompt that does not
+    name its target (the words found must keep the class in the prompt)."""
+    labels = attack.goal.surrogate.labels
     for attempt in attempts:
+        if attack.space.keeps_target_word and not names_target(attempt.prompt, attempt.target):
+            raise FissureError(
+                f"{attack.name} extends a prompt that names its class, and {attempt.prompt!r} "
+                f"does not name {attempt.target!r}: put the class in the prompt"
+            )
         index = attempt.target_index
         if not 0 <= index < len(labels) or labels[index] != attempt.target:
             raise FissureError(
@@ -133,7 +142,7 @@ def run_attack(
     finished so far is already recorded.
     """
     check_verifier_labels(verifiers.judges, [attempt.target for attempt in attempts])
-    check_targets(attack.goal.surrogate.labels, attempts)
+    check_targets(attack, attempts)
     store.bind(**run_settings(attack, verifiers, model))
     todo = [attempt for attempt in attempts if not store.has(attempt)]
     wanted = {store.key(attempt) for attempt in attempts}

@@ -45,6 +45,9 @@ class SearchState:
     target_trace: list[float] = field(default_factory=list)  # the vote for the target, per visit
     latent_seed: int | None = None  # random search: the seed of the latent last rendered
     memory: dict[str, torch.Tensor] = field(default_factory=dict)  # an adaptive step's moments
+    prompt: str | None = None  # prompt searches: the prompt with the words chosen so far
+    candidates: list[str] = field(default_factory=list)  # words waiting to be scored exactly
+    steps_on_word: int = 0  # prompt searches: gradient steps taken for the current word
 
     def stop_at_start(self, origin: torch.Tensor) -> None:
         """End the attempt where it began: its clean image is the outcome, δ = 0."""

@@ -13,11 +13,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 
-from fissure.models.generator import TRUNCATED, Generator, GradientMode, PromptEmbeddings
+from fissure.models.generator import (
+    TRUNCATED,
+    FreeTokens,
+    Generator,
+    GradientMode,
+    PromptEmbeddings,
+)
+from fissure.models.language import LanguageModel
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,13 @@ class LatentPerturbation:
             weights=self.generator.weights_digest(),
         )
 
+    keeps_target_word = False
+    """Any prompt will do: the words stay as they are."""
+
+    def finding_fields(self, attempt: Attempt, prompt: str | None) -> dict[str, object]:
+        """Nothing beyond every finding's fields: the prompt is the attempt's."""
+        return {}
+
     def bind(self, attempt: Attempt) -> LatentStart:
         if attempt.prompt not in self._embeddings:
             with torch.no_grad():
@@ -158,3 +173,143 @@ class LatentPerturbation:
             weight=self.weight,
         )
         return Rendering(output.images, output.unet_evals, output.backward_evals)
+
+
+@dataclass
+class PromptStart:
+    """An attempt bound to its inputs for a prompt search: the seed's latent, fixed."""
+
+    attempt: Attempt
+    latent: torch.Tensor  # 1×C×h×w, float32
+
+
+class PromptExtension:
+    """SAGE's prompt space: words appended to the prompt; the seed's latent and sampler fixed.
+
+    A search moves free token embeddings appended after the prompt (SAGE's adversarial
+    token [x] and look-ahead token [y]) through the text encoder's input, then commits
+    [x] to a word the ``language`` model proposes there. Only prompts of words are
+    results: images of free embeddings steer the search and are never counted. Words in
+    ``excluded`` (the names of the judge's classes, by default) are never candidates: a
+    prompt that asks for another class would remove the target trivially.
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        language: LanguageModel,
+        steps: int = 25,
+        guidance: float = 7.5,
+        gradient: GradientMode = "exact-stored",
+        k: int = 2,
+        batch_size: int = 8,
+        free_tokens: int = 2,
+        excluded: frozenset[str] = frozenset(),
+    ) -> None:
+        self.generator = generator
+        self.excluded = excluded
+        self.language = language
+        self.steps = steps
+        self.guidance = guidance
+        self.gradient = gradient
+        self.k = k
+        self.batch_size = batch_size
+        self.free_tokens = free_tokens
+        self._candidates: dict[tuple[str, int], list[tuple[str, int]]] = {}
+
+    def settings(self) -> dict[str, object]:
+        """What decides the images, gradients and candidate words, for the record."""
+        return dict(
+            space="prompt",
+            steps=self.steps,
+            guidance=self.guidance,
+            gradient=self.gradient,
+            k=self.k if self.gradient in TRUNCATED else None,
+            free_tokens=self.free_tokens,
+            excluded_words=len(self.excluded),
+            batch_size=self.batch_size,
+            sampler=type(self.generator.scheduler).__name__,
+            dtype=str(self.generator.dtype).removeprefix("torch."),
+            weights=self.generator.weights_digest(),
+            language_model=self.language.source,
+        )
+
+    @property
+    def vocabulary(self) -> torch.Tensor:
+        """The text encoder's token embedding table (V×D)."""
+        return self.generator.text_encoder.get_input_embeddings().weight
+
+    def bind(self, attempt: Attempt) -> PromptStart:
+        return PromptStart(attempt, self.generator.initial_latents([attempt.seed]).float())
+
+    def origin(self, start: PromptStart) -> torch.Tensor:
+        """Where the free tokens start: each at the mean embedding of the vocabulary's words."""
+        return self.mean_word.expand(self.free_tokens, -1).clone()
+
+    @property
+    def mean_word(self) -> torch.Tensor:
+        return self.vocabulary.detach().float().mean(dim=0, keepdim=True)
+
+    def latent(self, start: PromptStart, variable: torch.Tensor) -> torch.Tensor:
+        """The initial latent: the seed's own, whatever the words."""
+        return start.latent[0]
+
+    def candidates(self, prompt: str, count: int) -> list[tuple[str, int]]:
+        """Of the language model's ``count`` most probable next words after ``prompt``, those
+        the diffusion model's tokenizer spells as one token and not excluded, with that
+        token's id."""
+        key = (prompt, count)
+        if key not in self._candidates:
+            tokenizer = self.generator.tokenizer
+            spelled = []
+            for candidate in self.language.next_words(prompt, count):
+                ids = tokenizer(candidate.word, add_special_tokens=False).input_ids
+                if len(ids) == 1 and candidate.word not in self.excluded:
+                    spelled.append((candidate.word, ids[0]))
+            self._candidates[key] = spelled
+        return self._candidates[key]
+
+    def render(
+        self,
+        starts: Sequence[PromptStart],
+        prompts: Sequence[str],
+        free: torch.Tensor | None = None,
+        differentiable: bool = False,
+    ) -> Rendering:
+        """Images of each row's prompt, with the rows of ``free`` (B×n×D) appended as tokens
+        if given; gradients reach ``free`` if ``differentiable``. Padded like
+        :meth:`LatentPerturbation.render`."""
+        rows = len(starts)
+        pad = self.batch_size - rows if rows < self.batch_size else 0
+        starts = list(starts) + [starts[-1]] * pad
+        prompts = list(prompts) + [prompts[-1]] * pad
+        tokens = None
+        if free is not None:
+            if pad:
+                free = torch.cat([free, free[-1:].detach().expand(pad, *free.shape[1:])])
+            positions = list(range(-self.free_tokens, 0))
+            tokens = FreeTokens(free, positions, insert=True)
+        with nullcontext() if differentiable else torch.no_grad():
+            embeddings = self.generator.encode(prompts, tokens)
+            output = self.generator.sample(
+                torch.cat([start.latent for start in starts]),
+                embeddings,
+                steps=self.steps,
+                guidance=self.guidance,
+                gradient=self.gradient if differentiable else "none",
+                k=self.k,
+            )
+        return Rendering(output.images, output.unet_evals, output.backward_evals)
+
+    keeps_target_word = True
+    """Attempts must name their class: the words found extend a prompt that still says it."""
+
+    def finding_fields(self, attempt: Attempt, prompt: str | None) -> dict[str, object]:
+        """What a finding records of the words found: the prompt, and its fluency beside the
+        clean prompt's (perplexity under the language model)."""
+        prompt = prompt or attempt.prompt
+        clean_perplexity, perplexity = self.language.perplexities([attempt.prompt, prompt])
+        return dict(
+            adversarial_prompt=prompt,
+            perplexity={"clean": round(clean_perplexity, 3), "adversarial": round(perplexity, 3)},
+        )

@@ -38,6 +38,17 @@ def _mention(name: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
 
 
+def class_words(labels: Sequence[str]) -> frozenset[str]:
+    """Every word of every name of ``labels``: a prompt search that may add none of them
+    cannot remove a class by asking for another."""
+    return frozenset(word for label in labels for name in _names(label) for word in name.split())
+
+
+def names_target(prompt: str, label: str) -> bool:
+    """Whether ``prompt`` says ``label`` by one of its names, as whole words."""
+    return any(_mention(name).search(prompt.lower()) for name in _names(label))
+
+
 def find_target(prompt: str, labels: Sequence[str]) -> str:
     """The one label the prompt names (the longest match, as whole words), or a clear error.
 

@@ -300,3 +300,129 @@ def random_latent(
         target=target, seeds=seeds, model=model, surrogate=judge, verifiers=verifier, device=device,
         dtype=dtype,
     )  # fmt: skip
+
+
+LanguageModelOption = Annotated[
+    str,
+    typer.Option(
+        "--language-model",
+        help="Proposes the candidate words and scores fluency: emoji-lm (bundled) or any "
+        "causal LM id or folder (gpt2 ...) whose words the model's tokenizer spells.",
+    ),
+]
+Words = Annotated[int, typer.Option(help="Words appended to the prompt at most.")]
+Candidates = Annotated[
+    int, typer.Option(help="The language model's likeliest next words to choose among.")
+]
+ClassWords = Annotated[
+    bool,
+    typer.Option(
+        help="Let candidates name a class of the judge (off: adding another class's name "
+        "removes the target trivially)."
+    ),
+]
+
+
+@attack_app.command("sage-prompt")
+@user_errors
+def sage_prompt(
+    out: Out,
+    prompt: Prompts = None,
+    classes: Classes = None,
+    template: Template = None,
+    target: Target = None,
+    seeds: Seeds = "0-9",
+    model: Model = "emoji-sd",
+    judge: Surrogate = None,
+    verifier: VerifierNames = None,
+    language_model: LanguageModelOption = "emoji-lm",
+    words: Words = 3,
+    iterations: Annotated[
+        int, typer.Option(help="Gradient steps on the free tokens [x] and [y] before each word.")
+    ] = 4,
+    step: Annotated[
+        float, typer.Option(help="Step size per element of the free token embeddings.")
+    ] = 0.01,
+    step_rule: Annotated[
+        str, typer.Option(help="sign, l2 (normalised gradient) or adam (clipped).")
+    ] = "l2",
+    candidates: Candidates = 50,
+    rescored: Annotated[
+        int,
+        typer.Option(help="Candidates the gradient ranks best, rendered as words to choose from."),
+    ] = 4,
+    gradient: Annotated[
+        str,
+        typer.Option(
+            help="How ∂loss/∂tokens is taken: exact-stored (every step, no checkpoints), exact "
+            "(checkpointed), or last-k (the last --k steps only)."
+        ),
+    ] = "exact-stored",
+    k: Annotated[int, typer.Option(help="last-k's steps on the gradient path.")] = 2,
+    class_words: ClassWords = False,
+    views: Views = True,
+    steps: Steps = 25,
+    guidance: Guidance = 7.5,
+    absent_below: AbsentBelow = 0.1,
+    batch_size: BatchSize = 8,
+    device: Device = "cpu",
+    dtype: Dtype = "float32",
+) -> None:
+    """SAGE's prompt search: words appended to a prompt that names its class, chosen by the
+    gradient among a language model's candidates, until the class is gone from the image."""
+    options = dict(
+        language_model=language_model, words=words, iterations=iterations, step=step,
+        step_rule=step_rule, candidates=candidates, rescored=rescored, gradient=gradient, k=k,
+        class_words=class_words, views=views, steps=steps, guidance=guidance,
+        absent_below=absent_below, batch_size=batch_size,
+    )  # fmt: skip
+    run_attack_command(
+        "sage-prompt", options, out=out, prompts=prompt, classes=classes, template=template,
+        target=target, seeds=seeds, model=model, surrogate=judge, verifiers=verifier, device=device,
+        dtype=dtype,
+    )  # fmt: skip
+
+
+@attack_app.command("random-words")
+@user_errors
+def random_words(
+    out: Out,
+    prompt: Prompts = None,
+    classes: Classes = None,
+    template: Template = None,
+    target: Target = None,
+    seeds: Seeds = "0-9",
+    model: Model = "emoji-sd",
+    judge: Surrogate = None,
+    verifier: VerifierNames = None,
+    language_model: LanguageModelOption = "emoji-lm",
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            help="UNet evaluations per attempt. Default: the most sage-prompt spends with its "
+            "default settings."
+        ),
+    ] = None,
+    words: Words = 3,
+    candidates: Candidates = 50,
+    class_words: ClassWords = False,
+    views: Views = True,
+    steps: Steps = 25,
+    guidance: Guidance = 7.5,
+    absent_below: AbsentBelow = 0.1,
+    batch_size: BatchSize = 8,
+    device: Device = "cpu",
+    dtype: Dtype = "float32",
+) -> None:
+    """sage-prompt's baseline: 1 to --words random words from the same candidate lists,
+    appended to the prompt, within a UNet-evaluation budget."""
+    options = dict(
+        language_model=language_model, budget=budget, words=words, candidates=candidates,
+        class_words=class_words, views=views, steps=steps, guidance=guidance,
+        absent_below=absent_below, batch_size=batch_size,
+    )  # fmt: skip
+    run_attack_command(
+        "random-words", options, out=out, prompts=prompt, classes=classes, template=template,
+        target=target, seeds=seeds, model=model, surrogate=judge, verifiers=verifier, device=device,
+        dtype=dtype,
+    )  # fmt: skip

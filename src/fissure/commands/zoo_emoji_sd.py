@@ -1,4 +1,4 @@
-"""`fissure zoo train emoji-sd` and `fissure zoo evaluate emoji-sd`."""
+"""`fissure zoo train` and `fissure zoo evaluate`: emoji-sd here, emoji-lm in :mod:`.zoo_emoji_lm`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import typer
 
 from fissure.console import quiet_libraries, require_finite, user_errors
 
-TRAINABLE = ("emoji-sd",)
+TRAINABLE = ("emoji-sd", "emoji-lm")
 
-ModelName = Annotated[str, typer.Argument(help="The bundled model: emoji-sd.")]
+ModelName = Annotated[
+    str, typer.Argument(help="The bundled model: emoji-sd, or emoji-lm (the language model).")
+]
 VerifierOption = Annotated[
     str,
     typer.Option(
@@ -31,7 +33,9 @@ def _check_name(name: str) -> None:
     from fissure.errors import FissureError
 
     if name not in TRAINABLE:
-        raise FissureError(f"cannot train or evaluate {name!r}: the recipe here is for emoji-sd")
+        raise FissureError(
+            f"cannot train or evaluate {name!r}: the recipes here are for {' and '.join(TRAINABLE)}"
+        )
 
 
 def _verifier_loader(spec: str):
@@ -45,7 +49,7 @@ def _verifier_loader(spec: str):
     return load
 
 
-def _command_line() -> str:
+def _command_line(name: str) -> str:
     """This command as typed (with the thread settings that shape its speed)."""
     import os
     import shlex
@@ -55,7 +59,7 @@ def _command_line() -> str:
         f"{name}={os.environ[name]}" for name in ("OMP_NUM_THREADS",) if name in os.environ
     )
     words = ["fissure", *sys.argv[1:]] if sys.argv and "fissure" in sys.argv[0] else None
-    typed = shlex.join(words) if words else "fissure zoo train emoji-sd"
+    typed = shlex.join(words) if words else f"fissure zoo train {name}"
     return f"{threads} {typed}".strip()
 
 
@@ -78,8 +82,11 @@ def _parse_steps(values: list[str] | None) -> dict[str, int]:
 def train(
     name: ModelName,
     out: Annotated[
-        Path, typer.Option(help="Work folder: scene banks, checkpoints, the trained pipeline.")
-    ] = Path("runs/emoji-sd"),
+        Path | None,
+        typer.Option(
+            help="Work folder: scene banks, checkpoints, the trained model (default: runs/NAME)."
+        ),
+    ] = None,
     resume_point: Annotated[
         Path,
         typer.Option(
@@ -134,15 +141,34 @@ def train(
     ] = None,
     tiny: Annotated[bool, typer.Option(hidden=True, help="Toy sizes, for tests.")] = False,
 ) -> None:
-    """Train emoji-sd stage by stage (seeded, resumable, gated), or snapshot a resume point.
+    """Train emoji-sd stage by stage (seeded, resumable, gated), or snapshot a resume point;
+    or train emoji-lm (one stage, lm).
 
-    Stages: clip, vae, decoder (the VAE's decoder tuned on its frozen encoder), unet.
+    emoji-sd's stages: clip, vae, decoder (the VAE's decoder tuned on its frozen encoder), unet.
     Exit codes: 0 trained, 2 an error or a failed gate, 3 paused by --max-minutes.
     """
     _check_name(name)
     import time
 
     import torch
+
+    require_finite(checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes)
+    out = out if out is not None else Path("runs") / name
+    if name == "emoji-lm":
+        from fissure.commands.zoo_emoji_lm import lm_steps, refuse_emoji_sd_options, train_lm
+
+        refuse_emoji_sd_options(
+            **{"--snapshot": snapshot, "--recipe": recipe, "--force": force,
+               "--verifier": verifier != "emoji/verifier"}
+        )  # fmt: skip
+        if threads:
+            torch.set_num_threads(threads)
+        quiet_libraries()
+        train_lm(
+            out, lm_steps(steps), install, device, checkpoint_minutes, max_minutes, tiny,
+            _command_line(name),
+        )  # fmt: skip
+        return
 
     from fissure.models.loading import resolve_device
     from fissure.zoo import WEIGHTS_DIR
@@ -162,7 +188,6 @@ def train(
         typer.echo(f"wrote the resume point of {out} to {resume_point}")
         return
     stage_steps = _parse_steps(steps)
-    require_finite(checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes)
     if threads:
         torch.set_num_threads(threads)
     quiet_libraries()
@@ -183,7 +208,7 @@ def train(
             force=force,
             checkpoint_seconds=60 * checkpoint_minutes,
             log=typer.echo,
-            command=_command_line(),
+            command=_command_line(name),
             deadline=deadline,
         )
     except TrainingPaused as paused:
@@ -234,7 +259,8 @@ def _compare_with_the_shipped_model(evaluation, folder: Path) -> None:
 def evaluate(
     name: ModelName,
     model: Annotated[
-        Path | None, typer.Option(help="A pipeline folder (default: the bundled emoji-sd).")
+        Path | None,
+        typer.Option(help="A pipeline (or language model) folder (default: the bundled one)."),
     ] = None,
     out: Annotated[
         Path, typer.Option(help="Folder for the contact sheet and evaluation.json.")
@@ -285,8 +311,20 @@ def evaluate(
         ),
     ] = None,
 ) -> None:
-    """Measure emoji-sd with the held-out verifier and its CLIP; print the bars."""
+    """Measure emoji-sd with the held-out verifier and its CLIP; print the bars. For emoji-lm:
+    its perplexity on held-out captions (only --model and --threads apply)."""
     _check_name(name)
+    if name == "emoji-lm":
+        from fissure.commands.zoo_emoji_lm import evaluate_lm
+        from fissure.zoo.emoji_lm import EmojiLmConfig
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        quiet_libraries()
+        evaluate_lm(str(model) if model is not None else name, EmojiLmConfig().held_out)
+        return
 
     import torch
     from rich.console import Console

@@ -18,7 +18,7 @@ from diffusers.utils import is_accelerate_available
 
 from fissure.errors import FissureError, first_line
 from fissure.hub import hub_offline
-from fissure.zoo import BUNDLED_MODELS, bundled_model_path
+from fissure.zoo import BUNDLED_LANGUAGE_MODELS, BUNDLED_MODELS, bundled_model_path
 
 #: Pipelines whose components (tokenizer, CLIP text encoder, VAE, conditional
 #: UNet, scheduler) are those of Stable Diffusion 1.x / 2.x.
@@ -198,6 +198,8 @@ def resolve_model_source(model: str) -> str:
         raise FissureError("empty model name: give emoji-sd, a local folder or a hub id")
     if model in BUNDLED_MODELS:
         return str(bundled_model_path(model))
+    if model in BUNDLED_LANGUAGE_MODELS:
+        raise FissureError(f"{model} is a language model, not a Stable Diffusion pipeline")
     if _looks_like_path(model):
         folder = Path(model).expanduser()
         _check_pipeline_folder(folder)

@@ -53,6 +53,11 @@ class Finding:
     latent_seed: int | None = None
     """Random search: the seed of the fresh latent behind ``after`` (``fissure generate
     --seeds`` redraws it when the attack had no constraints); None for gradient attacks."""
+    adversarial_prompt: str | None = None
+    """Prompt attacks: the prompt the attack found (``prompt`` with words added), which made
+    ``after`` from the seed's own latent; None for latent attacks."""
+    perplexity: dict | None = None
+    """Prompt attacks: the language model's perplexity of the clean and adversarial prompts."""
 
     @property
     def verified_failure(self) -> bool:

@@ -1,0 +1,245 @@
+"""Searches over words appended to a prompt: SAGE's gradient-guided choice, and random words.
+
+SAGE (arXiv 2306.00974) appends an adversarial token [x] and a look-ahead token [y]
+to "a photo of a <class>", optimises their embeddings under the surrogate loss, and
+then commits [x] to a word: among the language model's candidates for that position,
+those whose embeddings the gradient says lower the loss most (a first-order score)
+are rendered as words, and the best becomes part of the prompt. Repeating this
+grows a readable prompt, word by word, until the surrogate no longer sees the class.
+Only prompts of words are scored as outcomes: the images of free embeddings steer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from fissure.attacks.constraints import Constraint, project_all
+from fissure.attacks.goals import GoalEvaluation, TargetAbsent
+from fissure.attacks.search import Screen, SearchMethod, SearchState
+from fissure.attacks.spaces import PromptExtension, Rendering
+from fissure.attacks.steps import NormalisedStep, StepRule
+
+
+def _targets(states: Sequence[SearchState], rows: int) -> torch.Tensor:
+    targets = [state.attempt.target_index for state in states]
+    return torch.tensor(targets + targets[-1:] * (rows - len(targets)))
+
+
+def _render_prompts(
+    states: Sequence[SearchState],
+    prompts: Sequence[str],
+    space: PromptExtension,
+    goal: TargetAbsent,
+) -> list[tuple[Rendering, GoalEvaluation, int]]:
+    """Render and score one prompt per state, in batches of the space's size; for each row
+    its batch's rendering and scores, and its row there."""
+    rows = []
+    for begin in range(0, len(prompts), space.batch_size):
+        chunk = slice(begin, begin + space.batch_size)
+        starts = [state.start for state in states[chunk]]
+        rendering = space.render(starts, prompts[chunk])
+        evaluation = goal.evaluate(rendering.images, _targets(states[chunk], len(rendering.images)))
+        rows += [(rendering, evaluation, row) for row in range(len(starts))]
+    return rows
+
+
+def _start(
+    states: list[SearchState], space: PromptExtension, goal: TargetAbsent, screen: Screen | None
+) -> None:
+    """Render each new attempt's clean prompt: its outcome so far, and the screen's input."""
+    prompts = [state.attempt.prompt for state in states]
+    for state, (rendering, evaluation, row) in zip(
+        states, _render_prompts(states, prompts, space, goal), strict=True
+    ):
+        state.prompt = state.attempt.prompt
+        state.unet_evals += rendering.unet_evals
+        state.visit(rendering.images, evaluation, row)
+        if screen is not None and not screen(state):
+            state.stop_at_start(space.origin(state.start))
+        state.done = state.done or state.achieved
+
+
+@dataclass(frozen=True)
+class WordSearch(SearchMethod):
+    """SAGE's prompt search: per word, ``iterations`` gradient steps on [x] and [y], then the
+    ``rescored`` best of the language model's ``candidates`` words for [x] by first-order
+    score, rendered as words; the best of those joins the prompt. Up to ``words`` words.
+
+    After a word is chosen, [y] becomes the next [x] (it was optimised to come next).
+    """
+
+    words: int = 3
+    iterations: int = 4
+    step: float = 0.01
+    candidates: int = 50
+    rescored: int = 4
+    rule: StepRule = field(default_factory=NormalisedStep)
+
+    def settings(self) -> dict[str, object]:
+        return dict(
+            search="words", words=self.words, iterations=self.iterations, step=self.step,
+            candidates=self.candidates, rescored=self.rescored, **self.rule.settings(),
+        )  # fmt: skip
+
+    def advance(
+        self,
+        active: list[SearchState],
+        space: PromptExtension,
+        goal: TargetAbsent,
+        constraints: Sequence[Constraint],
+        screen: Screen | None = None,
+    ) -> None:
+        new = [state for state in active if state.prompt is None]
+        if new:
+            _start(new, space, goal, screen)
+        scoring = [state for state in active if state not in new and state.candidates]
+        if scoring:
+            self._choose_words(scoring, space, goal)
+        stepping = [
+            state
+            for state in active
+            if state not in new and state not in scoring and not state.done
+        ]
+        if stepping:
+            self._step(stepping, space, goal, constraints)
+
+    def _step(
+        self,
+        states: list[SearchState],
+        space: PromptExtension,
+        goal: TargetAbsent,
+        constraints: Sequence[Constraint],
+    ) -> None:
+        """One gradient step on each state's free tokens; after the last, its candidate words."""
+        free = torch.stack([state.variable for state in states]).requires_grad_(True)
+        prompts = [state.prompt for state in states]
+        rendering = space.render([state.start for state in states], prompts, free, True)
+        evaluation = goal.evaluate(rendering.images, _targets(states, len(rendering.images)))
+        (gradient,) = torch.autograd.grad(evaluation.loss[: len(states)].sum(), free)
+        for row, state in enumerate(states):
+            state.unet_evals += rendering.unet_evals + rendering.backward_evals
+            if state.steps_on_word < self.iterations:
+                move = self.rule.move(gradient[row], state.memory)
+                moved = state.variable - self.step * move
+                state.variable = project_all(constraints, moved, state.variable).detach()
+                state.steps_on_word += 1
+                state.iterations += 1
+            else:
+                state.candidates = self._ranked(space, state, gradient[row][0])
+                state.done = not state.candidates  # no word to go on with: it ends here
+
+    def _ranked(
+        self, space: PromptExtension, state: SearchState, gradient: torch.Tensor
+    ) -> list[str]:
+        """The ``rescored`` candidate words whose embeddings the first-order expansion of the
+        loss around [x] scores lowest: ``gradient · (e_word − x)``."""
+        words = space.candidates(state.prompt, self.candidates)
+        if not words:
+            return []
+        table = space.vocabulary.detach().float()
+        embeddings = table[torch.tensor([index for _, index in words])]
+        scores = (embeddings - state.variable[0]) @ gradient
+        best = scores.argsort()[: self.rescored].tolist()
+        return [words[i][0] for i in best]
+
+    def _choose_words(
+        self, states: list[SearchState], space: PromptExtension, goal: TargetAbsent
+    ) -> None:
+        """Render every state's candidate words; each keeps its best (a success first, then
+        the lowest loss) and goes on to the next word, or ends."""
+        rows = [(state, f"{state.prompt} {word}") for state in states for word in state.candidates]
+        scored = _render_prompts([s for s, _ in rows], [p for _, p in rows], space, goal)
+        for state in states:
+            mine = [
+                (prompt, outcome)
+                for (owner, prompt), outcome in zip(rows, scored, strict=True)
+                if owner is state
+            ]
+            for _, (rendering, _, _) in mine:
+                state.unet_evals += rendering.unet_evals
+            prompt, (rendering, evaluation, row) = min(
+                mine,
+                key=lambda item: (
+                    not bool(item[1][1].achieved[item[1][2]]),
+                    float(item[1][1].loss[item[1][2]]),
+                ),
+            )
+            state.prompt = prompt
+            state.visit(rendering.images, evaluation, row)
+            state.candidates = []
+            added = len(prompt.split()) - len(state.attempt.prompt.split())
+            state.done = state.achieved or added >= self.words
+            state.steps_on_word, state.memory = 0, {}
+            state.variable = torch.cat([state.variable[1:], space.origin(state.start)[:1]])
+
+
+def word_seed(seed: int, index: int) -> int:
+    """The seed of the ``index``-th random word drawn for an attempt of seed ``seed``."""
+    digest = hashlib.sha256(f"fissure-random-word:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:7], "big")
+
+
+@dataclass(frozen=True)
+class RandomWords(SearchMethod):
+    """The baseline: random words from the same candidate lists, within a budget.
+
+    Each try appends 1, 2, … ``words`` words (cycling) to the clean prompt, each drawn
+    uniformly from the language model's ``candidates`` next words that the word search
+    chooses among; it stops before a try would take it over ``budget`` UNet evaluations.
+    """
+
+    budget: int
+    words: int = 3
+    candidates: int = 50
+
+    def settings(self) -> dict[str, object]:
+        return dict(
+            search="random-words", budget=self.budget, words=self.words,
+            candidates=self.candidates,
+        )  # fmt: skip
+
+    def _random_prompt(self, space: PromptExtension, state: SearchState) -> str:
+        prompt, index = state.attempt.prompt, state.iterations
+        for count in range(1 + (index - 1) % self.words):
+            words = space.candidates(prompt, self.candidates)
+            if not words:
+                break
+            generator = torch.Generator().manual_seed(
+                word_seed(state.attempt.seed, 8 * index + count)
+            )
+            pick = int(torch.randint(len(words), (1,), generator=generator))
+            prompt = f"{prompt} {words[pick][0]}"
+        return prompt
+
+    @torch.no_grad()
+    def advance(
+        self,
+        active: list[SearchState],
+        space: PromptExtension,
+        goal: TargetAbsent,
+        constraints: Sequence[Constraint],
+        screen: Screen | None = None,
+    ) -> None:
+        new = [state for state in active if state.prompt is None]
+        if new:
+            _start(new, space, goal, screen)
+        trying = [state for state in active if state not in new and not state.done]
+        for state in trying:
+            state.iterations += 1
+        prompts = [self._random_prompt(space, state) for state in trying]
+        if trying:
+            scored = _render_prompts(trying, prompts, space, goal)
+            for state, prompt, (rendering, evaluation, row) in zip(
+                trying, prompts, scored, strict=True
+            ):
+                state.prompt = prompt
+                state.unet_evals += rendering.unet_evals
+                state.visit(rendering.images, evaluation, row)
+                state.done = state.achieved
+        for state in active:
+            cost = space.steps  # a try renders one prompt
+            state.done = state.done or state.unet_evals + cost > self.budget

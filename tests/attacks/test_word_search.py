@@ -1,0 +1,116 @@
+"""SAGE's prompt search and its random-word baseline, on a tiny pipeline and a tiny LM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from fissure.attacks import Attempt, Verifiers, run_attack
+from fissure.attacks.recipes import random_words, sage_prompt, sage_prompt_budget
+from fissure.attacks.search import SearchState
+from fissure.attacks.spaces import PromptExtension
+from fissure.attacks.word_search import WordSearch
+from fissure.errors import FissureError
+from fissure.models.language import LanguageModel
+from fissure.results import ResultsStore
+
+from .conftest import STEPS, BrightnessJudge
+
+PROMPT = "a photo of light"
+
+
+@pytest.fixture(scope="module")
+def language_model(generator, tmp_path_factory) -> Path:
+    """A random GPT-2 over the tiny pipeline's own tokenizer (its words are single letters)."""
+    folder = tmp_path_factory.mktemp("lm")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(generator.tokenizer), n_embd=16, n_layer=1, n_head=2)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    generator.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _run(attack, attempts, folder, verifier):
+    with ResultsStore(folder) as store, store.campaign(attack.name) as campaign:
+        writer = campaign.attack("tiny", attack.name, attack.settings())
+        return run_attack(attack, attempts, writer, Verifiers({"v": verifier}), "tiny", False)
+
+
+@pytest.mark.parametrize("recipe", ["sage-prompt", "random-words"])
+def test_findings_are_images_of_the_words_found(
+    recipe, generator, surrogate, language_model, tmp_path
+):
+    """The after image is the adversarial prompt's own render from the seed's latent: the
+    free tokens that steer the search never stand for a result."""
+    options = dict(language_model=str(language_model), steps=STEPS, batch_size=2, views=False)
+    if recipe == "sage-prompt":
+        attack = sage_prompt(generator, surrogate, words=2, iterations=2, step=0.05, **options)
+        budget = sage_prompt_budget(STEPS, words=2, iterations=2)
+    else:
+        budget = 5 * STEPS
+        attack = random_words(generator, surrogate, budget=budget, words=2, **options)
+    verifier = BrightnessJudge(surrogate.threshold + 0.005)
+    attempts = [Attempt(PROMPT, "light", 0, seed) for seed in (0, 1, 2)]
+    findings = _run(attack, attempts, tmp_path, verifier)
+    assert len(findings) == 3
+    for finding in findings:
+        added = finding.adversarial_prompt.removeprefix(PROMPT + " ").split()
+        assert finding.adversarial_prompt.startswith(PROMPT)
+        assert len(added) <= 2 and all(len(word) == 1 for word in added)  # the LM's words
+        assert finding.unet_evals <= budget
+        assert set(finding.perplexity) == {"clean", "adversarial"}
+        latent = generator.initial_latents([finding.seed])
+        with torch.no_grad():
+            image = generator.sample(latent, finding.adversarial_prompt, steps=STEPS).images[0]
+        after = verifier(image[None])[0]
+        assert finding.verifier_after["v"]["target"] == pytest.approx(float(after[0]), abs=1e-3)
+
+
+def test_candidates_are_ranked_by_the_first_order_score(generator, surrogate, language_model):
+    """The words whose embeddings the gradient says lower the loss most are rendered."""
+    space = PromptExtension(generator, LanguageModel.from_pretrained(str(language_model)))
+    search = WordSearch(candidates=10, rescored=3)
+    state = SearchState(space.bind(Attempt(PROMPT, "light", 0, 0)), space.origin(None))
+    state.prompt = PROMPT
+    words = space.candidates(PROMPT, 10)
+    table = space.vocabulary.detach().float()
+    target = table[words[7][1]]
+    gradient = state.variable[0] - target  # the loss falls towards the 8th candidate
+    ranked = search._ranked(space, state, gradient)
+    assert ranked[0] == words[7][0] and len(ranked) == 3
+
+
+def test_excluded_words_are_never_candidates(generator, language_model):
+    language = LanguageModel.from_pretrained(str(language_model))
+    proposed = [word for word, _ in PromptExtension(generator, language).candidates(PROMPT, 10)]
+    space = PromptExtension(generator, language, excluded=frozenset(proposed[:3]))
+    assert not set(proposed[:3]) & {word for word, _ in space.candidates(PROMPT, 10)}
+
+
+def test_a_prompt_without_its_class_is_refused(generator, surrogate, language_model, tmp_path):
+    attack = sage_prompt(generator, surrogate, language_model=str(language_model), steps=STEPS)
+    with pytest.raises(FissureError, match="does not name 'light'"):
+        _run(attack, [Attempt("a photo of a lamp", "light", 0, 0)], tmp_path, surrogate)
+
+
+def test_a_language_model_whose_words_the_model_cannot_spell_is_refused(
+    generator, surrogate, tmp_path
+):
+    """Words of several letters are several tokens of the tiny pipeline's byte tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GPT2TokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"])
+    backend.train_from_iterator(["a photo of a dog on the grass"] * 20, trainer)
+    tokenizer = GPT2TokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=16, n_layer=1, n_head=2)
+    GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(FissureError, match="does not spell as single tokens"):
+        sage_prompt(generator, surrogate, language_model=str(tmp_path), steps=STEPS)
