@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from fissure.commands import judges as judges_cli
-from fissure.commands import zoo_emoji_sd
+from fissure.commands import universal, zoo_emoji_sd
 from fissure.commands.attack import attack_app
 from fissure.commands.campaign import campaign_app
 from fissure.commands.options import Device, Dtype
@@ -31,6 +31,7 @@ zoo_app = typer.Typer(help="Bundled models and judges: where they are, how they 
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(world_app, name="world")
 app.add_typer(attack_app, name="attack")
+attack_app.command("universal-token")(universal.universal_token)
 app.add_typer(campaign_app, name="campaign")
 app.command("judge")(judges_cli.judge)
 zoo_app.command("train-judges")(judges_cli.train_judges)

@@ -20,6 +20,14 @@ class GoalEvaluation:
     achieved: torch.Tensor  # B, bool
 
 
+def _member_votes(surrogate: Judge, images: torch.Tensor, views: bool) -> torch.Tensor:
+    """Each surrogate member's probabilities (M×V×B×C) on each view of each image."""
+    seen = image_views(images) if views else images.unsqueeze(0)  # V×B×3×H×W
+    count, batch = seen.shape[:2]
+    members = surrogate.member_probabilities(seen.flatten(0, 1))
+    return members.unflatten(1, (count, batch))
+
+
 @dataclass
 class TargetAbsent:
     """SAGE's goal: the target class is gone, as the surrogate judge sees it.
@@ -39,10 +47,7 @@ class TargetAbsent:
     success needs every member below ``absent_below`` on every view."""
 
     def evaluate(self, images: torch.Tensor, targets: torch.Tensor) -> GoalEvaluation:
-        seen = image_views(images) if self.views else images.unsqueeze(0)  # V×B×3×H×W
-        count, batch = seen.shape[:2]
-        members = self.surrogate.member_probabilities(seen.flatten(0, 1))
-        members = members.unflatten(1, (count, batch))  # M×V×B×C
+        members = _member_votes(self.surrogate, images, self.views)
         votes = members.detach()
         absent = (target_column(votes, targets) < self.absent_below) & (
             votes.argmax(dim=-1) != targets
@@ -51,4 +56,25 @@ class TargetAbsent:
             loss=sage_loss(members, targets).mean(dim=0),  # SAGE's loss per view, averaged
             probabilities=members[:, 0].mean(dim=0).detach(),
             achieved=absent.flatten(0, 1).all(dim=0),
+        )
+
+
+@dataclass
+class TargetPresent:
+    """A targeted goal (SAGE's universal token): the target class takes the image over.
+
+    The loss is SAGE's with the sign turned, ``-Σ_m (2·p_m[target] - 1)``, and success is
+    every member reading the target first (on every view with ``views``).
+    """
+
+    surrogate: Judge
+    views: bool = False
+
+    def evaluate(self, images: torch.Tensor, targets: torch.Tensor) -> GoalEvaluation:
+        members = _member_votes(self.surrogate, images, self.views)
+        first = members.detach().argmax(dim=-1) == targets  # M×V×B
+        return GoalEvaluation(
+            loss=-sage_loss(members, targets).mean(dim=0),
+            probabilities=members[:, 0].mean(dim=0).detach(),
+            achieved=first.flatten(0, 1).all(dim=0),
         )

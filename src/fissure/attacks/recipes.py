@@ -19,13 +19,14 @@ from fissure.attacks.constraints import (
     SameSpectrum,
     SameValues,
 )
-from fissure.attacks.goals import TargetAbsent
+from fissure.attacks.goals import TargetAbsent, TargetPresent
 from fissure.attacks.search import GradientDescent, RandomSearch
 from fissure.attacks.spaces import LatentPerturbation, PromptExtension
 from fissure.attacks.steps import STEP_RULES, StepName, rule_named
+from fissure.attacks.universal import TokenDescent, TokenSpace, UniversalToken
 from fissure.attacks.word_search import RandomWords, WordSearch
 from fissure.errors import FissureError
-from fissure.judges.base import Judge
+from fissure.judges.base import Judge, label_column
 from fissure.models.generator import (
     Generator,
     GradientMode,
@@ -480,6 +481,50 @@ def check_random_words(
 def _check_words(words: int, candidates: int) -> None:
     _require(words >= 1, f"words (--words) must be at least 1, not {words}")
     _require(candidates >= 1, f"candidates (--candidates) must be at least 1, not {candidates}")
+
+
+def universal_token(
+    generator: Generator,
+    surrogate: Judge,
+    *,
+    target: str | None,
+    iterations: int = 60,
+    batch: int = 8,
+    step: float = 0.01,
+    step_rule: StepName = "l2",
+    gradient: GradientMode = "exact-stored",
+    steps: int = 25,
+    guidance: float = 7.5,
+    absent_below: float = 0.1,
+    views: bool = True,
+) -> UniversalToken:
+    """SAGE's universal token: one embedding appended to every prompt, trained by minibatch
+    descent (``iterations`` steps of ``batch`` (prompt, seed) pairs) so that ``target``
+    appears, or (``target=None``) so that each prompt's own class vanishes."""
+    scheduler_with_steps(generator.scheduler, steps)
+    _check_common(absent_below, batch, guidance, steps)
+    _require(iterations >= 1, f"iterations (--iterations) must be at least 1, not {iterations}")
+    _require(0 < step < math.inf, f"step (--step) must be a positive number, not {step}")
+    _require(
+        step_rule in STEP_RULES,
+        f"step_rule (--step-rule) must be one of {', '.join(STEP_RULES)}, not {step_rule!r}",
+    )
+    _require(
+        gradient in PROMPT_GRADIENTS[:2],
+        f"gradient {gradient!r} cannot train a universal token: use exact-stored or exact",
+    )
+    if target is not None:
+        label_column(surrogate.labels, target)  # an unknown class is one line
+    space = TokenSpace(generator, steps, guidance, gradient, batch)
+    goal = (
+        TargetPresent(surrogate, views) if target is not None
+        else TargetAbsent(surrogate, absent_below, views)
+    )  # fmt: skip
+    vocabulary = generator.text_encoder.get_input_embeddings().weight
+    return UniversalToken(
+        space, goal, (EmbeddingRange.of(vocabulary),),
+        TokenDescent(iterations, batch, step, rule_named(step_rule)), target,
+    )  # fmt: skip
 
 
 ATTACKS: dict[str, Callable[..., Attack]] = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 
+import torch
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -11,10 +13,12 @@ from fissure.attacks.attack import Attack
 from fissure.attacks.search import SearchState
 from fissure.attacks.spaces import Attempt
 from fissure.attacks.targets import names_target
-from fissure.attacks.typicality import typicality
+from fissure.attacks.typicality import Typicality, typicality
+from fissure.attacks.universal import UniversalToken, token_name
 from fissure.attacks.verdicts import Reading, Verifiers, check_verifier_labels, judge_view
 from fissure.digest import weights_digest
 from fissure.errors import FissureError, StoreError
+from fissure.judges.pretrained import ClipJudge
 from fissure.results import AttackWriter, Finding
 
 
@@ -50,6 +54,22 @@ def to_finding(
         clean_shows_target=verdict.clean_shows_target,
         kind=verdict.kind,
         unrelated_class=verdict.unrelated_class,
+        **_typicality_fields(test),
+        delta_linf=round(float(state.variable.abs().max()), 4),
+        delta_l2=round(float(state.variable.norm()), 4),
+        surrogate_before=judge_view(labels, state.probabilities_before, attempt.target),
+        surrogate_after=judge_view(labels, state.probabilities, attempt.target),
+        verifier_before=verdict.before,
+        verifier_after=verdict.after,
+        target_trace=[round(value, 4) for value in state.target_trace],
+        latent_seed=state.latent_seed,
+        **attack.space.finding_fields(attempt, state.prompt),
+    )
+
+
+def _typicality_fields(test: Typicality) -> dict[str, object]:
+    """A finding's ``typical`` and ``typicality`` fields from its latent's tests."""
+    return dict(
         typical=test.typical,
         typicality={
             "squared_norm": round(test.squared_norm, 2),
@@ -61,15 +81,6 @@ def to_finding(
             "neighbour_p": test.neighbour_p,
             "alpha": test.alpha,
         },
-        delta_linf=round(float(state.variable.abs().max()), 4),
-        delta_l2=round(float(state.variable.norm()), 4),
-        surrogate_before=judge_view(labels, state.probabilities_before, attempt.target),
-        surrogate_after=judge_view(labels, state.probabilities, attempt.target),
-        verifier_before=verdict.before,
-        verifier_after=verdict.after,
-        target_trace=[round(value, 4) for value in state.target_trace],
-        latent_seed=state.latent_seed,
-        **attack.space.finding_fields(attempt, state.prompt),
     )
 
 
@@ -196,4 +207,78 @@ def run_attack(
                 bar.update(len(in_flight))
                 bar.set_postfix(verified=verified, failed=failed)
                 todo = todo[len(started) :]
+    return [finding for finding in store.findings() if finding.id in wanted]
+
+
+def run_universal_token(
+    attack: UniversalToken,
+    token: torch.Tensor,
+    attempts: Sequence[Attempt],
+    store: AttackWriter,
+    verifiers: Verifiers,
+    model: str,
+    progress: bool = True,
+) -> list[Finding]:
+    """Judge a trained universal token on ``attempts`` (held-out prompts and seeds): each
+    prompt rendered with and without it, read by the verifiers. ``success``/``verified``:
+    the surrogate/verifiers read the token's target first (untargeted: the prompt's own
+    class is gone); ``clean_shows_target``: the verifiers read the prompt's own class first
+    without the token. Findings already in the store are kept, not redone."""
+    targets = [attack.target] if attack.target else []
+    check_verifier_labels(verifiers.judges, targets + [attempt.target for attempt in attempts])
+    store.bind(**run_settings(attack, verifiers, model))
+    todo = [attempt for attempt in attempts if not store.has(attempt)]
+    wanted = {store.key(attempt) for attempt in attempts}
+    space, labels = attack.space, attack.goal.surrogate.labels
+    name = token_name(attack.target)
+    clip = next((j for j in verifiers.judges.values() if isinstance(j, ClipJudge)), None)
+    with tqdm(
+        total=len(attempts), initial=len(attempts) - len(todo), desc=f"{attack.name} held out",
+        unit="attempt", disable=not progress,
+    ) as bar:  # fmt: skip
+        for begin in range(0, len(todo), space.batch_size):
+            chunk = todo[begin : begin + space.batch_size]
+            started = time.perf_counter()
+            before, after = space.render(chunk, None), space.render(chunk, token)
+            goal_targets = attack.goal_targets(chunk, len(after.images))
+            with torch.no_grad():
+                scored_before = attack.goal.evaluate(before.images, goal_targets)
+                scored_after = attack.goal.evaluate(after.images, goal_targets)
+            prompts = [attempt.prompt for attempt in chunk]
+            cosines = space.text_cosine(prompts, token)
+            clip_scores = [
+                clip.text_similarity(images[: len(chunk)], prompts).tolist() if clip else None
+                for images in (before.images, after.images)
+            ]
+            seconds = (time.perf_counter() - started) / len(chunk)
+            for row, attempt in enumerate(chunk):
+                clean = verifiers.read(before.images[row])
+                target = attack.target or attempt.target
+                if attack.target:
+                    verdict = verifiers.appears(after.images[row], target, clean)
+                else:
+                    verdict = verifiers(before.images[row], after.images[row], target, clean)
+                key = store.key(attempt)
+                finding = Finding(
+                    id=key, attack=attack.name, model=model, prompt=attempt.prompt,
+                    target=target, seed=attempt.seed, iterations=attack.search.iterations,
+                    unet_evals=2 * space.steps, seconds=round(seconds, 2),
+                    success=bool(scored_after.achieved[row]), verified=verdict.verified,
+                    clean_shows_target=verifiers.shows_target(clean, attempt.target),
+                    kind=verdict.kind, unrelated_class=verdict.unrelated_class,
+                    **_typicality_fields(typicality(space.latent(attempt))),
+                    delta_linf=round(float(token.abs().max()), 4),
+                    delta_l2=round(float(token.norm()), 4),
+                    surrogate_before=judge_view(labels, scored_before.probabilities[row], target),
+                    surrogate_after=judge_view(labels, scored_after.probabilities[row], target),
+                    verifier_before=verdict.before, verifier_after=verdict.after,
+                    adversarial_prompt=f"{attempt.prompt} {name}",
+                    token_effect={
+                        "text_cosine": round(cosines[row], 4),
+                        **({"clip_before": round(clip_scores[0][row], 4),
+                            "clip_after": round(clip_scores[1][row], 4)} if clip else {}),
+                    },
+                )  # fmt: skip
+                store.add(finding, before.images[row], after.images[row], token)
+                bar.update()
     return [finding for finding in store.findings() if finding.id in wanted]

@@ -166,3 +166,16 @@ class Verifiers:
             before={n: judge_view(j.labels, clean[n], target) for n, j in self.judges.items()},
             after={n: judge_view(j.labels, attacked[n], target) for n, j in self.judges.items()},
         )
+
+    def appears(self, after: torch.Tensor, target: str, clean: Reading) -> Verdict:
+        """A targeted verdict: every verifier reads ``target`` first in ``after`` (a universal
+        token's success); ``clean_shows_target`` says whether ``clean`` showed it already."""
+        attacked = self.read(after)
+        return Verdict(
+            clean_shows_target=self.shows_target(clean, target),
+            verified=self.shows_target(attacked, target),
+            kind=None,
+            unrelated_class=None,
+            before={n: judge_view(j.labels, clean[n], target) for n, j in self.judges.items()},
+            after={n: judge_view(j.labels, attacked[n], target) for n, j in self.judges.items()},
+        )

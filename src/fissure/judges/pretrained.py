@@ -157,6 +157,7 @@ class ClipJudge(Judge):
         class ties with its namesake, so attacks refuse it as a target of this verifier)."""
         super().__init__(labels, model.config.vision_config.image_size, **preprocessing)
         self.model = model
+        self.tokenizer = tokenizer
         self.prompts = [template.format(plain_label(label)) for label in labels]
         with torch.no_grad():
             tokens = tokenizer(
@@ -186,6 +187,16 @@ class ClipJudge(Judge):
     def similarities(self, images: torch.Tensor) -> torch.Tensor:
         """Cosine similarity ``B×C`` of each image to each label prompt (ATM's CLIP score)."""
         return self.image_features(images) @ self.text_features.T
+
+    @torch.no_grad()
+    def text_similarity(self, images: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+        """Cosine (B) of each image to its text: the CLIP score (Hessel et al., 2021, less
+        its ×2.5 and clipping at 0) of images against the prompts meant to make them."""
+        tokens = self.tokenizer(
+            list(texts), padding="max_length", truncation=True, return_tensors="pt"
+        ).to(self.text_features.device)
+        text = F.normalize(self.model.get_text_features(**tokens).pooler_output, dim=-1)
+        return (self.image_features(images) * text).sum(dim=-1)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         return self.model.logit_scale.exp() * self.similarities(images)

@@ -58,6 +58,10 @@ class Finding:
     ``after`` from the seed's own latent; None for latent attacks."""
     perplexity: dict | None = None
     """Prompt attacks: the language model's perplexity of the clean and adversarial prompts."""
+    token_effect: dict | None = None
+    """Universal tokens: how little the token changes the prompt (``text_cosine``, of the
+    text encoder's pooled embeddings with and without it) and the CLIP score of the
+    images before and after against the prompt (``clip_before``, ``clip_after``)."""
 
     @property
     def verified_failure(self) -> bool:
