@@ -32,7 +32,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from common import fisher_greater, machine, publish, spread_classes
+from common import (
+    BUDGET_GRID,
+    Outcome,
+    asr_within,
+    fisher_greater,
+    machine,
+    plot,
+    publish,
+    spread_classes,
+)
 
 from fissure.attacks import ATTACKS, Verifiers, class_attempts, run_attack
 from fissure.attacks.recipes import MEASURED_SETTINGS, sage_latent_budget, sage_latent_settings
@@ -43,9 +52,7 @@ from fissure.judges import load_judge
 from fissure.models import Generator
 from fissure.models.generator import evaluation_cost
 from fissure.models.loading import model_label
-from fissure.results import Finding, ResultsStore
-
-BUDGET_GRID = (250, 500, 1000, 2000)
+from fissure.results import ResultsStore
 
 
 @dataclass
@@ -85,42 +92,6 @@ def _parse(item: str) -> tuple[str, object]:
     return key, value
 
 
-def asr_within(findings: list[Finding], budget: float) -> float:
-    """Verified failures within ``budget`` UNet evaluations, over the attacked attempts."""
-    attacked = [f for f in findings if f.clean_shows_target]
-    hits = sum(f.verified_failure and f.unet_evals <= budget for f in attacked)
-    return hits / len(attacked) if attacked else 0.0
-
-
-@dataclass
-class Outcome:
-    label: str
-    findings: list[Finding]
-    batch_size: int
-
-    @property
-    def attacked(self) -> list[Finding]:
-        return [f for f in self.findings if f.clean_shows_target]
-
-    @property
-    def verified(self) -> list[Finding]:
-        return [f for f in self.attacked if f.verified_failure]
-
-    @property
-    def evals(self) -> int:
-        return sum(f.unet_evals for f in self.findings)
-
-    @property
-    def hours(self) -> float:
-        return sum(f.seconds for f in self.findings) / self.batch_size / 3600
-
-    def per_thousand(self) -> float:
-        return 1000 * len(self.verified) / self.evals
-
-    def per_hour(self) -> float:
-        return len(self.verified) / self.hours
-
-
 def table(outcomes: list[Outcome], budget: int) -> list[str]:
     randoms = [o for o in outcomes if o.label.startswith("random")]
     baseline = max(randoms, key=lambda o: len(o.verified), default=None)
@@ -149,26 +120,6 @@ def table(outcomes: list[Outcome], budget: int) -> list[str]:
             f"| {compare} |"
         )
     return rows
-
-
-def plot(outcomes: list[Outcome], budget: int, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    grid = [*range(0, budget, max(1, budget // 100)), budget]
-    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for o in outcomes:
-        axes.plot(grid, [100 * asr_within(o.findings, b) for b in grid], label=o.label)
-    axes.set_xlabel("UNet evaluations per attempt (budget)")
-    axes.set_ylabel("verified attack success (% of attacked)")
-    axes.set_title(title, fontsize=9)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
 
 
 def main() -> None:

@@ -14,8 +14,11 @@ from pathlib import Path
 import torch
 
 import fissure.console  # noqa: F401  (keeps library chatter off before transformers loads)
+from fissure.results import Finding
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+BUDGET_GRID = (250, 500, 1000, 2000)
+"""The budgets (UNet evaluations an attempt) at which attack benchmarks give the ASR."""
 
 
 def machine(threads: int | None = None, device: str = "cpu") -> str:
@@ -129,3 +132,59 @@ def fisher_greater(hits_a: int, total_a: int, hits_b: int, total_b: int) -> floa
         return math.comb(hits, a) * math.comb(total - hits, total_a - a) / math.comb(total, total_a)
 
     return min(1.0, sum(probability(a) for a in range(hits_a, min(hits, total_a) + 1)))
+
+
+def asr_within(findings: list[Finding], budget: float) -> float:
+    """Verified failures within ``budget`` UNet evaluations, over the attacked attempts."""
+    attacked = [f for f in findings if f.clean_shows_target]
+    hits = sum(f.verified_failure and f.unet_evals <= budget for f in attacked)
+    return hits / len(attacked) if attacked else 0.0
+
+
+@dataclasses.dataclass
+class Outcome:
+    label: str
+    findings: list[Finding]
+    batch_size: int
+
+    @property
+    def attacked(self) -> list[Finding]:
+        return [f for f in self.findings if f.clean_shows_target]
+
+    @property
+    def verified(self) -> list[Finding]:
+        return [f for f in self.attacked if f.verified_failure]
+
+    @property
+    def evals(self) -> int:
+        return sum(f.unet_evals for f in self.findings)
+
+    @property
+    def hours(self) -> float:
+        return sum(f.seconds for f in self.findings) / self.batch_size / 3600
+
+    def per_thousand(self) -> float:
+        return 1000 * len(self.verified) / self.evals
+
+    def per_hour(self) -> float:
+        return len(self.verified) / self.hours
+
+
+def plot(outcomes: list[Outcome], budget: int, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = [*range(0, budget, max(1, budget // 100)), budget]
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for o in outcomes:
+        axes.plot(grid, [100 * asr_within(o.findings, b) for b in grid], label=o.label)
+    axes.set_xlabel("UNet evaluations per attempt (budget)")
+    axes.set_ylabel("verified attack success (% of attacked)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)

@@ -23,7 +23,7 @@ from fissure.attacks.goals import TargetAbsent, TargetPresent
 from fissure.attacks.search import GradientDescent, RandomSearch
 from fissure.attacks.spaces import LatentPerturbation, PromptExtension
 from fissure.attacks.steps import STEP_RULES, StepName, rule_named
-from fissure.attacks.universal import TokenDescent, TokenSpace, UniversalToken
+from fissure.attacks.universal import TokenDescent, TokenSpace, UniversalToken, attack_name
 from fissure.attacks.word_search import RandomWords, WordSearch
 from fissure.errors import FissureError
 from fissure.judges.base import Judge, label_column
@@ -524,6 +524,7 @@ def universal_token(
     return UniversalToken(
         space, goal, (EmbeddingRange.of(vocabulary),),
         TokenDescent(iterations, batch, step, rule_named(step_rule)), target,
+        attack_name(target),
     )  # fmt: skip
 
 

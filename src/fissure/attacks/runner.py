@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -14,12 +15,17 @@ from fissure.attacks.search import SearchState
 from fissure.attacks.spaces import Attempt
 from fissure.attacks.targets import names_target
 from fissure.attacks.typicality import Typicality, typicality
-from fissure.attacks.universal import UniversalToken, token_name
+from fissure.attacks.universal import (
+    UniversalToken,
+    save_textual_inversion,
+    split_prompts,
+    token_name,
+)
 from fissure.attacks.verdicts import Reading, Verifiers, check_verifier_labels, judge_view
 from fissure.digest import weights_digest
 from fissure.errors import FissureError, StoreError
 from fissure.judges.pretrained import ClipJudge
-from fissure.results import AttackWriter, Finding
+from fissure.results import AttackWriter, Finding, ResultsStore
 
 
 def to_finding(
@@ -282,3 +288,38 @@ def run_universal_token(
                 store.add(finding, before.images[row], after.images[row], token)
                 bar.update()
     return [finding for finding in store.findings() if finding.id in wanted]
+
+
+def train_universal_token(
+    attack: UniversalToken,
+    held_out: int,
+    training_seeds: Sequence[int],
+    seeds: Sequence[int],
+    folder: Path,
+    verifiers: Verifiers,
+    model: str,
+    progress: bool = True,
+) -> tuple[torch.Tensor, list[Finding]]:
+    """Train ``attack``'s token on the prompts of all but ``held_out`` classes at
+    ``training_seeds`` (resuming in ``folder``), save it as ``folder/<attack name>.safetensors``
+    for diffusers, and judge it on the held-out classes' prompts at ``seeds`` into the
+    results store at ``folder``. Returns the token and its findings."""
+    labels = attack.goal.surrogate.labels
+    if not 1 <= held_out < len(labels) - 1:
+        raise FissureError(f"held out classes must leave some to train on: 1 to {len(labels) - 2}")
+    if set(training_seeds) & set(seeds):
+        raise FissureError("the held-out seeds must not be training seeds")
+    split = split_prompts(labels, attack.target, held_out)
+    settings = {
+        **attack.settings(), "training_seeds": list(training_seeds), "held_out_classes": held_out,
+    }  # fmt: skip
+    with ResultsStore(folder) as store, store.campaign(attack.name) as campaign:
+        writer = campaign.attack(model, attack.name, settings)
+        training = split.attempts(split.training, training_seeds, labels)
+        token = attack.train(training, folder / "tokens" / attack.name, progress)
+        save_textual_inversion(
+            token, token_name(attack.target), folder / f"{attack.name}.safetensors"
+        )
+        tested = split.attempts(split.held_out, seeds, labels)
+        findings = run_universal_token(attack, token, tested, writer, verifiers, model, progress)
+    return token, findings

@@ -37,7 +37,12 @@ CHECKPOINT = "token.pt"
 
 def token_name(target: str | None) -> str:
     """The token's text in prompts: ``<fissure-red-apple>``, or ``<fissure-vanish>`` untargeted."""
-    return f"<fissure-{(target or 'vanish').replace(' ', '-')}>"
+    return f"<fissure-{attack_name(target).removeprefix('universal-token-')}>"
+
+
+def attack_name(target: str | None) -> str:
+    """The attack's name in the results store: one per target, ``universal-token-red-apple``."""
+    return f"universal-token-{(target or 'vanish').replace(' ', '-')}"
 
 
 def _held_out(label: str) -> float:

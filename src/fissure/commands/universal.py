@@ -64,8 +64,8 @@ def universal_token(
     a textual-inversion file for diffusers' load_textual_inversion."""
     from fissure.attacks import Verifiers
     from fissure.attacks.recipes import universal_token as recipe
-    from fissure.attacks.runner import run_universal_token
-    from fissure.attacks.universal import save_textual_inversion, split_prompts, token_name
+    from fissure.attacks.runner import train_universal_token
+    from fissure.attacks.universal import token_name
     from fissure.campaign.config import DEFAULT_SURROGATE, DEFAULT_VERIFIERS
     from fissure.campaign.worker import (
         check_verifiers_outside_the_loss,
@@ -83,8 +83,6 @@ def universal_token(
     if (target is None) == (not untargeted):
         raise FissureError("give --target CLASS, or --untargeted, not both or neither")
     training, tested_seeds = parse_seeds(training_seeds), parse_seeds(seeds)
-    if set(training) & set(tested_seeds):
-        raise FissureError("--seeds must be held out: none of them may be a --training-seeds seed")
     surrogate_names = list(dict.fromkeys(judge or DEFAULT_SURROGATE))
     verifier_names = list(dict.fromkeys(verifier or DEFAULT_VERIFIERS))
     check_verifiers_outside_the_loss(surrogate_names, verifier_names)
@@ -98,26 +96,14 @@ def universal_token(
         step_rule=step_rule, steps=steps, guidance=guidance, absent_below=absent_below,
         views=views,
     )  # fmt: skip
-    if not 1 <= held_out < len(labels) - 1:
-        raise FissureError(f"--held-out must leave classes to train on: 1 to {len(labels) - 2}")
     name = token_name(target)
-    attack.name = f"universal-token{name.removeprefix('<fissure').removesuffix('>')}"
     verifiers = Verifiers(load_verifiers(verifier_names, labels, device), absent_below)
-    split = split_prompts(labels, target, held_out)
-    label = model_label(model)
-    settings = {**attack.settings(), "training_seeds": training, "held_out_classes": held_out}
-    with ResultsStore(out) as store, store.campaign(attack.name) as campaign:
-        writer = campaign.attack(label, attack.name, settings)
-        token = attack.train(
-            split.attempts(split.training, training, labels), out / "tokens" / attack.name
-        )
-        inversion = out / f"{attack.name}.safetensors"
-        save_textual_inversion(token, name, inversion)
-        findings = run_universal_token(
-            attack, token, split.attempts(split.held_out, tested_seeds, labels), writer,
-            verifiers, label,
-        )  # fmt: skip
+    _, findings = train_universal_token(
+        attack, held_out, training, tested_seeds, out, verifiers, model_label(model)
+    )
+    with ResultsStore(out) as store:
         page = write_findings_page(store, f"{attack.name} on {model}", attack.name)
+    inversion = out / f"{attack.name}.safetensors"
     _print_outcome(findings, name, inversion, page)
 
 
