@@ -37,7 +37,7 @@ from common import (
 )
 
 from fissure.attacks import ATTACKS, Verifiers, class_attempts, run_attack
-from fissure.attacks.recipes import PROMPT_SETTINGS, sage_prompt_budget
+from fissure.attacks.recipes import recipe_defaults, sage_prompt, sage_prompt_budget
 from fissure.campaign.config import DEFAULT_VERIFIERS
 from fissure.console import quiet_libraries
 from fissure.generate import parse_seeds
@@ -127,7 +127,9 @@ def main() -> None:
         outcomes.append(Outcome(name, findings, args.batch_size))
         print(table(outcomes, budget)[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)
 
-    settings = ", ".join(f"{key} {value}" for key, value in PROMPT_SETTINGS.items())
+    searched = ("words", "iterations", "step", "step_rule", "candidates", "rescored", "gradient")
+    defaults = recipe_defaults(sage_prompt)
+    settings = ", ".join(f"{key} {defaults[key]}" for key in searched)
     title = f"{args.model}, {len(chosen)} classes × seeds {args.seeds}, budget {budget} evaluations"
     if not args.no_write:
         plot(outcomes, budget, args.plot, title)

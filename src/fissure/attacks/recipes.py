@@ -285,11 +285,6 @@ def _check_common(absent_below: float, batch_size: int, guidance: float, steps: 
     _require(batch_size >= 1, f"batch_size (--batch-size) must be at least 1, not {batch_size}")
 
 
-#: SAGE's prompt search as measured on emoji-sd: words, gradient steps per word, step size,
-#: the language model's candidates per word and how many of them are rendered.
-PROMPT_SETTINGS: dict[str, object] = dict(
-    words=3, iterations=4, step=0.01, candidates=50, rescored=4
-)
 #: The Generator's gradient modes that reach the prompt's token embeddings.
 PROMPT_GRADIENTS = ("exact-stored", "exact", "last-k")
 
@@ -393,7 +388,7 @@ def _excluded_words(surrogate: Judge, allowed: bool) -> frozenset[str]:
 def sage_prompt_budget(steps: int, **given: object) -> int:
     """The most UNet evaluations :func:`sage_prompt` spends on one attempt: the clean image,
     then per word its gradient renderings and its rendered candidates (rounded up)."""
-    search = {**PROMPT_SETTINGS, "gradient": "exact-stored", "k": 2, **given}
+    search = {**recipe_defaults(sage_prompt), **given}
     cost = evaluation_cost(search["gradient"], search["k"], steps).total
     per_word = (search["iterations"] + 1) * cost + search["rescored"] * steps
     return math.ceil(steps + search["words"] * per_word)
@@ -543,11 +538,16 @@ OPTION_CHECKS: dict[str, Callable[..., None]] = {
 }
 
 
+def recipe_defaults(recipe: Callable[..., object]) -> dict[str, object]:
+    """A recipe's options (its keyword-only parameters) and their defaults."""
+    parameters = inspect.signature(recipe).parameters.values()
+    return {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY}
+
+
 def check_options(name: str, options: Mapping[str, object]) -> None:
     """Refuse bad options of the attack ``name`` before any model loads; the recipe's
     defaults stand in for options not given."""
-    parameters = inspect.signature(ATTACKS[name]).parameters.values()
-    defaults = {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY}
+    defaults = recipe_defaults(ATTACKS[name])
     unknown = sorted(set(options) - set(defaults))
     _require(
         not unknown, f"{name} has no option {', '.join(unknown)}: it takes {', '.join(defaults)}"

@@ -76,6 +76,11 @@ def print_summary(findings: list) -> None:
             f"{s.kinds.get('distorted', 0)} / {s.kinds.get('unrelated', 0)}"
         ),
         "typical (of verified)": lambda s: f"{s.typical} / {s.verified}",
+        "median perplexity, found / clean (verified)": lambda s: (
+            "-"
+            if s.median_perplexity_verified is None
+            else "{:.1f} / {:.1f}".format(*s.median_perplexity_verified)
+        ),
     }
     for name, cell in rows.items():
         table.add_row(name, *(cell(s) for s in summaries))

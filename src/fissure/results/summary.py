@@ -33,6 +33,9 @@ class Summary:
     typical: int
     mean_iterations: float
     median_unet_evals_verified: float | None
+    median_perplexity_verified: tuple[float, float] | None = None
+    """Prompt attacks: the median perplexity of the verified prompts found, and of their
+    clean prompts."""
 
     @property
     def verified_asr(self) -> float | None:
@@ -64,6 +67,17 @@ def summarize(findings: Sequence[Finding]) -> list[Summary]:
                 median_unet_evals_verified=(
                     statistics.median(f.unet_evals for f in verified) if verified else None
                 ),
+                median_perplexity_verified=_median_perplexity(verified),
             )
         )
     return summaries
+
+
+def _median_perplexity(verified: Sequence[Finding]) -> tuple[float, float] | None:
+    scored = [f.perplexity for f in verified if f.perplexity]
+    if not scored:
+        return None
+    return (
+        statistics.median(p["adversarial"] for p in scored),
+        statistics.median(p["clean"] for p in scored),
+    )
