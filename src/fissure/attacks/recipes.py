@@ -381,6 +381,32 @@ def random_words(
     )
 
 
+def check_universal_token(
+    *,
+    iterations: int,
+    batch: int,
+    step: float,
+    step_rule: str,
+    gradient: str,
+    steps: int,
+    guidance: float,
+    absent_below: float,
+    **_: object,
+) -> None:
+    """:func:`universal_token`'s checks that need no model."""
+    _check_common(absent_below, batch, guidance, steps)
+    _require(iterations >= 1, f"iterations (--iterations) must be at least 1, not {iterations}")
+    _require(0 < step < math.inf, f"step (--step) must be a positive number, not {step}")
+    _require(
+        step_rule in STEP_RULES,
+        f"step_rule (--step-rule) must be one of {', '.join(STEP_RULES)}, not {step_rule!r}",
+    )
+    _require(
+        gradient in PROMPT_GRADIENTS[:2],
+        f"gradient {gradient!r} cannot train a universal token: use exact-stored or exact",
+    )
+
+
 def _excluded_words(surrogate: Judge, allowed: bool) -> frozenset[str]:
     return frozenset() if allowed else targets.class_words(surrogate.labels)
 
@@ -497,17 +523,10 @@ def universal_token(
     descent (``iterations`` steps of ``batch`` (prompt, seed) pairs) so that ``target``
     appears, or (``target=None``) so that each prompt's own class vanishes."""
     scheduler_with_steps(generator.scheduler, steps)
-    _check_common(absent_below, batch, guidance, steps)
-    _require(iterations >= 1, f"iterations (--iterations) must be at least 1, not {iterations}")
-    _require(0 < step < math.inf, f"step (--step) must be a positive number, not {step}")
-    _require(
-        step_rule in STEP_RULES,
-        f"step_rule (--step-rule) must be one of {', '.join(STEP_RULES)}, not {step_rule!r}",
-    )
-    _require(
-        gradient in PROMPT_GRADIENTS[:2],
-        f"gradient {gradient!r} cannot train a universal token: use exact-stored or exact",
-    )
+    check_universal_token(
+        iterations=iterations, batch=batch, step=step, step_rule=step_rule, gradient=gradient,
+        steps=steps, guidance=guidance, absent_below=absent_below,
+    )  # fmt: skip
     if target is not None:
         label_column(surrogate.labels, target)  # an unknown class is one line
     space = TokenSpace(generator, steps, guidance, gradient, batch)

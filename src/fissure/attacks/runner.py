@@ -44,6 +44,7 @@ def to_finding(
     attempt = state.attempt
     verdict = verifiers(state.images_before, state.images, attempt.target, clean)
     test = typicality(attack.space.latent(state.start, state.variable))
+    extra = attack.space.finding_fields(attempt, state.prompt)  # the space's own fields
     labels = attack.goal.surrogate.labels
     return Finding(
         id=key,
@@ -61,15 +62,15 @@ def to_finding(
         kind=verdict.kind,
         unrelated_class=verdict.unrelated_class,
         **_typicality_fields(test),
-        delta_linf=round(float(state.variable.abs().max()), 4),
-        delta_l2=round(float(state.variable.norm()), 4),
+        delta_linf=extra.pop("delta_linf", round(float(state.variable.abs().max()), 4)),
+        delta_l2=extra.pop("delta_l2", round(float(state.variable.norm()), 4)),
         surrogate_before=judge_view(labels, state.probabilities_before, attempt.target),
         surrogate_after=judge_view(labels, state.probabilities, attempt.target),
         verifier_before=verdict.before,
         verifier_after=verdict.after,
         target_trace=[round(value, 4) for value in state.target_trace],
         latent_seed=state.latent_seed,
-        **attack.space.finding_fields(attempt, state.prompt),
+        **extra,
     )
 
 
@@ -246,7 +247,7 @@ def run_universal_token(
             chunk = todo[begin : begin + space.batch_size]
             started = time.perf_counter()
             before, after = space.render(chunk, None), space.render(chunk, token)
-            goal_targets = attack.goal_targets(chunk, len(after.images))
+            goal_targets = attack.goal_targets(chunk, after.images)
             with torch.no_grad():
                 scored_before = attack.goal.evaluate(before.images, goal_targets)
                 scored_after = attack.goal.evaluate(after.images, goal_targets)
@@ -311,12 +312,13 @@ def train_universal_token(
         raise FissureError("the held-out seeds must not be training seeds")
     split = split_prompts(labels, attack.target, held_out)
     settings = {
-        **attack.settings(), "training_seeds": list(training_seeds), "held_out_classes": held_out,
+        **attack.settings(), "model": model, "training_seeds": list(training_seeds),
+        "held_out_classes": held_out,
     }  # fmt: skip
     with ResultsStore(folder) as store, store.campaign(attack.name) as campaign:
         writer = campaign.attack(model, attack.name, settings)
         training = split.attempts(split.training, training_seeds, labels)
-        token = attack.train(training, folder / "tokens" / attack.name, progress)
+        token = attack.train(training, folder / "tokens" / attack.name, progress, settings)
         save_textual_inversion(
             token, token_name(attack.target), folder / f"{attack.name}.safetensors"
         )

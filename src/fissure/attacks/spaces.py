@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -243,11 +244,11 @@ class PromptExtension:
         return PromptStart(attempt, self.generator.initial_latents([attempt.seed]).float())
 
     def origin(self, start: PromptStart) -> torch.Tensor:
-        """Where the free tokens start: each at the mean embedding of the vocabulary's words."""
-        return self.mean_word.expand(self.free_tokens, -1).clone()
+        """Where the free tokens start: each at the mean of the vocabulary's embeddings."""
+        return self.mean_embedding.expand(self.free_tokens, -1).clone()
 
-    @property
-    def mean_word(self) -> torch.Tensor:
+    @cached_property
+    def mean_embedding(self) -> torch.Tensor:
         return self.vocabulary.detach().float().mean(dim=0, keepdim=True)
 
     def latent(self, start: PromptStart, variable: torch.Tensor) -> torch.Tensor:
@@ -310,6 +311,8 @@ class PromptExtension:
         prompt = prompt or attempt.prompt
         clean_perplexity, perplexity = self.language.perplexities([attempt.prompt, prompt])
         return dict(
+            delta_linf=None,  # the latent is the seed's; the free tokens steered, nothing more
+            delta_l2=None,
             adversarial_prompt=prompt,
             perplexity={"clean": round(clean_perplexity, 3), "adversarial": round(perplexity, 3)},
         )

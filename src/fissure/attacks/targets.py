@@ -39,9 +39,10 @@ def _mention(name: str) -> re.Pattern[str]:
 
 
 def class_words(labels: Sequence[str]) -> frozenset[str]:
-    """Every word of every name of ``labels``: a prompt search that may add none of them
-    cannot remove a class by asking for another."""
-    return frozenset(word for label in labels for name in _names(label) for word in name.split())
+    """The words that name a class of ``labels``: each one-word name, and the last word
+    (the noun) of longer ones ("apple" of "red apple", not "red"). A prompt search that
+    adds none of them cannot remove a class by asking for another."""
+    return frozenset(name.split()[-1] for label in labels for name in _names(label))
 
 
 def names_target(prompt: str, label: str) -> bool:

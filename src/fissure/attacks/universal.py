@@ -12,6 +12,7 @@ diffusers loads (``pipeline.load_textual_inversion``).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from fissure.attacks.spaces import Attempt, Rendering
 from fissure.attacks.steps import NormalisedStep, StepRule
 from fissure.attacks.targets import class_phrase
 from fissure.digest import weights_digest
+from fissure.errors import FissureError
 from fissure.models.generator import FreeTokens, Generator, GradientMode
 from fissure.world.captions import TEMPLATES
 from fissure.zoo.training_loop import step_generator
@@ -145,12 +147,14 @@ class TokenSpace:
     def text_cosine(self, prompts: Sequence[str], token: torch.Tensor) -> list[float]:
         """How little the token changes each prompt's meaning to the text encoder: the cosine
         of its pooled embedding (the final state at the end token) with and without it."""
-        pooled = []
+        pooled, rows = [], torch.arange(len(prompts))
         for tokens in (None, self._tokens(token)):
             encoded = self.generator.encode(list(prompts), tokens)
-            end = self.generator.tokenizer.eos_token_id
-            position = (encoded.input_ids == end).int().argmax(dim=1)
-            rows = torch.arange(len(prompts))
+            if tokens is None:  # the first end token (pads may repeat it)
+                end = self.generator.tokenizer.eos_token_id
+                position = (encoded.input_ids == end).int().argmax(dim=1)
+            else:  # right after the token, whose slot holds the unknown id (often the end's)
+                position = encoded.free_positions[:, -1] + 1
             pooled.append(encoded.prompt_embeds[rows, position.to(encoded.prompt_embeds.device)])
         return torch.cosine_similarity(pooled[0].float(), pooled[1].float(), dim=-1).tolist()
 
@@ -201,25 +205,46 @@ class UniversalToken:
             **self.search.settings(),
         )
 
-    def goal_targets(self, attempts: Sequence[Attempt], rows: int) -> torch.Tensor:
-        """Each row's class for the goal: the token's target, or the attempt's own class."""
+    def goal_targets(self, attempts: Sequence[Attempt], images: torch.Tensor) -> torch.Tensor:
+        """Each row's class for the goal (the token's target, or the attempt's own class),
+        padded like ``images``' rows, on their device."""
         if self.target is not None:
             indices = [self.goal.surrogate.labels.index(self.target)] * len(attempts)
         else:
             indices = [attempt.target_index for attempt in attempts]
-        return torch.tensor(indices + indices[-1:] * (rows - len(indices)))
+        indices += indices[-1:] * (len(images) - len(indices))
+        return torch.tensor(indices, device=images.device)
 
     def train(
-        self, attempts: Sequence[Attempt], folder: Path, progress: bool = True
+        self,
+        attempts: Sequence[Attempt],
+        folder: Path,
+        progress: bool = True,
+        record: dict[str, object] | None = None,
     ) -> torch.Tensor:
         """The token (1×D) after ``search.iterations`` minibatch steps over ``attempts``,
-        resumed from ``folder``'s checkpoint (written after every step) if there is one."""
+        resumed from ``folder``'s checkpoint (written after every step) if there is one.
+
+        ``record``: what else the training depends on (the model, the training seeds); a
+        checkpoint made with other settings or attempts is refused, not resumed.
+        """
         checkpoint = folder / CHECKPOINT
-        state = (
-            torch.load(checkpoint)
-            if checkpoint.is_file()
-            else {"token": self.space.origin(), "memory": {}, "iteration": 0, "losses": []}
-        )
+        made_with = json.loads(json.dumps({
+            **self.settings(), **(record or {}),
+            "attempts": hashlib.sha256(repr(list(attempts)).encode()).hexdigest()[:16],
+        }))  # fmt: skip
+        state = {"token": self.space.origin(), "memory": {}, "iteration": 0, "losses": []}
+        if checkpoint.is_file():
+            state = torch.load(checkpoint, map_location=self.space.origin().device)
+            changed = sorted(
+                key for key in made_with.keys() | state["made_with"].keys()
+                if made_with.get(key) != state["made_with"].get(key)
+            )  # fmt: skip
+            if changed:
+                raise FissureError(
+                    f"{folder} holds a token trained with other settings ({', '.join(changed)}): "
+                    "give another --out, or remove it to train again"
+                )
         token, memory = state["token"], state["memory"]
         with tqdm(
             total=self.search.iterations, initial=state["iteration"], desc=f"{self.name} training",
@@ -230,14 +255,15 @@ class UniversalToken:
                 variable = token.clone().requires_grad_(True)
                 rendering = self.space.render(batch, variable, differentiable=True)
                 evaluation = self.goal.evaluate(
-                    rendering.images, self.goal_targets(batch, len(rendering.images))
+                    rendering.images, self.goal_targets(batch, rendering.images)
                 )
                 loss = evaluation.loss[: len(batch)].mean()
                 (gradient,) = torch.autograd.grad(loss, variable)
                 moved = token - self.search.step * self.search.rule.move(gradient, memory)
                 token = project_all(self.constraints, moved, token).detach()
                 state = {"token": token, "memory": memory, "iteration": iteration + 1,
-                         "losses": [*state["losses"], float(loss.detach())]}  # fmt: skip
+                         "losses": [*state["losses"], float(loss.detach())],
+                         "made_with": made_with}  # fmt: skip
                 folder.mkdir(parents=True, exist_ok=True)
                 with atomic_write(checkpoint) as partial:
                     torch.save(state, partial)

@@ -24,9 +24,11 @@ from fissure.attacks.spaces import PromptExtension, Rendering
 from fissure.attacks.steps import NormalisedStep, StepRule
 
 
-def _targets(states: Sequence[SearchState], rows: int) -> torch.Tensor:
+def _targets(states: Sequence[SearchState], images: torch.Tensor) -> torch.Tensor:
+    """The states' target indices, padded like ``images``' rows, on their device."""
     targets = [state.attempt.target_index for state in states]
-    return torch.tensor(targets + targets[-1:] * (rows - len(targets)))
+    targets += targets[-1:] * (len(images) - len(targets))
+    return torch.tensor(targets, device=images.device)
 
 
 def _render_prompts(
@@ -42,7 +44,7 @@ def _render_prompts(
         chunk = slice(begin, begin + space.batch_size)
         starts = [state.start for state in states[chunk]]
         rendering = space.render(starts, prompts[chunk])
-        evaluation = goal.evaluate(rendering.images, _targets(states[chunk], len(rendering.images)))
+        evaluation = goal.evaluate(rendering.images, _targets(states[chunk], rendering.images))
         rows += [(rendering, evaluation, row) for row in range(len(starts))]
     return rows
 
@@ -118,7 +120,7 @@ class WordSearch(SearchMethod):
         free = torch.stack([state.variable for state in states]).requires_grad_(True)
         prompts = [state.prompt for state in states]
         rendering = space.render([state.start for state in states], prompts, free, True)
-        evaluation = goal.evaluate(rendering.images, _targets(states, len(rendering.images)))
+        evaluation = goal.evaluate(rendering.images, _targets(states, rendering.images))
         (gradient,) = torch.autograd.grad(evaluation.loss[: len(states)].sum(), free)
         for row, state in enumerate(states):
             state.unet_evals += rendering.unet_evals + rendering.backward_evals
@@ -140,8 +142,8 @@ class WordSearch(SearchMethod):
         words = space.candidates(state.prompt, self.candidates)
         if not words:
             return []
-        table = space.vocabulary.detach().float()
-        embeddings = table[torch.tensor([index for _, index in words])]
+        rows = torch.tensor([index for _, index in words], device=space.vocabulary.device)
+        embeddings = space.vocabulary.detach()[rows].float()
         scores = (embeddings - state.variable[0]) @ gradient
         best = scores.argsort()[: self.rescored].tolist()
         return [words[i][0] for i in best]
@@ -177,9 +179,9 @@ class WordSearch(SearchMethod):
             state.variable = torch.cat([state.variable[1:], space.origin(state.start)[:1]])
 
 
-def word_seed(seed: int, index: int) -> int:
-    """The seed of the ``index``-th random word drawn for an attempt of seed ``seed``."""
-    digest = hashlib.sha256(f"fissure-random-word:{seed}:{index}".encode()).digest()
+def word_seed(seed: int, attempt: int, word: int) -> int:
+    """The seed of the ``word``-th random word of the ``attempt``-th try for seed ``seed``."""
+    digest = hashlib.sha256(f"fissure-random-word:{seed}:{attempt}:{word}".encode()).digest()
     return int.from_bytes(digest[:7], "big")
 
 
@@ -208,9 +210,7 @@ class RandomWords(SearchMethod):
             words = space.candidates(prompt, self.candidates)
             if not words:
                 break
-            generator = torch.Generator().manual_seed(
-                word_seed(state.attempt.seed, 8 * index + count)
-            )
+            generator = torch.Generator().manual_seed(word_seed(state.attempt.seed, index, count))
             pick = int(torch.randint(len(words), (1,), generator=generator))
             prompt = f"{prompt} {words[pick][0]}"
         return prompt
@@ -225,14 +225,16 @@ class RandomWords(SearchMethod):
         screen: Screen | None = None,
     ) -> None:
         new = [state for state in active if state.prompt is None]
+        trying = [state for state in active if state.prompt is not None and not state.done]
         if new:
             _start(new, space, goal, screen)
-        trying = [state for state in active if state not in new and not state.done]
         for state in trying:
             state.iterations += 1
         prompts = [self._random_prompt(space, state) for state in trying]
+        cost = space.steps  # until a try is rendered: the sampler's steps
         if trying:
             scored = _render_prompts(trying, prompts, space, goal)
+            cost = scored[0][0].unet_evals
             for state, prompt, (rendering, evaluation, row) in zip(
                 trying, prompts, scored, strict=True
             ):
@@ -241,5 +243,4 @@ class RandomWords(SearchMethod):
                 state.visit(rendering.images, evaluation, row)
                 state.done = state.achieved
         for state in active:
-            cost = space.steps  # a try renders one prompt
             state.done = state.done or state.unet_evals + cost > self.budget

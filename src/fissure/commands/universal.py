@@ -63,6 +63,7 @@ def universal_token(
     vanishes), then judged by the verifiers on held-out classes and seeds. Saves the token as
     a textual-inversion file for diffusers' load_textual_inversion."""
     from fissure.attacks import Verifiers
+    from fissure.attacks.recipes import check_universal_token
     from fissure.attacks.recipes import universal_token as recipe
     from fissure.attacks.runner import train_universal_token
     from fissure.attacks.universal import token_name
@@ -83,6 +84,9 @@ def universal_token(
     if (target is None) == (not untargeted):
         raise FissureError("give --target CLASS, or --untargeted, not both or neither")
     training, tested_seeds = parse_seeds(training_seeds), parse_seeds(seeds)
+    options = dict(iterations=iterations, batch=batch, step=step, step_rule=step_rule,
+                   steps=steps, guidance=guidance, absent_below=absent_below, views=views)  # fmt: skip
+    check_universal_token(gradient="exact-stored", **options)  # before the model loads
     surrogate_names = list(dict.fromkeys(judge or DEFAULT_SURROGATE))
     verifier_names = list(dict.fromkeys(verifier or DEFAULT_VERIFIERS))
     check_verifiers_outside_the_loss(surrogate_names, verifier_names)
@@ -91,11 +95,7 @@ def universal_token(
     generator = Generator.from_pretrained(model, device=device, dtype=dtype)
     surrogate = load_surrogate(surrogate_names, device)
     labels = surrogate.labels
-    attack = recipe(
-        generator, surrogate, target=target, iterations=iterations, batch=batch, step=step,
-        step_rule=step_rule, steps=steps, guidance=guidance, absent_below=absent_below,
-        views=views,
-    )  # fmt: skip
+    attack = recipe(generator, surrogate, target=target, **options)
     name = token_name(target)
     verifiers = Verifiers(load_verifiers(verifier_names, labels, device), absent_below)
     _, findings = train_universal_token(

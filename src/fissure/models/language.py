@@ -80,14 +80,23 @@ class LanguageModel:
         return next(self.model.parameters()).device
 
     def token_ids(self, text: str) -> list[int]:
-        """``text``'s tokens after a start token (the tokenizer's, or its end token as GPT-2
-        uses it), with an end token only where the tokenizer adds one."""
+        """``text``'s tokens between a start token (the tokenizer's, or its end token as GPT-2
+        uses it) and an end token."""
         ids = self.tokenizer(text).input_ids
         start = self.tokenizer.bos_token_id
         if start is None:
             start = self.tokenizer.eos_token_id
         if start is not None and (not ids or ids[0] != start):
             ids = [start, *ids]
+        end = self.tokenizer.eos_token_id
+        if end is not None and (len(ids) == 1 or ids[-1] != end):
+            ids = [*ids, end]  # a text ends: its perplexity counts that, whatever the tokenizer
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is not None and len(ids) > limit:
+            raise FissureError(
+                f"{text[:40]!r}... is {len(ids)} tokens long, but the language model "
+                f"{self.source} reads at most {limit}: shorten it"
+            )
         return ids
 
     def _forward(self, ids: list[int], **options: bool):
@@ -109,10 +118,7 @@ class LanguageModel:
     def next_words(self, prefix: str, count: int) -> list[Candidate]:
         """The ``count`` most probable whole words to follow ``prefix``, most probable first
         (one spelling each)."""
-        ids = self.token_ids(prefix)
-        end = self.tokenizer.eos_token_id
-        if len(ids) > 1 and ids[-1] == end:
-            ids = ids[:-1]  # the prefix goes on
+        ids = self.token_ids(prefix)[:-1]  # the prefix goes on: no end
         logits = self._forward(ids).logits[0, -1]
         ranked = torch.log_softmax(logits.float(), dim=-1).sort(descending=True)
         candidates: dict[str, Candidate] = {}
@@ -130,7 +136,7 @@ class LanguageModel:
         sums = []
         for text in texts:
             ids = self.token_ids(text)
-            if len(ids) < 2:
+            if len(ids) < 3:
                 raise FissureError(f"cannot score {text!r}: it has no tokens")
             logits = self._forward(ids).logits[0, :-1].float()
             targets = torch.tensor(ids[1:], device=self.device)
@@ -151,11 +157,10 @@ class LanguageModel:
     def hidden_states(self, text: str) -> torch.Tensor:
         """The last layer's states of ``text``'s word tokens (T×D), for similarity."""
         ids = self.token_ids(text)
+        if len(ids) < 3:
+            raise FissureError(f"cannot compare {text!r}: it has no tokens")
         output = self._forward(ids, output_hidden_states=True)
-        states = output.hidden_states[-1][0].float()
-        end = self.tokenizer.eos_token_id
-        stop = len(ids) - 1 if ids[-1] == end and len(ids) > 2 else len(ids)
-        return states[1:stop]
+        return output.hidden_states[-1][0, 1:-1].float()
 
     def similarity(self, reference: str, candidate: str) -> float:
         """BERTScore's F1 (Zhang et al., 2020) with this model's states: each token matched

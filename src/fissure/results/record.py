@@ -42,8 +42,8 @@ class Finding:
     unrelated_class: str | None
     typical: bool
     typicality: dict
-    delta_linf: float
-    delta_l2: float
+    delta_linf: float | None  # None for prompt attacks: the latent is the seed's own
+    delta_l2: float | None
     surrogate_before: dict
     surrogate_after: dict
     verifier_before: dict

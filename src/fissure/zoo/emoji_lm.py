@@ -44,7 +44,8 @@ class EmojiLmConfig:
     n_embd: int = 128
     n_layer: int = 4
     n_head: int = 4
-    n_positions: int = 64
+    n_positions: int = 77
+    """CLIP's prompt length: every prompt emoji-sd reads, the LM reads too."""
     batch_size: int = 64
     class_prompt_share: float = 0.125
     """Of each batch, "a photo of a <term>" prompts: the texts prompt attacks extend."""
@@ -93,7 +94,12 @@ def encode_batch(
 
 
 def new_model(config: EmojiLmConfig, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
-    torch.manual_seed(config.seed)
+    with torch.random.fork_rng():  # seeded, without reseeding the caller's generator
+        torch.manual_seed(config.seed)
+        return _gpt2(config, tokenizer)
+
+
+def _gpt2(config: EmojiLmConfig, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(
         GPT2Config(
             vocab_size=len(tokenizer),
@@ -184,8 +190,8 @@ def train_emoji_lm(
 
 
 def _without_steps(config: dict) -> dict:
-    """A recipe less its length: a run may go on to more steps."""
-    return {key: value for key, value in config.items() if key != "steps"}
+    """A recipe less its length and its evaluation: a run may go on to more steps."""
+    return {key: value for key, value in config.items() if key not in ("steps", "held_out")}
 
 
 def measure(language_model: LanguageModel, held_out: int) -> dict[str, float]:
