@@ -75,7 +75,7 @@ def test_candidates_are_ranked_by_the_first_order_score(generator, surrogate, la
     search = WordSearch(candidates=10, rescored=3)
     state = SearchState(space.bind(Attempt(PROMPT, "light", 0, 0)), space.origin(None))
     state.prompt = PROMPT
-    words = space.candidates(PROMPT, 10)
+    words = space.candidates(PROMPT, 10, PROMPT)
     table = space.vocabulary.detach().float()
     target = table[words[7][1]]
     gradient = state.variable[0] - target  # the loss falls towards the 8th candidate
@@ -85,9 +85,11 @@ def test_candidates_are_ranked_by_the_first_order_score(generator, surrogate, la
 
 def test_excluded_words_are_never_candidates(generator, language_model):
     language = LanguageModel.from_pretrained(str(language_model))
-    proposed = [word for word, _ in PromptExtension(generator, language).candidates(PROMPT, 10)]
+    proposed = [
+        word for word, _ in PromptExtension(generator, language).candidates(PROMPT, 10, PROMPT)
+    ]
     space = PromptExtension(generator, language, excluded=frozenset(proposed[:3]))
-    assert not set(proposed[:3]) & {word for word, _ in space.candidates(PROMPT, 10)}
+    assert not set(proposed[:3]) & {word for word, _ in space.candidates(PROMPT, 10, PROMPT)}
 
 
 def test_a_prompt_without_its_class_is_refused(generator, surrogate, language_model, tmp_path):

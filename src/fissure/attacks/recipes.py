@@ -308,6 +308,7 @@ def sage_prompt(
     batch_size: int = 8,
     views: bool = True,
     class_words: bool = False,
+    fluency: float | None = 2.0,
 ) -> Attack:
     """SAGE's prompt search (Liu et al., arXiv 2306.00974): words appended to a prompt that
     names its class, chosen by the gradient among a language model's candidates, until the
@@ -317,17 +318,20 @@ def sage_prompt(
     ``candidates`` words per position, the gradient ranks them and the ``rescored`` best are
     rendered as words. The free tokens [x] and [y] stay within the vocabulary's embedding
     range and take ``iterations`` steps of ``step`` (per element) before each word. Words
-    that name one of the surrogate's classes are no candidates unless ``class_words``.
+    that name one of the surrogate's classes are no candidates unless ``class_words``, nor
+    words that leave the prompt more than ``fluency`` times as perplexing (to the language
+    model) as the clean prompt (None: no limit).
     """
     scheduler_with_steps(generator.scheduler, steps)
     check_sage_prompt(
         words=words, iterations=iterations, step=step, step_rule=step_rule,
         candidates=candidates, rescored=rescored, gradient=gradient, k=k, steps=steps,
-        guidance=guidance, absent_below=absent_below, batch_size=batch_size,
+        guidance=guidance, absent_below=absent_below, batch_size=batch_size, fluency=fluency,
     )  # fmt: skip
     space = PromptExtension(
         generator, spelling_language_model(language_model, generator), steps, guidance,
         gradient, k, batch_size, excluded=_excluded_words(surrogate, class_words),
+        fluency=fluency,
     )  # fmt: skip
     return Attack(
         name="sage-prompt",
@@ -352,6 +356,7 @@ def random_words(
     batch_size: int = 8,
     views: bool = True,
     class_words: bool = False,
+    fluency: float | None = 2.0,
 ) -> Attack:
     """The baseline of :func:`sage_prompt`: 1 to ``words`` random words from the same
     candidate lists, appended to the prompt, until the class is gone or the ``budget`` (UNet
@@ -359,7 +364,7 @@ def random_words(
     scheduler_with_steps(generator.scheduler, steps)
     check_random_words(
         budget=budget, words=words, candidates=candidates, steps=steps, guidance=guidance,
-        absent_below=absent_below, batch_size=batch_size,
+        absent_below=absent_below, batch_size=batch_size, fluency=fluency,
     )  # fmt: skip
     budget = budget if budget is not None else sage_prompt_budget(steps)
     language = spelling_language_model(language_model, generator)
@@ -374,6 +379,7 @@ def random_words(
             1,
             batch_size,
             excluded=_excluded_words(surrogate, class_words),
+            fluency=fluency,
         ),  # fmt: skip
         goal=TargetAbsent(surrogate, absent_below, views),
         constraints=(),
@@ -452,11 +458,12 @@ def check_sage_prompt(
     guidance: float,
     absent_below: float,
     batch_size: int,
+    fluency: float | None = 2.0,
     **_: object,
 ) -> None:
     """:func:`sage_prompt`'s checks that need no model."""
     _check_common(absent_below, batch_size, guidance, steps)
-    _check_words(words, candidates)
+    _check_words(words, candidates, fluency)
     _require(iterations >= 0, f"iterations (--iterations) must be 0 or more, not {iterations}")
     _require(0 < step < math.inf, f"step (--step) must be a positive number, not {step}")
     _require(
@@ -486,11 +493,12 @@ def check_random_words(
     guidance: float,
     absent_below: float,
     batch_size: int,
+    fluency: float | None = 2.0,
     **_: object,
 ) -> None:
     """:func:`random_words`' checks that need no model."""
     _check_common(absent_below, batch_size, guidance, steps)
-    _check_words(words, candidates)
+    _check_words(words, candidates, fluency)
     budget = budget if budget is not None else sage_prompt_budget(steps)
     _require(
         budget >= 2 * steps,
@@ -499,8 +507,12 @@ def check_random_words(
     )
 
 
-def _check_words(words: int, candidates: int) -> None:
+def _check_words(words: int, candidates: int, fluency: float | None) -> None:
     _require(words >= 1, f"words (--words) must be at least 1, not {words}")
+    _require(
+        fluency is None or 1 <= fluency < math.inf,
+        f"fluency (--fluency) must be 1 or more (or 0 for no limit), not {fluency}",
+    )
     _require(candidates >= 1, f"candidates (--candidates) must be at least 1, not {candidates}")
 
 

@@ -192,7 +192,9 @@ class PromptExtension:
     [x] to a word the ``language`` model proposes there. Only prompts of words are
     results: images of free embeddings steer the search and are never counted. Words in
     ``excluded`` (the names of the judge's classes, by default) are never candidates: a
-    prompt that asks for another class would remove the target trivially.
+    prompt that asks for another class would remove the target trivially. With
+    ``fluency``, a candidate must leave the prompt as readable as that many times the clean
+    prompt's perplexity (a fluency constraint, as ATM's).
     """
 
     def __init__(
@@ -206,9 +208,11 @@ class PromptExtension:
         batch_size: int = 8,
         free_tokens: int = 2,
         excluded: frozenset[str] = frozenset(),
+        fluency: float | None = None,
     ) -> None:
         self.generator = generator
         self.excluded = excluded
+        self.fluency = fluency
         self.language = language
         self.steps = steps
         self.guidance = guidance
@@ -228,6 +232,7 @@ class PromptExtension:
             k=self.k if self.gradient in TRUNCATED else None,
             free_tokens=self.free_tokens,
             excluded_words=len(self.excluded),
+            fluency=self.fluency,
             batch_size=self.batch_size,
             sampler=type(self.generator.scheduler).__name__,
             dtype=str(self.generator.dtype).removeprefix("torch."),
@@ -255,11 +260,12 @@ class PromptExtension:
         """The initial latent: the seed's own, whatever the words."""
         return start.latent[0]
 
-    def candidates(self, prompt: str, count: int) -> list[tuple[str, int]]:
+    def candidates(self, prompt: str, count: int, clean: str) -> list[tuple[str, int]]:
         """Of the language model's ``count`` most probable next words after ``prompt``, those
-        the diffusion model's tokenizer spells as one token and not excluded, with that
-        token's id."""
-        key = (prompt, count)
+        the diffusion model's tokenizer spells as one token, not excluded, and (with
+        ``fluency``) leaving a prompt whose perplexity is at most ``fluency`` times the
+        ``clean`` prompt's; with that token's id."""
+        key = (prompt, count, clean)
         if key not in self._candidates:
             tokenizer = self.generator.tokenizer
             spelled = []
@@ -267,6 +273,11 @@ class PromptExtension:
                 ids = tokenizer(candidate.word, add_special_tokens=False).input_ids
                 if len(ids) == 1 and candidate.word not in self.excluded:
                     spelled.append((candidate.word, ids[0]))
+            if self.fluency is not None and spelled:
+                limit = self.fluency * self.language.perplexities([clean])[0]
+                texts = [f"{prompt} {word}" for word, _ in spelled]
+                perplexities = self.language.perplexities(texts)
+                spelled = [c for c, p in zip(spelled, perplexities, strict=True) if p <= limit]
             self._candidates[key] = spelled
         return self._candidates[key]
 

@@ -139,7 +139,7 @@ class WordSearch(SearchMethod):
     ) -> list[str]:
         """The ``rescored`` candidate words whose embeddings the first-order expansion of the
         loss around [x] scores lowest: ``gradient · (e_word − x)``."""
-        words = space.candidates(state.prompt, self.candidates)
+        words = space.candidates(state.prompt, self.candidates, state.attempt.prompt)
         if not words:
             return []
         rows = torch.tensor([index for _, index in words], device=space.vocabulary.device)
@@ -207,7 +207,7 @@ class RandomWords(SearchMethod):
     def _random_prompt(self, space: PromptExtension, state: SearchState) -> str:
         prompt, index = state.attempt.prompt, state.iterations
         for count in range(1 + (index - 1) % self.words):
-            words = space.candidates(prompt, self.candidates)
+            words = space.candidates(prompt, self.candidates, state.attempt.prompt)
             if not words:
                 break
             generator = torch.Generator().manual_seed(word_seed(state.attempt.seed, index, count))

@@ -314,6 +314,13 @@ Words = Annotated[int, typer.Option(help="Words appended to the prompt at most."
 Candidates = Annotated[
     int, typer.Option(help="The language model's likeliest next words to choose among.")
 ]
+Fluency = Annotated[
+    float,
+    typer.Option(
+        help="A word is a candidate only if the prompt it leaves is at most this many times as "
+        "perplexing to the language model as the clean prompt (0: no limit)."
+    ),
+]
 ClassWords = Annotated[
     bool,
     typer.Option(
@@ -360,6 +367,7 @@ def sage_prompt(
     ] = "exact-stored",
     k: Annotated[int, typer.Option(help="last-k's steps on the gradient path.")] = 2,
     class_words: ClassWords = False,
+    fluency: Fluency = 2.0,
     views: Views = True,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
@@ -373,7 +381,8 @@ def sage_prompt(
     options = dict(
         language_model=language_model, words=words, iterations=iterations, step=step,
         step_rule=step_rule, candidates=candidates, rescored=rescored, gradient=gradient, k=k,
-        class_words=class_words, views=views, steps=steps, guidance=guidance,
+        class_words=class_words, fluency=fluency or None, views=views, steps=steps,
+        guidance=guidance,
         absent_below=absent_below, batch_size=batch_size,
     )  # fmt: skip
     run_attack_command(
@@ -406,6 +415,7 @@ def random_words(
     words: Words = 3,
     candidates: Candidates = 50,
     class_words: ClassWords = False,
+    fluency: Fluency = 2.0,
     views: Views = True,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
@@ -418,7 +428,8 @@ def random_words(
     appended to the prompt, within a UNet-evaluation budget."""
     options = dict(
         language_model=language_model, budget=budget, words=words, candidates=candidates,
-        class_words=class_words, views=views, steps=steps, guidance=guidance,
+        class_words=class_words, fluency=fluency or None, views=views, steps=steps,
+        guidance=guidance,
         absent_below=absent_below, batch_size=batch_size,
     )  # fmt: skip
     run_attack_command(
