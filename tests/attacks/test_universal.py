@@ -10,12 +10,12 @@ from fissure.attacks.recipes import universal_token
 from fissure.attacks.runner import run_universal_token
 from fissure.attacks.universal import (
     CHECKPOINT,
+    TokenSpace,
     save_textual_inversion,
     split_prompts,
     token_name,
 )
 from fissure.errors import FissureError
-from fissure.models.generator import FreeTokens
 from fissure.results import ResultsStore
 from fissure.world import class_names
 
@@ -62,18 +62,23 @@ def test_a_killed_training_resumes_to_the_same_token(generator, surrogate, tmp_p
     assert not torch.equal(whole, attack.space.origin())  # it moved
 
 
-def test_the_token_file_loads_into_stock_diffusers_as_the_same_conditioning(generator, tmp_path):
+@pytest.mark.parametrize("position", ["end", "start"])
+def test_the_token_file_loads_into_stock_diffusers_as_the_same_conditioning(
+    generator, position, tmp_path
+):
     token = torch.randn(1, generator.text_encoder.config.hidden_size) * 0.02
     name = token_name("dark")
     save_textual_inversion(token, name, tmp_path / "token.safetensors")
     pipeline = generator.pipeline
     pipeline.load_textual_inversion(str(tmp_path / "token.safetensors"))
+    space = TokenSpace(generator, position=position)
     try:
         with torch.no_grad():
             stock, _ = pipeline.encode_prompt(
-                f"a photo of light {name}", "cpu", 1, do_classifier_free_guidance=False
-            )
-            ours = generator.encode("a photo of light", FreeTokens(token, [-1], insert=True))
+                space.with_token("a photo of light", name), "cpu", 1,
+                do_classifier_free_guidance=False,
+            )  # fmt: skip
+            ours = generator.encode("a photo of light", space._tokens(token))
         torch.testing.assert_close(ours.prompt_embeds, stock)
     finally:
         pipeline.unload_textual_inversion()

@@ -23,7 +23,13 @@ from fissure.attacks.goals import TargetAbsent, TargetPresent
 from fissure.attacks.search import GradientDescent, RandomSearch
 from fissure.attacks.spaces import LatentPerturbation, PromptExtension
 from fissure.attacks.steps import STEP_RULES, StepName, rule_named
-from fissure.attacks.universal import TokenDescent, TokenSpace, UniversalToken, attack_name
+from fissure.attacks.universal import (
+    TokenDescent,
+    TokenPosition,
+    TokenSpace,
+    UniversalToken,
+    attack_name,
+)
 from fissure.attacks.word_search import RandomWords, WordSearch
 from fissure.errors import FissureError
 from fissure.judges.base import Judge, label_column
@@ -530,6 +536,7 @@ def universal_token(
     guidance: float = 7.5,
     absent_below: float = 0.1,
     views: bool = True,
+    position: TokenPosition = "end",
 ) -> UniversalToken:
     """SAGE's universal token: one embedding appended to every prompt, trained by minibatch
     descent (``iterations`` steps of ``batch`` (prompt, seed) pairs) so that ``target``
@@ -541,7 +548,11 @@ def universal_token(
     )  # fmt: skip
     if target is not None:
         label_column(surrogate.labels, target)  # an unknown class is one line
-    space = TokenSpace(generator, steps, guidance, gradient, batch)
+    _require(
+        position in typing.get_args(TokenPosition),
+        f"position (--position) must be start or end, not {position!r}",
+    )
+    space = TokenSpace(generator, steps, guidance, gradient, batch, position)
     goal = (
         TargetPresent(surrogate, views) if target is not None
         else TargetAbsent(surrogate, absent_below, views)

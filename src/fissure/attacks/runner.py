@@ -279,7 +279,7 @@ def run_universal_token(
                     surrogate_before=judge_view(labels, scored_before.probabilities[row], target),
                     surrogate_after=judge_view(labels, scored_after.probabilities[row], target),
                     verifier_before=verdict.before, verifier_after=verdict.after,
-                    adversarial_prompt=f"{attempt.prompt} {name}",
+                    adversarial_prompt=space.with_token(attempt.prompt, name),
                     token_effect={
                         "text_cosine": round(cosines[row], 4),
                         **({"clip_before": round(clip_scores[0][row], 4),

@@ -58,6 +58,15 @@ class Rendering:
     backward_evals: float  # what a backward pass costs per row, in UNet evaluations
 
 
+def generator_settings(generator: Generator) -> dict[str, object]:
+    """What of the model decides every image: its sampler, precision and weights."""
+    return dict(
+        sampler=type(generator.scheduler).__name__,
+        dtype=str(generator.dtype).removeprefix("torch."),
+        weights=generator.weights_digest(),
+    )
+
+
 def fresh_seed(seed: int, index: int) -> int:
     """The seed of the ``index``-th fresh latent drawn for an attempt (0: the attempt's own)."""
     if index == 0:
@@ -104,9 +113,7 @@ class LatentPerturbation:
             k=self.k if self.gradient in TRUNCATED else None,
             **({"weight": self.weight} if self.gradient == "residual-added" else {}),
             batch_size=self.batch_size,
-            sampler=type(self.generator.scheduler).__name__,
-            dtype=str(self.generator.dtype).removeprefix("torch."),
-            weights=self.generator.weights_digest(),
+            **generator_settings(self.generator),
         )
 
     keeps_target_word = False
@@ -234,9 +241,7 @@ class PromptExtension:
             excluded_words=len(self.excluded),
             fluency=self.fluency,
             batch_size=self.batch_size,
-            sampler=type(self.generator.scheduler).__name__,
-            dtype=str(self.generator.dtype).removeprefix("torch."),
-            weights=self.generator.weights_digest(),
+            **generator_settings(self.generator),
             language_model=self.language.source,
         )
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from safetensors.torch import save_file
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from fissure.atomic import atomic_write
 from fissure.attacks.constraints import Constraint, project_all
 from fissure.attacks.goals import TargetAbsent, TargetPresent
-from fissure.attacks.spaces import Attempt, Rendering
+from fissure.attacks.spaces import Attempt, Rendering, generator_settings
 from fissure.attacks.steps import NormalisedStep, StepRule
 from fissure.attacks.targets import class_phrase
 from fissure.digest import weights_digest
@@ -35,6 +36,8 @@ from fissure.world.captions import TEMPLATES
 from fissure.zoo.training_loop import step_generator
 
 CHECKPOINT = "token.pt"
+#: Where the token joins a prompt: as its first word, or its last (SAGE appends it).
+TokenPosition = Literal["start", "end"]
 
 
 def token_name(target: str | None) -> str:
@@ -93,12 +96,14 @@ class TokenSpace:
         guidance: float = 7.5,
         gradient: GradientMode = "exact-stored",
         batch_size: int = 8,
+        position: TokenPosition = "end",
     ) -> None:
         self.generator = generator
         self.steps = steps
         self.guidance = guidance
         self.gradient = gradient
         self.batch_size = batch_size
+        self.position = position
 
     def settings(self) -> dict[str, object]:
         return dict(
@@ -107,9 +112,8 @@ class TokenSpace:
             guidance=self.guidance,
             gradient=self.gradient,
             batch_size=self.batch_size,
-            sampler=type(self.generator.scheduler).__name__,
-            dtype=str(self.generator.dtype).removeprefix("torch."),
-            weights=self.generator.weights_digest(),
+            position=self.position,
+            **generator_settings(self.generator),
         )
 
     def origin(self) -> torch.Tensor:
@@ -122,7 +126,13 @@ class TokenSpace:
         return self.generator.initial_latents([attempt.seed])[0]
 
     def _tokens(self, token: torch.Tensor | None) -> FreeTokens | None:
-        return None if token is None else FreeTokens(token, [-1], insert=True)
+        """The token inserted as the prompt's first or last word."""
+        where = [1] if self.position == "start" else [-1]
+        return None if token is None else FreeTokens(token, where, insert=True)
+
+    def with_token(self, prompt: str, name: str) -> str:
+        """The prompt with the token's text where the token goes, as diffusers reads it."""
+        return f"{name} {prompt}" if self.position == "start" else f"{prompt} {name}"
 
     def render(
         self, attempts: Sequence[Attempt], token: torch.Tensor | None, differentiable: bool = False
@@ -147,15 +157,14 @@ class TokenSpace:
     def text_cosine(self, prompts: Sequence[str], token: torch.Tensor) -> list[float]:
         """How little the token changes each prompt's meaning to the text encoder: the cosine
         of its pooled embedding (the final state at the end token) with and without it."""
-        pooled, rows = [], torch.arange(len(prompts))
-        for tokens in (None, self._tokens(token)):
-            encoded = self.generator.encode(list(prompts), tokens)
-            if tokens is None:  # the first end token (pads may repeat it)
-                end = self.generator.tokenizer.eos_token_id
-                position = (encoded.input_ids == end).int().argmax(dim=1)
-            else:  # right after the token, whose slot holds the unknown id (often the end's)
-                position = encoded.free_positions[:, -1] + 1
-            pooled.append(encoded.prompt_embeds[rows, position.to(encoded.prompt_embeds.device)])
+        plain = self.generator.encode(list(prompts))
+        end = (plain.input_ids == self.generator.tokenizer.eos_token_id).int().argmax(dim=1)
+        tokened = self.generator.encode(list(prompts), self._tokens(token))
+        rows = torch.arange(len(prompts))
+        pooled = [  # the first end token; the token's slot holds the unknown id, often the end's
+            plain.prompt_embeds[rows, end.to(plain.prompt_embeds.device)],
+            tokened.prompt_embeds[rows, (end + 1).to(tokened.prompt_embeds.device)],
+        ]
         return torch.cosine_similarity(pooled[0].float(), pooled[1].float(), dim=-1).tolist()
 
 

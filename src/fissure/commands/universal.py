@@ -48,6 +48,9 @@ def universal_token(
     step_rule: Annotated[
         str, typer.Option(help="sign, l2 (normalised gradient) or adam (clipped).")
     ] = "l2",
+    position: Annotated[
+        str, typer.Option(help="Where the token joins each prompt: end (SAGE's) or start.")
+    ] = "end",
     model: Model = "emoji-sd",
     judge: Surrogate = None,
     verifier: VerifierNames = None,
@@ -95,7 +98,7 @@ def universal_token(
     generator = Generator.from_pretrained(model, device=device, dtype=dtype)
     surrogate = load_surrogate(surrogate_names, device)
     labels = surrogate.labels
-    attack = recipe(generator, surrogate, target=target, **options)
+    attack = recipe(generator, surrogate, target=target, position=position, **options)
     name = token_name(target)
     verifiers = Verifiers(load_verifiers(verifier_names, labels, device), absent_below)
     _, findings = train_universal_token(
