@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--step", type=float, default=0.01)
+    parser.add_argument("--position", default="end", help="Where the token goes: end or start.")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu")
@@ -92,7 +93,7 @@ def main() -> None:
         started = time.perf_counter()
         attack = universal_token(
             generator, surrogate, target=target, iterations=args.iterations, batch=args.batch,
-            step=args.step, steps=args.steps,
+            step=args.step, steps=args.steps, position=args.position,
         )  # fmt: skip
         folder = args.work / attack.name
         token, findings = train_universal_token(
@@ -122,7 +123,8 @@ def main() -> None:
             "## Universal token",
             "",
             f"`python benchmarks/bench_universal_token.py --targets {args.targets} --held-out "
-            f"{args.held_out}` — {args.model}; per target a token trained for "
+            f"{args.held_out} --position {args.position} --iterations {args.iterations} --step "
+            f"{args.step}` — {args.model}; per target a token trained for "
             f"{args.iterations} minibatch steps of {args.batch} (prompt, seed) pairs (step "
             f"{args.step}, normalised; prompts of the classes not held out in every caption "
             f"template, training seeds {args.training_seeds}), judged on one prompt of each "
