@@ -83,6 +83,8 @@ def test_universal_token_trains_judges_and_saves_a_textual_inversion(tiny_sd1_di
     assert "text-embedding cosine" in result.output
     unknown = _invoke(*args, "--target", "purple")
     assert unknown.exit_code == 2 and "unknown class 'purple'" in unknown.output
+    middle = _invoke(*args, "--target", "cat", "--position", "middle")
+    assert middle.exit_code == 2 and "must be start or end" in middle.output
     both = _invoke(*args, "--target", "cat", "--untargeted")
     assert both.exit_code == 2 and "not both or neither" in both.output
     overlap = _invoke(*args[:-2], "--training-seeds", "0", "--target", "cat")

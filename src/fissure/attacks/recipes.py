@@ -403,9 +403,14 @@ def check_universal_token(
     steps: int,
     guidance: float,
     absent_below: float,
+    position: str = "end",
     **_: object,
 ) -> None:
     """:func:`universal_token`'s checks that need no model."""
+    _require(
+        position in typing.get_args(TokenPosition),
+        f"position (--position) must be start or end, not {position!r}",
+    )
     _check_common(absent_below, batch, guidance, steps)
     _require(iterations >= 1, f"iterations (--iterations) must be at least 1, not {iterations}")
     _require(0 < step < math.inf, f"step (--step) must be a positive number, not {step}")
@@ -544,14 +549,10 @@ def universal_token(
     scheduler_with_steps(generator.scheduler, steps)
     check_universal_token(
         iterations=iterations, batch=batch, step=step, step_rule=step_rule, gradient=gradient,
-        steps=steps, guidance=guidance, absent_below=absent_below,
+        steps=steps, guidance=guidance, absent_below=absent_below, position=position,
     )  # fmt: skip
     if target is not None:
         label_column(surrogate.labels, target)  # an unknown class is one line
-    _require(
-        position in typing.get_args(TokenPosition),
-        f"position (--position) must be start or end, not {position!r}",
-    )
     space = TokenSpace(generator, steps, guidance, gradient, batch, position)
     goal = (
         TargetPresent(surrogate, views) if target is not None

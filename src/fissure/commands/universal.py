@@ -89,7 +89,7 @@ def universal_token(
     training, tested_seeds = parse_seeds(training_seeds), parse_seeds(seeds)
     options = dict(iterations=iterations, batch=batch, step=step, step_rule=step_rule,
                    steps=steps, guidance=guidance, absent_below=absent_below, views=views)  # fmt: skip
-    check_universal_token(gradient="exact-stored", **options)  # before the model loads
+    check_universal_token(gradient="exact-stored", position=position, **options)  # no model yet
     surrogate_names = list(dict.fromkeys(judge or DEFAULT_SURROGATE))
     verifier_names = list(dict.fromkeys(verifier or DEFAULT_VERIFIERS))
     check_verifiers_outside_the_loss(surrogate_names, verifier_names)
