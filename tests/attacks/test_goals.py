@@ -80,3 +80,21 @@ def test_the_view_loss_has_a_gradient():
     )
     (gradient,) = torch.autograd.grad(loss.sum(), images)
     assert gradient.abs().sum() > 0
+
+
+def test_the_targeted_log_loss_keeps_a_gradient_where_the_target_is_unlikely():
+    """SAGE's loss is flat where the target's probability is near 0, as a universal token
+    starts; the log loss is not, and both succeed only when every member reads it first."""
+    from fissure.attacks.goals import TargetPresent
+
+    judge = Ensemble([BrightnessJudge(threshold=0.2), BrightnessJudge(threshold=0.3)])
+    gradients = {}
+    for loss in ("log", "sage"):
+        images = torch.full((1, 3, 32, 32), 0.45, requires_grad=True)  # "light" everywhere
+        evaluation = TargetPresent(judge, loss=loss).evaluate(images, torch.tensor([1]))
+        assert not evaluation.achieved  # "dark" is the target, and no member reads it
+        (gradients[loss],) = torch.autograd.grad(evaluation.loss.sum(), images)
+    assert gradients["log"].abs().sum() > 1e6 * gradients["sage"].abs().sum()
+    assert (gradients["log"] > 0).all()  # darker lowers the loss
+    dark = torch.full((1, 3, 32, 32), 0.05)
+    assert TargetPresent(judge).evaluate(dark, torch.tensor([1])).achieved

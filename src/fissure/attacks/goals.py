@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -63,18 +64,26 @@ class TargetAbsent:
 class TargetPresent:
     """A targeted goal (SAGE's universal token): the target class takes the image over.
 
-    The loss is SAGE's with the sign turned, ``-Σ_m (2·p_m[target] - 1)``, and success is
-    every member reading the target first (on every view with ``views``).
+    Success is every member reading the target first (on every view with ``views``). The
+    loss is ``loss="log"``: the members' summed negative log-probability of the target (its
+    gradient does not vanish where the target is unlikely, as a universal token starts), or
+    ``"sage"``: SAGE's with the sign turned, ``-Σ_m (2·p_m[target] - 1)``, flat there.
     """
 
     surrogate: Judge
     views: bool = False
+    loss: Literal["log", "sage"] = "log"
 
     def evaluate(self, images: torch.Tensor, targets: torch.Tensor) -> GoalEvaluation:
         members = _member_votes(self.surrogate, images, self.views)
         first = members.detach().argmax(dim=-1) == targets  # M×V×B
+        if self.loss == "log":
+            chance = target_column(members, targets)  # only an exact 0 is clamped: -inf
+            surprise = -chance.clamp_min(torch.finfo(chance.dtype).tiny).log().sum(dim=0)
+        else:
+            surprise = -sage_loss(members, targets)
         return GoalEvaluation(
-            loss=-sage_loss(members, targets).mean(dim=0),
+            loss=surprise.mean(dim=0),
             probabilities=members[:, 0].mean(dim=0).detach(),
             achieved=first.flatten(0, 1).all(dim=0),
         )

@@ -209,6 +209,7 @@ class UniversalToken:
             surrogate=self.goal.surrogate.source,
             surrogate_weights=weights_digest(self.goal.surrogate),
             goal=type(self.goal).__name__,
+            goal_loss=getattr(self.goal, "loss", "sage"),
             **self.space.settings(),
             constraints=[repr(constraint) for constraint in self.constraints],
             **self.search.settings(),
