@@ -139,6 +139,23 @@ def run_settings(attack: Attack, verifiers: Verifiers, model: str) -> dict[str, 
     }
 
 
+def _open_run(
+    attack: Attack | UniversalToken,
+    attempts: Sequence[Attempt],
+    store: AttackWriter,
+    verifiers: Verifiers,
+    model: str,
+    targets: Sequence[str],
+) -> tuple[list[Attempt], set[str]]:
+    """Refuse verifiers without the attempts' targets (and ``targets``), bind the store to
+    the run's settings, and say what is left: the attempts not recorded yet, and the store
+    keys of all of them."""
+    check_verifier_labels(verifiers.judges, [*targets, *(attempt.target for attempt in attempts)])
+    store.bind(**run_settings(attack, verifiers, model))
+    todo = [attempt for attempt in attempts if not store.has(attempt)]
+    return todo, {store.key(attempt) for attempt in attempts}
+
+
 def run_attack(
     attack: Attack,
     attempts: Sequence[Attempt],
@@ -159,11 +176,8 @@ def run_attack(
     with others are refused rather than resumed. Ctrl-C stops at once: every finding
     finished so far is already recorded.
     """
-    check_verifier_labels(verifiers.judges, [attempt.target for attempt in attempts])
     check_targets(attack, attempts)
-    store.bind(**run_settings(attack, verifiers, model))
-    todo = [attempt for attempt in attempts if not store.has(attempt)]
-    wanted = {store.key(attempt) for attempt in attempts}
+    todo, wanted = _open_run(attack, attempts, store, verifiers, model, [])
     verified = sum(f.verified_failure for f in store.findings() if f.id in wanted)
     failed = 0
     with tqdm(
@@ -232,10 +246,7 @@ def run_universal_token(
     class is gone); ``clean_shows_target``: the verifiers read the prompt's own class first
     without the token. Findings already in the store are kept, not redone."""
     targets = [attack.target] if attack.target else []
-    check_verifier_labels(verifiers.judges, targets + [attempt.target for attempt in attempts])
-    store.bind(**run_settings(attack, verifiers, model))
-    todo = [attempt for attempt in attempts if not store.has(attempt)]
-    wanted = {store.key(attempt) for attempt in attempts}
+    todo, wanted = _open_run(attack, attempts, store, verifiers, model, targets)
     space, labels = attack.space, attack.goal.surrogate.labels
     name = token_name(attack.target)
     clip = next((j for j in verifiers.judges.values() if isinstance(j, ClipJudge)), None)

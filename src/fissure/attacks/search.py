@@ -22,6 +22,7 @@ from fissure.attacks.spaces import (
     LatentStart,
     Rendering,
     fresh_seed,
+    target_rows,
 )
 from fissure.attacks.steps import SignStep, StepRule
 
@@ -147,11 +148,9 @@ class SearchMethod:
             active = [state for state in active if not state.done]
 
 
-def _targets(states: Sequence[SearchState], rendering: Rendering) -> torch.Tensor:
-    """The states' target indices, padded like the rendering's rows."""
-    targets = [state.attempt.target_index for state in states]
-    targets += targets[-1:] * (len(rendering.images) - len(targets))
-    return torch.tensor(targets, device=rendering.images.device)
+def state_targets(states: Sequence[SearchState], images: torch.Tensor) -> torch.Tensor:
+    """The states' target indices, padded like ``images``' rows."""
+    return target_rows([state.attempt.target_index for state in states], images)
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ class GradientDescent(SearchMethod):
     ) -> None:
         deltas = torch.stack([state.variable for state in active]).requires_grad_(True)
         rendering = space.render([state.start for state in active], deltas, differentiable=True)
-        evaluation = goal.evaluate(rendering.images, _targets(active, rendering))
+        evaluation = goal.evaluate(rendering.images, state_targets(active, rendering.images))
         self._visit_all(active, rendering, evaluation, space, screen)
         stepping = []
         for row, state in enumerate(active):
@@ -241,7 +240,7 @@ class RandomSearch(SearchMethod):
         for state in active:
             state.latent_seed = fresh_seed(state.attempt.seed, state.iterations)
         rendering = space.render([state.start for state in active], deltas, differentiable=False)
-        evaluation = goal.evaluate(rendering.images, _targets(active, rendering))
+        evaluation = goal.evaluate(rendering.images, state_targets(active, rendering.images))
         for row, state in enumerate(active):
             state.variable = deltas[row]
         self._visit_all(active, rendering, evaluation, space, screen)

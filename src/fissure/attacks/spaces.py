@@ -58,6 +58,20 @@ class Rendering:
     backward_evals: float  # what a backward pass costs per row, in UNet evaluations
 
 
+def padded(rows: Sequence | torch.Tensor, size: int) -> list | torch.Tensor:
+    """``rows`` with copies of the last appended up to ``size`` (a tensor's copies carry no
+    gradient): every batch a space renders or a goal scores has one shape."""
+    pad = max(0, size - len(rows))
+    if isinstance(rows, torch.Tensor):
+        return torch.cat([rows, rows[-1:].detach().expand(pad, *rows.shape[1:])]) if pad else rows
+    return list(rows) + list(rows[-1:]) * pad
+
+
+def target_rows(indices: Sequence[int], images: torch.Tensor) -> torch.Tensor:
+    """Class indices for a goal, padded like ``images``' rows, on their device."""
+    return torch.tensor(padded(indices, len(images)), device=images.device)
+
+
 def generator_settings(generator: Generator) -> dict[str, object]:
     """What of the model decides every image: its sampler, precision and weights."""
     return dict(
@@ -161,11 +175,7 @@ class LatentPerturbation:
         padding: a judge that scores them sees batches of one size too, so a row's
         scores never depend on how many partners it has.
         """
-        rows = len(starts)
-        pad = self.batch_size - rows if rows < self.batch_size else 0
-        starts = list(starts) + [starts[-1]] * pad
-        if pad:
-            deltas = torch.cat([deltas, deltas[-1:].detach().expand(pad, *deltas.shape[1:])])
+        starts, deltas = padded(starts, self.batch_size), padded(deltas, self.batch_size)
         latents = torch.cat([start.latent for start in starts]) + deltas
         embeddings = PromptEmbeddings(
             prompt_embeds=torch.cat([start.prompt_embeds for start in starts]),
@@ -296,16 +306,11 @@ class PromptExtension:
         """Images of each row's prompt, with the rows of ``free`` (B×n×D) appended as tokens
         if given; gradients reach ``free`` if ``differentiable``. Padded like
         :meth:`LatentPerturbation.render`."""
-        rows = len(starts)
-        pad = self.batch_size - rows if rows < self.batch_size else 0
-        starts = list(starts) + [starts[-1]] * pad
-        prompts = list(prompts) + [prompts[-1]] * pad
+        starts, prompts = padded(starts, self.batch_size), padded(prompts, self.batch_size)
         tokens = None
         if free is not None:
-            if pad:
-                free = torch.cat([free, free[-1:].detach().expand(pad, *free.shape[1:])])
             positions = list(range(-self.free_tokens, 0))
-            tokens = FreeTokens(free, positions, insert=True)
+            tokens = FreeTokens(padded(free, self.batch_size), positions, insert=True)
         with nullcontext() if differentiable else torch.no_grad():
             embeddings = self.generator.encode(prompts, tokens)
             output = self.generator.sample(

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from fissure.atomic import atomic_write
 from fissure.attacks.constraints import Constraint, project_all
 from fissure.attacks.goals import TargetAbsent, TargetPresent
-from fissure.attacks.spaces import Attempt, Rendering, generator_settings
+from fissure.attacks.spaces import Attempt, Rendering, generator_settings, padded, target_rows
 from fissure.attacks.steps import NormalisedStep, StepRule
 from fissure.attacks.targets import class_phrase
 from fissure.digest import weights_digest
@@ -139,7 +139,7 @@ class TokenSpace:
     ) -> Rendering:
         """Images of each attempt's prompt, with ``token`` (1×D) appended if given; padded to
         the batch size with copies of the last attempt, as the other spaces are."""
-        attempts = list(attempts) + [attempts[-1]] * max(0, self.batch_size - len(attempts))
+        attempts = padded(attempts, self.batch_size)
         with nullcontext() if differentiable else torch.no_grad():
             embeddings = self.generator.encode(
                 [attempt.prompt for attempt in attempts], self._tokens(token)
@@ -222,8 +222,7 @@ class UniversalToken:
             indices = [self.goal.surrogate.labels.index(self.target)] * len(attempts)
         else:
             indices = [attempt.target_index for attempt in attempts]
-        indices += indices[-1:] * (len(images) - len(indices))
-        return torch.tensor(indices, device=images.device)
+        return target_rows(indices, images)
 
     def train(
         self,

@@ -19,16 +19,9 @@ import torch
 
 from fissure.attacks.constraints import Constraint, project_all
 from fissure.attacks.goals import GoalEvaluation, TargetAbsent
-from fissure.attacks.search import Screen, SearchMethod, SearchState
+from fissure.attacks.search import Screen, SearchMethod, SearchState, state_targets
 from fissure.attacks.spaces import PromptExtension, Rendering
 from fissure.attacks.steps import NormalisedStep, StepRule
-
-
-def _targets(states: Sequence[SearchState], images: torch.Tensor) -> torch.Tensor:
-    """The states' target indices, padded like ``images``' rows, on their device."""
-    targets = [state.attempt.target_index for state in states]
-    targets += targets[-1:] * (len(images) - len(targets))
-    return torch.tensor(targets, device=images.device)
 
 
 def _render_prompts(
@@ -44,7 +37,7 @@ def _render_prompts(
         chunk = slice(begin, begin + space.batch_size)
         starts = [state.start for state in states[chunk]]
         rendering = space.render(starts, prompts[chunk])
-        evaluation = goal.evaluate(rendering.images, _targets(states[chunk], rendering.images))
+        evaluation = goal.evaluate(rendering.images, state_targets(states[chunk], rendering.images))
         rows += [(rendering, evaluation, row) for row in range(len(starts))]
     return rows
 
@@ -95,17 +88,18 @@ class WordSearch(SearchMethod):
         constraints: Sequence[Constraint],
         screen: Screen | None = None,
     ) -> None:
+        # each attempt's part of the round, decided before any part moves it
         new = [state for state in active if state.prompt is None]
-        if new:
-            _start(new, space, goal, screen)
-        scoring = [state for state in active if state not in new and state.candidates]
-        if scoring:
-            self._choose_words(scoring, space, goal)
+        scoring = [state for state in active if state.prompt is not None and state.candidates]
         stepping = [
             state
             for state in active
-            if state not in new and state not in scoring and not state.done
+            if state.prompt is not None and not state.candidates and not state.done
         ]
+        if new:
+            _start(new, space, goal, screen)
+        if scoring:
+            self._choose_words(scoring, space, goal)
         if stepping:
             self._step(stepping, space, goal, constraints)
 
@@ -120,7 +114,7 @@ class WordSearch(SearchMethod):
         free = torch.stack([state.variable for state in states]).requires_grad_(True)
         prompts = [state.prompt for state in states]
         rendering = space.render([state.start for state in states], prompts, free, True)
-        evaluation = goal.evaluate(rendering.images, _targets(states, rendering.images))
+        evaluation = goal.evaluate(rendering.images, state_targets(states, rendering.images))
         (gradient,) = torch.autograd.grad(evaluation.loss[: len(states)].sum(), free)
         for row, state in enumerate(states):
             state.unet_evals += rendering.unet_evals + rendering.backward_evals
