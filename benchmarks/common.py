@@ -88,6 +88,24 @@ def spread_classes(labels: list[str], count: int) -> list[str]:
     return labels[:: max(1, len(labels) // count)][:count]
 
 
+@torch.no_grad()
+def drawn_classes(generator, verifiers, labels: list[str], seeds: list[int]) -> list[str]:
+    """The classes whose "a photo of a <class>" every verifier reads at every one of
+    ``seeds``: the ones the model draws recognisably (a target it cannot draw cannot be
+    made to appear)."""
+    from fissure.attacks.naming import class_phrase
+
+    drawn = []
+    for label in labels:
+        embeddings = generator.encode([f"a photo of a {class_phrase(label)}"] * len(seeds))
+        images = generator.sample(
+            generator.initial_latents(seeds), embeddings, steps=25, guidance=7.5, gradient="none"
+        ).images
+        if all(verifiers.shows_target(verifiers.read(image), label) for image in images):
+            drawn.append(label)
+    return drawn
+
+
 def spread(times: list[float]) -> str:
     """ "median (min–max)" of a list of seconds."""
     return f"{statistics.median(times):.2f} ({min(times):.2f}–{max(times):.2f})"

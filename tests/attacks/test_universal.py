@@ -59,7 +59,7 @@ def test_a_killed_training_resumes_to_the_same_token(generator, surrogate, tmp_p
     monkeypatch.setattr(attack.space, "render", render)
     resumed = attack.train(_attempts(range(4)), tmp_path / "killed", progress=False)
     torch.testing.assert_close(resumed, whole)
-    assert not torch.equal(whole, attack.space.origin())  # it moved
+    assert not torch.equal(whole, attack.start())  # it moved
 
 
 @pytest.mark.parametrize("position", ["end", "start"])
@@ -98,10 +98,24 @@ def test_held_out_findings_say_whether_the_target_appears(generator, surrogate, 
         )
     assert len(findings) == 3
     for finding in findings:
-        assert finding.target == "dark" and finding.adversarial_prompt.endswith(token_name("dark"))
+        assert finding.target == "dark"
+        assert finding.adversarial_prompt == f"{token_name('dark')} a photo of light"  # first
         reads_dark = finding.verifier_after["v"]["top"][0][0] == "dark"
         assert finding.verified == reads_dark
         assert -1 <= finding.token_effect["text_cosine"] <= 1
+
+
+def test_a_targeted_token_starts_as_its_stretched_word_within_the_vocabulary_range(
+    generator, surrogate
+):
+    attack = universal_token(generator, surrogate, target="dark", steps=STEPS, start_scale=3.0)
+    table = generator.text_encoder.get_input_embeddings().weight.detach()
+    ids = generator.tokenizer("dark", add_special_tokens=False).input_ids
+    stretched = table[ids].mean(dim=0, keepdim=True) * 3
+    low, high = table.min(dim=0).values, table.max(dim=0).values
+    torch.testing.assert_close(attack.start(), stretched.clamp(low, high))
+    untargeted = universal_token(generator, surrogate, target=None, steps=STEPS)
+    torch.testing.assert_close(untargeted.start(), table.mean(dim=0, keepdim=True))
 
 
 def test_an_unknown_target_is_one_line(generator, surrogate):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -57,9 +58,11 @@ def test_findings_are_images_of_the_words_found(
     findings = _run(attack, attempts, tmp_path, verifier)
     assert len(findings) == 3
     for finding in findings:
-        added = finding.adversarial_prompt.removeprefix(PROMPT + " ").split()
-        assert finding.adversarial_prompt.startswith(PROMPT)
-        assert len(added) <= 2 and all(len(word) == 1 for word in added)  # the LM's words
+        # the clean prompt's words in order, and up to two of the LM's (one-letter) words
+        # before "light" or after the prompt
+        shape = re.fullmatch(r"a photo of ((?:\S )*)light((?: \S)*)", finding.adversarial_prompt)
+        assert shape, finding.adversarial_prompt
+        assert len("".join(shape.groups()).split()) <= 2
         assert finding.unet_evals <= budget
         assert set(finding.perplexity) == {"clean", "adversarial"}
         latent = generator.initial_latents([finding.seed])
@@ -70,26 +73,50 @@ def test_findings_are_images_of_the_words_found(
 
 
 def test_candidates_are_ranked_by_the_first_order_score(generator, surrogate, language_model):
-    """The words whose embeddings the gradient says lower the loss most are rendered."""
-    space = PromptExtension(generator, LanguageModel.from_pretrained(str(language_model)))
+    """The words whose embeddings the gradient says lower the loss most are rendered, each
+    scored against the free token of its own place."""
+    space = PromptExtension(
+        generator, LanguageModel.from_pretrained(str(language_model)), before_noun=True
+    )
     search = WordSearch(candidates=10, rescored=3)
-    state = SearchState(space.bind(Attempt(PROMPT, "light", 0, 0)), space.origin(None))
+    start = space.bind(Attempt(PROMPT, "light", 0, 0))
+    state = SearchState(start, space.origin(start))
     state.prompt = PROMPT
-    words = space.candidates(PROMPT, 10, PROMPT)
+    choices = space.candidates(start, PROMPT, 10)
+    assert {choice.before_noun for choice in choices} == {True, False}
     table = space.vocabulary.detach().float()
-    target = table[words[7][1]]
-    gradient = state.variable[0] - target  # the loss falls towards the 8th candidate
-    ranked = search._ranked(space, state, gradient)
-    assert ranked[0] == words[7][0] and len(ranked) == 3
+    for wanted in (choices[7], next(c for c in choices if c.before_noun)):
+        gradient = torch.zeros_like(state.variable)
+        row = space.free_row(wanted)  # the loss falls towards the wanted word, at its place
+        gradient[row] = state.variable[row] - table[wanted.token_id]
+        ranked = search._ranked(space, state, gradient)
+        assert ranked[0] == wanted and len(ranked) == 3
+
+
+def test_the_free_tokens_stand_where_their_words_go(generator, language_model):
+    """[m] before the class's name and [x], [y] after the prompt: given the embeddings of
+    words, the free tokens condition the model as the typed prompt does."""
+    space = PromptExtension(
+        generator, LanguageModel.from_pretrained(str(language_model)), before_noun=True
+    )
+    start = space.bind(Attempt(PROMPT, "light", 0, 0))
+    choices = space.candidates(start, PROMPT, 10)
+    modifier = next(c for c in choices if c.before_noun)
+    x, y = [c for c in choices if not c.before_noun][:2]
+    typed = space.placed(start, space.placed(start, PROMPT, x), modifier) + f" {y.word}"
+    assert typed.startswith(f"a photo of {modifier.word} light {x.word}")
+    free = space.vocabulary.detach()[[modifier.token_id, x.token_id, y.token_id]].float()
+    steered = space.render([start], [PROMPT], free[None])
+    plain = space.render([start], [typed])
+    torch.testing.assert_close(steered.images[:1], plain.images[:1], atol=1e-4, rtol=0)
 
 
 def test_excluded_words_are_never_candidates(generator, language_model):
     language = LanguageModel.from_pretrained(str(language_model))
-    proposed = [
-        word for word, _ in PromptExtension(generator, language).candidates(PROMPT, 10, PROMPT)
-    ]
+    start = PromptExtension(generator, language).bind(Attempt(PROMPT, "light", 0, 0))
+    proposed = [c.word for c in PromptExtension(generator, language).candidates(start, PROMPT, 10)]
     space = PromptExtension(generator, language, excluded=frozenset(proposed[:3]))
-    assert not set(proposed[:3]) & {word for word, _ in space.candidates(PROMPT, 10, PROMPT)}
+    assert not set(proposed[:3]) & {c.word for c in space.candidates(start, PROMPT, 10)}
 
 
 def test_a_prompt_without_its_class_is_refused(generator, surrogate, language_model, tmp_path):

@@ -79,8 +79,10 @@ def test_universal_token_trains_judges_and_saves_a_textual_inversion(tiny_sd1_di
     assert (tmp_path / "universal-token-cat.safetensors").is_file()
     findings = _findings(tmp_path)
     assert len(findings) == 3 and {f.target for f in findings} == {"cat"}
-    assert all(f.adversarial_prompt.endswith("<fissure-cat>") for f in findings)
+    assert all(f.adversarial_prompt.startswith("<fissure-cat> ") for f in findings)
     assert "text-embedding cosine" in result.output
+    scale = _invoke(*args, "--target", "cat", "--start-scale", "0")
+    assert scale.exit_code == 2 and "start_scale (--start-scale) must be a positive" in scale.output
     unknown = _invoke(*args, "--target", "purple")
     assert unknown.exit_code == 2 and "unknown class 'purple'" in unknown.output
     middle = _invoke(*args, "--target", "cat", "--position", "middle")

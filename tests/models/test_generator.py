@@ -163,6 +163,20 @@ def test_inserting_tokens_equals_typing_them(tiny):
     assert spliced.free_positions.tolist() == [[1, 6], [1, 9]]
 
 
+def test_each_prompt_may_have_its_own_positions(tiny):
+    pipeline = tiny("sd1")
+    generator = Generator(pipeline)
+    # "b" before each prompt's noun: after "a " in the first, after "a red " in the second.
+    vectors = token_vectors(pipeline, ["b", "x</w>"])
+    free = FreeTokens(vectors, positions=[[2, -1], [5, -1]], insert=True)
+    spliced = generator.encode(PROMPTS, free_tokens=free)
+    typed = generator.encode(["a bcat x", "a red bdog x"])
+    assert torch.allclose(spliced.prompt_embeds, typed.prompt_embeds, atol=1e-6)
+    assert spliced.free_positions.tolist() == [[2, 6], [5, 9]]
+    with pytest.raises(FissureError, match="2 distinct word positions"):
+        generator.encode(PROMPTS, free_tokens=FreeTokens(vectors, [[2, -1], [5]], insert=True))
+
+
 def test_bad_free_tokens_are_refused(tiny):
     generator = Generator(tiny("sd1"))
     vector = torch.zeros(1, 32)

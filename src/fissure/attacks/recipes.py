@@ -9,7 +9,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Literal
 
-from fissure.attacks import targets
+from fissure.attacks import naming
 from fissure.attacks.attack import Attack
 from fissure.attacks.constraints import (
     Box,
@@ -315,6 +315,7 @@ def sage_prompt(
     views: bool = True,
     class_words: bool = False,
     fluency: float | None = 2.0,
+    before_noun: bool = True,
 ) -> Attack:
     """SAGE's prompt search (Liu et al., arXiv 2306.00974): words appended to a prompt that
     names its class, chosen by the gradient among a language model's candidates, until the
@@ -326,7 +327,8 @@ def sage_prompt(
     range and take ``iterations`` steps of ``step`` (per element) before each word. Words
     that name one of the surrogate's classes are no candidates unless ``class_words``, nor
     words that leave the prompt more than ``fluency`` times as perplexing (to the language
-    model) as the clean prompt (None: no limit).
+    model) as the clean prompt (None: no limit). With ``before_noun``, words may also go just
+    before the class's name ("a photo of a tiny cat"), steered by a free token there.
     """
     scheduler_with_steps(generator.scheduler, steps)
     check_sage_prompt(
@@ -337,7 +339,7 @@ def sage_prompt(
     space = PromptExtension(
         generator, spelling_language_model(language_model, generator), steps, guidance,
         gradient, k, batch_size, excluded=_excluded_words(surrogate, class_words),
-        fluency=fluency,
+        fluency=fluency, before_noun=before_noun,
     )  # fmt: skip
     return Attack(
         name="sage-prompt",
@@ -363,9 +365,10 @@ def random_words(
     views: bool = True,
     class_words: bool = False,
     fluency: float | None = 2.0,
+    before_noun: bool = True,
 ) -> Attack:
     """The baseline of :func:`sage_prompt`: 1 to ``words`` random words from the same
-    candidate lists, appended to the prompt, until the class is gone or the ``budget`` (UNet
+    candidate lists (in the same places), added to the prompt, until the class is gone or the ``budget`` (UNet
     evaluations; default: the most :func:`sage_prompt`'s defaults spend) runs out."""
     scheduler_with_steps(generator.scheduler, steps)
     check_random_words(
@@ -386,6 +389,7 @@ def random_words(
             batch_size,
             excluded=_excluded_words(surrogate, class_words),
             fluency=fluency,
+            before_noun=before_noun,
         ),  # fmt: skip
         goal=TargetAbsent(surrogate, absent_below, views),
         constraints=(),
@@ -403,10 +407,15 @@ def check_universal_token(
     steps: int,
     guidance: float,
     absent_below: float,
-    position: str = "end",
+    position: str = "start",
+    start_scale: float = 4.0,
     **_: object,
 ) -> None:
     """:func:`universal_token`'s checks that need no model."""
+    _require(
+        0 < start_scale < math.inf,
+        f"start_scale (--start-scale) must be a positive number, not {start_scale}",
+    )
     _require(
         position in typing.get_args(TokenPosition),
         f"position (--position) must be start or end, not {position!r}",
@@ -425,7 +434,7 @@ def check_universal_token(
 
 
 def _excluded_words(surrogate: Judge, allowed: bool) -> frozenset[str]:
-    return frozenset() if allowed else targets.class_words(surrogate.labels)
+    return frozenset() if allowed else naming.class_words(surrogate.labels)
 
 
 def sage_prompt_budget(steps: int, **given: object) -> int:
@@ -532,24 +541,31 @@ def universal_token(
     surrogate: Judge,
     *,
     target: str | None,
-    iterations: int = 60,
+    iterations: int = 40,
     batch: int = 8,
-    step: float = 0.01,
-    step_rule: StepName = "l2",
+    step: float = 0.003,
+    step_rule: StepName = "adam",
     gradient: GradientMode = "exact-stored",
     steps: int = 25,
     guidance: float = 7.5,
     absent_below: float = 0.1,
     views: bool = True,
-    position: TokenPosition = "end",
+    position: TokenPosition = "start",
+    start_scale: float = 4.0,
 ) -> UniversalToken:
-    """SAGE's universal token: one embedding appended to every prompt, trained by minibatch
+    """SAGE's universal token: one embedding added to every prompt, trained by minibatch
     descent (``iterations`` steps of ``batch`` (prompt, seed) pairs) so that ``target``
-    appears, or (``target=None``) so that each prompt's own class vanishes."""
+    appears, or (``target=None``) so that each prompt's own class vanishes.
+
+    A targeted token starts from the target's word embedding stretched ``start_scale``
+    times (within the vocabulary's range) and goes first in the prompt, where CLIP's causal
+    text encoder lets it condition every word: from the vocabulary's mean, at the end, no
+    token reached a held-out image in 40 to 150 steps (docs/sage-prompt.md)."""
     scheduler_with_steps(generator.scheduler, steps)
     check_universal_token(
         iterations=iterations, batch=batch, step=step, step_rule=step_rule, gradient=gradient,
         steps=steps, guidance=guidance, absent_below=absent_below, position=position,
+        start_scale=start_scale,
     )  # fmt: skip
     if target is not None:
         label_column(surrogate.labels, target)  # an unknown class is one line
@@ -562,7 +578,7 @@ def universal_token(
     return UniversalToken(
         space, goal, (EmbeddingRange.of(vocabulary),),
         TokenDescent(iterations, batch, step, rule_named(step_rule)), target,
-        attack_name(target),
+        attack_name(target), start_scale,
     )  # fmt: skip
 
 

@@ -11,9 +11,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fissure.attacks.attack import Attack
+from fissure.attacks.naming import names_target
 from fissure.attacks.search import SearchState
 from fissure.attacks.spaces import Attempt
-from fissure.attacks.targets import names_target
 from fissure.attacks.typicality import Typicality, typicality
 from fissure.attacks.universal import (
     UniversalToken,

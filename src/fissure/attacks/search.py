@@ -21,6 +21,7 @@ from fissure.attacks.spaces import (
     LatentPerturbation,
     LatentStart,
     Rendering,
+    WordChoice,
     fresh_seed,
     target_rows,
 )
@@ -47,7 +48,7 @@ class SearchState:
     latent_seed: int | None = None  # random search: the seed of the latent last rendered
     memory: dict[str, torch.Tensor] = field(default_factory=dict)  # an adaptive step's moments
     prompt: str | None = None  # prompt searches: the prompt with the words chosen so far
-    candidates: list[str] = field(default_factory=list)  # words waiting to be scored exactly
+    candidates: list[WordChoice] = field(default_factory=list)  # words to score exactly
     steps_on_word: int = 0  # prompt searches: gradient steps taken for the current word
 
     def stop_at_start(self, origin: torch.Tensor) -> None:

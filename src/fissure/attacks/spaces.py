@@ -19,6 +19,7 @@ from functools import cached_property
 
 import torch
 
+from fissure.attacks.naming import mention_start
 from fissure.models.generator import (
     TRUNCATED,
     FreeTokens,
@@ -195,10 +196,23 @@ class LatentPerturbation:
 
 @dataclass
 class PromptStart:
-    """An attempt bound to its inputs for a prompt search: the seed's latent, fixed."""
+    """An attempt bound to its inputs for a prompt search: the seed's latent, fixed, and
+    where words before the class's name go (a character index into every prompt the search
+    makes, and the free modifier token's position there)."""
 
     attempt: Attempt
     latent: torch.Tensor  # 1×C×h×w, float32
+    noun_at: int = 0
+    noun_token: int = 1
+
+
+@dataclass(frozen=True)
+class WordChoice:
+    """A candidate word and where it goes: appended, or just before the class's name."""
+
+    word: str
+    token_id: int
+    before_noun: bool = False
 
 
 class PromptExtension:
@@ -211,7 +225,9 @@ class PromptExtension:
     ``excluded`` (the names of the judge's classes, by default) are never candidates: a
     prompt that asks for another class would remove the target trivially. With
     ``fluency``, a candidate must leave the prompt as readable as that many times the clean
-    prompt's perplexity (a fluency constraint, as ATM's).
+    prompt's perplexity (a fluency constraint, as ATM's). With ``before_noun``, words may
+    also go just before the class's name ("a photo of a tiny cat"), steered by a third
+    free token [m] there: a modifier can hide an object that no appended word does.
     """
 
     def __init__(
@@ -226,8 +242,10 @@ class PromptExtension:
         free_tokens: int = 2,
         excluded: frozenset[str] = frozenset(),
         fluency: float | None = None,
+        before_noun: bool = False,
     ) -> None:
         self.generator = generator
+        self.before_noun = before_noun
         self.excluded = excluded
         self.fluency = fluency
         self.language = language
@@ -237,7 +255,7 @@ class PromptExtension:
         self.k = k
         self.batch_size = batch_size
         self.free_tokens = free_tokens
-        self._candidates: dict[tuple[str, int], list[tuple[str, int]]] = {}
+        self._candidates: dict[tuple[str, str, int, str], list[WordChoice]] = {}
 
     def settings(self) -> dict[str, object]:
         """What decides the images, gradients and candidate words, for the record."""
@@ -248,6 +266,7 @@ class PromptExtension:
             gradient=self.gradient,
             k=self.k if self.gradient in TRUNCATED else None,
             free_tokens=self.free_tokens,
+            before_noun=self.before_noun,
             excluded_words=len(self.excluded),
             fluency=self.fluency,
             batch_size=self.batch_size,
@@ -261,11 +280,33 @@ class PromptExtension:
         return self.generator.text_encoder.get_input_embeddings().weight
 
     def bind(self, attempt: Attempt) -> PromptStart:
-        return PromptStart(attempt, self.generator.initial_latents([attempt.seed]).float())
+        noun_at = mention_start(attempt.prompt, attempt.target) or 0
+        prefix = self.generator.tokenizer(attempt.prompt[:noun_at], add_special_tokens=False)
+        return PromptStart(
+            attempt,
+            self.generator.initial_latents([attempt.seed]).float(),
+            noun_at,
+            len(prefix.input_ids) + 1,
+        )
+
+    @property
+    def rows(self) -> int:
+        """How many free tokens: [m] before the noun if words may go there, then [x], [y]."""
+        return self.free_tokens + self.before_noun
 
     def origin(self, start: PromptStart) -> torch.Tensor:
         """Where the free tokens start: each at the mean of the vocabulary's embeddings."""
-        return self.mean_embedding.expand(self.free_tokens, -1).clone()
+        return self.mean_embedding.expand(self.rows, -1).clone()
+
+    def free_row(self, choice: WordChoice) -> int:
+        """The free token that steers ``choice``'s place: [m] before the noun, else [x]."""
+        return 0 if choice.before_noun else int(self.before_noun)
+
+    def placed(self, start: PromptStart, prompt: str, choice: WordChoice) -> str:
+        """``prompt`` with ``choice``'s word in its place."""
+        if choice.before_noun:
+            return f"{prompt[: start.noun_at]}{choice.word} {prompt[start.noun_at :]}"
+        return f"{prompt} {choice.word}"
 
     @cached_property
     def mean_embedding(self) -> torch.Tensor:
@@ -275,25 +316,29 @@ class PromptExtension:
         """The initial latent: the seed's own, whatever the words."""
         return start.latent[0]
 
-    def candidates(self, prompt: str, count: int, clean: str) -> list[tuple[str, int]]:
-        """Of the language model's ``count`` most probable next words after ``prompt``, those
+    def candidates(self, start: PromptStart, prompt: str, count: int) -> list[WordChoice]:
+        """Of the language model's ``count`` most probable words for each place (after
+        ``prompt``; with ``before_noun``, also after its text before the class's name), those
         the diffusion model's tokenizer spells as one token, not excluded, and (with
-        ``fluency``) leaving a prompt whose perplexity is at most ``fluency`` times the
-        ``clean`` prompt's; with that token's id."""
-        key = (prompt, count, clean)
+        ``fluency``) leaving a prompt whose perplexity is at most ``fluency`` times the clean
+        prompt's."""
+        key = (prompt, start.attempt.prompt, count, prompt[: start.noun_at])
         if key not in self._candidates:
-            tokenizer = self.generator.tokenizer
-            spelled = []
-            for candidate in self.language.next_words(prompt, count):
-                ids = tokenizer(candidate.word, add_special_tokens=False).input_ids
-                if len(ids) == 1 and candidate.word not in self.excluded:
-                    spelled.append((candidate.word, ids[0]))
-            if self.fluency is not None and spelled:
-                limit = self.fluency * self.language.perplexities([clean])[0]
-                texts = [f"{prompt} {word}" for word, _ in spelled]
+            places = [(prompt, False)]
+            if self.before_noun:
+                places.append((prompt[: start.noun_at].rstrip(), True))
+            choices = []
+            for context, before_noun in places:
+                for candidate in self.language.next_words(context, count):
+                    ids = self.generator.tokenizer(candidate.word, add_special_tokens=False)
+                    if len(ids.input_ids) == 1 and candidate.word not in self.excluded:
+                        choices.append(WordChoice(candidate.word, ids.input_ids[0], before_noun))
+            if self.fluency is not None and choices:
+                limit = self.fluency * self.language.perplexities([start.attempt.prompt])[0]
+                texts = [self.placed(start, prompt, choice) for choice in choices]
                 perplexities = self.language.perplexities(texts)
-                spelled = [c for c, p in zip(spelled, perplexities, strict=True) if p <= limit]
-            self._candidates[key] = spelled
+                choices = [c for c, p in zip(choices, perplexities, strict=True) if p <= limit]
+            self._candidates[key] = choices
         return self._candidates[key]
 
     def render(
@@ -303,13 +348,14 @@ class PromptExtension:
         free: torch.Tensor | None = None,
         differentiable: bool = False,
     ) -> Rendering:
-        """Images of each row's prompt, with the rows of ``free`` (B×n×D) appended as tokens
+        """Images of each row's prompt, with the rows of ``free`` (B×n×D) as its free tokens
         if given; gradients reach ``free`` if ``differentiable``. Padded like
         :meth:`LatentPerturbation.render`."""
         starts, prompts = padded(starts, self.batch_size), padded(prompts, self.batch_size)
         tokens = None
         if free is not None:
-            positions = list(range(-self.free_tokens, 0))
+            ends = list(range(-self.free_tokens, 0))
+            positions = [[start.noun_token] * self.before_noun + ends for start in starts]
             tokens = FreeTokens(padded(free, self.batch_size), positions, insert=True)
         with nullcontext() if differentiable else torch.no_grad():
             embeddings = self.generator.encode(prompts, tokens)

@@ -2,52 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from fissure.attacks.naming import class_phrase, mention, names_of
 from fissure.attacks.spaces import Attempt
 from fissure.errors import FissureError
 from fissure.judges.base import label_column
-from fissure.world import class_names, get_class
-from fissure.world.grammar import indefinite, noun_phrase
-from fissure.world.lexicon import naming_phrases
 
 CLASS_TEMPLATE = "a photo of {}"
-
-
-def _names(label: str) -> list[str]:
-    """The phrases that name a label in a prompt.
-
-    An emoji class: its terms and their plurals, as in the world's captions ("two
-    puppies" names the dog). An ImageNet label: its synonyms after commas ("tabby, tabby cat").
-    """
-    if label in class_names():
-        return [phrase.lower() for phrase in naming_phrases(get_class(label))]
-    return [name.strip().lower() for name in label.split(",") if name.strip()]
-
-
-def class_phrase(label: str) -> str:
-    """One of ``label`` as a prompt says it: "an owl", "a pair of glasses", "a tabby"."""
-    if label in class_names():
-        return noun_phrase(label, 1, counter=get_class(label).counter)
-    return indefinite(_names(label)[0])
-
-
-def _mention(name: str) -> re.Pattern[str]:
-    """``name`` as whole words."""
-    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
-
-
-def class_words(labels: Sequence[str]) -> frozenset[str]:
-    """The words that name a class of ``labels``: each one-word name, and the last word
-    (the noun) of longer ones ("apple" of "red apple", not "red"). A prompt search that
-    adds none of them cannot remove a class by asking for another."""
-    return frozenset(name.split()[-1] for label in labels for name in _names(label))
-
-
-def names_target(prompt: str, label: str) -> bool:
-    """Whether ``prompt`` says ``label`` by one of its names, as whole words."""
-    return any(_mention(name).search(prompt.lower()) for name in _names(label))
 
 
 def find_target(prompt: str, labels: Sequence[str]) -> str:
@@ -60,15 +22,15 @@ def find_target(prompt: str, labels: Sequence[str]) -> str:
     text = prompt.lower()
     matches: dict[str, str] = {}
     for label in labels:
-        for name in _names(label):
-            if _mention(name).search(text) and len(name) > len(matches.get(label, "")):
+        for name in names_of(label):
+            if mention(name).search(text) and len(name) > len(matches.get(label, "")):
                 matches[label] = name
     if not matches:
         raise FissureError(f"no class of the judge is named in {prompt!r}: say which with --target")
     longest = max(matches.values(), key=len)
-    rest = _mention(longest).sub(" ", text)
+    rest = mention(longest).sub(" ", text)
     rivals = sorted(
-        label for label, name in matches.items() if name == longest or _mention(name).search(rest)
+        label for label, name in matches.items() if name == longest or mention(name).search(rest)
     )
     if longest in rivals and all(matches[label] == longest for label in rivals):
         return longest  # a polysemous word that is one class's name: "a bat" is the bat

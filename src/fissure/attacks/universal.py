@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 from fissure.atomic import atomic_write
 from fissure.attacks.constraints import Constraint, project_all
 from fissure.attacks.goals import TargetAbsent, TargetPresent
+from fissure.attacks.naming import class_phrase
 from fissure.attacks.spaces import Attempt, Rendering, generator_settings, padded, target_rows
 from fissure.attacks.steps import NormalisedStep, StepRule
-from fissure.attacks.targets import class_phrase
 from fissure.digest import weights_digest
 from fissure.errors import FissureError
 from fissure.models.generator import FreeTokens, Generator, GradientMode
@@ -116,10 +116,15 @@ class TokenSpace:
             **generator_settings(self.generator),
         )
 
-    def origin(self) -> torch.Tensor:
-        """Where the token starts: the mean embedding of the vocabulary (1×D)."""
-        table = self.generator.text_encoder.get_input_embeddings().weight
-        return table.detach().float().mean(dim=0, keepdim=True)
+    def origin(self, word: str | None = None, scale: float = 1.0) -> torch.Tensor:
+        """Where the token starts (1×D): ``word``'s embedding (the mean of its tokens')
+        times ``scale``, as textual inversion starts from a word; or, without a word, the
+        mean embedding of the vocabulary."""
+        table = self.generator.text_encoder.get_input_embeddings().weight.detach().float()
+        if word is None:
+            return table.mean(dim=0, keepdim=True)
+        ids = self.generator.tokenizer(word, add_special_tokens=False).input_ids
+        return table[ids].mean(dim=0, keepdim=True) * scale
 
     def latent(self, attempt: Attempt) -> torch.Tensor:
         """An attempt's initial latent: its seed's, untouched by the token."""
@@ -201,11 +206,13 @@ class UniversalToken:
     search: TokenDescent
     target: str | None
     name: str = "universal-token"
+    start_scale: float = 4.0
 
     def settings(self) -> dict[str, object]:
         return dict(
             attack=self.name,
             target=self.target,
+            start_scale=self.start_scale,
             surrogate=self.goal.surrogate.source,
             surrogate_weights=weights_digest(self.goal.surrogate),
             goal=type(self.goal).__name__,
@@ -214,6 +221,13 @@ class UniversalToken:
             constraints=[repr(constraint) for constraint in self.constraints],
             **self.search.settings(),
         )
+
+    def start(self) -> torch.Tensor:
+        """The token before training: the target's word embedding stretched ``start_scale``
+        times, within the constraints (a stretched word alone already brings some targets
+        into held-out images; untargeted: the vocabulary's mean)."""
+        origin = self.space.origin(self.target, self.start_scale)
+        return project_all(self.constraints, origin, origin)
 
     def goal_targets(self, attempts: Sequence[Attempt], images: torch.Tensor) -> torch.Tensor:
         """Each row's class for the goal (the token's target, or the attempt's own class),
@@ -242,9 +256,9 @@ class UniversalToken:
             **self.settings(), **(record or {}),
             "attempts": hashlib.sha256(repr(list(attempts)).encode()).hexdigest()[:16],
         }))  # fmt: skip
-        state = {"token": self.space.origin(), "memory": {}, "iteration": 0, "losses": []}
+        state = {"token": self.start(), "memory": {}, "iteration": 0, "losses": []}
         if checkpoint.is_file():
-            state = torch.load(checkpoint, map_location=self.space.origin().device)
+            state = torch.load(checkpoint, map_location=state["token"].device)
             changed = sorted(
                 key for key in made_with.keys() | state["made_with"].keys()
                 if made_with.get(key) != state["made_with"].get(key)

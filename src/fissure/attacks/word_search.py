@@ -20,7 +20,7 @@ import torch
 from fissure.attacks.constraints import Constraint, project_all
 from fissure.attacks.goals import GoalEvaluation, TargetAbsent
 from fissure.attacks.search import Screen, SearchMethod, SearchState, state_targets
-from fissure.attacks.spaces import PromptExtension, Rendering
+from fissure.attacks.spaces import PromptExtension, Rendering, WordChoice
 from fissure.attacks.steps import NormalisedStep, StepRule
 
 
@@ -125,43 +125,49 @@ class WordSearch(SearchMethod):
                 state.steps_on_word += 1
                 state.iterations += 1
             else:
-                state.candidates = self._ranked(space, state, gradient[row][0])
+                state.candidates = self._ranked(space, state, gradient[row])
                 state.done = not state.candidates  # no word to go on with: it ends here
 
     def _ranked(
         self, space: PromptExtension, state: SearchState, gradient: torch.Tensor
-    ) -> list[str]:
+    ) -> list[WordChoice]:
         """The ``rescored`` candidate words whose embeddings the first-order expansion of the
-        loss around [x] scores lowest: ``gradient · (e_word − x)``."""
-        words = space.candidates(state.prompt, self.candidates, state.attempt.prompt)
-        if not words:
+        loss around the free token of their place scores lowest: ``gradient · (e_word − x)``."""
+        choices = space.candidates(state.start, state.prompt, self.candidates)
+        if not choices:
             return []
-        rows = torch.tensor([index for _, index in words], device=space.vocabulary.device)
-        embeddings = space.vocabulary.detach()[rows].float()
-        scores = (embeddings - state.variable[0]) @ gradient
-        best = scores.argsort()[: self.rescored].tolist()
-        return [words[i][0] for i in best]
+        device = space.vocabulary.device
+        embeddings = space.vocabulary.detach()[
+            torch.tensor([choice.token_id for choice in choices], device=device)
+        ].float()
+        places = torch.tensor([space.free_row(choice) for choice in choices], device=device)
+        scores = ((embeddings - state.variable[places]) * gradient[places]).sum(dim=-1)
+        return [choices[i] for i in scores.argsort()[: self.rescored].tolist()]
 
     def _choose_words(
         self, states: list[SearchState], space: PromptExtension, goal: TargetAbsent
     ) -> None:
         """Render every state's candidate words; each keeps its best (a success first, then
         the lowest loss) and goes on to the next word, or ends."""
-        rows = [(state, f"{state.prompt} {word}") for state in states for word in state.candidates]
-        scored = _render_prompts([s for s, _ in rows], [p for _, p in rows], space, goal)
+        rows = [
+            (state, choice, space.placed(state.start, state.prompt, choice))
+            for state in states
+            for choice in state.candidates
+        ]
+        scored = _render_prompts([s for s, _, _ in rows], [p for _, _, p in rows], space, goal)
         for state in states:
             mine = [
-                (prompt, outcome)
-                for (owner, prompt), outcome in zip(rows, scored, strict=True)
+                (choice, prompt, outcome)
+                for (owner, choice, prompt), outcome in zip(rows, scored, strict=True)
                 if owner is state
             ]
-            for _, (rendering, _, _) in mine:
+            for _, _, (rendering, _, _) in mine:
                 state.unet_evals += rendering.unet_evals
-            prompt, (rendering, evaluation, row) = min(
+            choice, prompt, (rendering, evaluation, row) = min(
                 mine,
                 key=lambda item: (
-                    not bool(item[1][1].achieved[item[1][2]]),
-                    float(item[1][1].loss[item[1][2]]),
+                    not bool(item[2][1].achieved[item[2][2]]),
+                    float(item[2][1].loss[item[2][2]]),
                 ),
             )
             state.prompt = prompt
@@ -170,7 +176,22 @@ class WordSearch(SearchMethod):
             added = len(prompt.split()) - len(state.attempt.prompt.split())
             state.done = state.achieved or added >= self.words
             state.steps_on_word, state.memory = 0, {}
-            state.variable = torch.cat([state.variable[1:], space.origin(state.start)[:1]])
+            state.variable = self._next_tokens(space, state, choice)
+
+    @staticmethod
+    def _next_tokens(
+        space: PromptExtension, state: SearchState, choice: WordChoice
+    ) -> torch.Tensor:
+        """The free tokens after ``choice`` joins the prompt: a word before the noun frees
+        [m] to start again; an appended word makes [y] the next [x] (it was optimised to
+        come next) and a fresh [y]."""
+        fresh = space.origin(state.start)
+        variable = state.variable.clone()
+        if choice.before_noun:
+            variable[0] = fresh[0]
+            return variable
+        x = space.free_row(choice)
+        return torch.cat([variable[:x], variable[x + 1 :], fresh[:1]])
 
 
 def word_seed(seed: int, attempt: int, word: int) -> int:
@@ -201,12 +222,12 @@ class RandomWords(SearchMethod):
     def _random_prompt(self, space: PromptExtension, state: SearchState) -> str:
         prompt, index = state.attempt.prompt, state.iterations
         for count in range(1 + (index - 1) % self.words):
-            words = space.candidates(prompt, self.candidates, state.attempt.prompt)
-            if not words:
+            choices = space.candidates(state.start, prompt, self.candidates)
+            if not choices:
                 break
             generator = torch.Generator().manual_seed(word_seed(state.attempt.seed, index, count))
-            pick = int(torch.randint(len(words), (1,), generator=generator))
-            prompt = f"{prompt} {words[pick][0]}"
+            pick = int(torch.randint(len(choices), (1,), generator=generator))
+            prompt = space.placed(state.start, prompt, choices[pick])
         return prompt
 
     @torch.no_grad()

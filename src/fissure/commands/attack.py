@@ -310,7 +310,7 @@ LanguageModelOption = Annotated[
         "causal LM id or folder (gpt2 ...) whose words the model's tokenizer spells.",
     ),
 ]
-Words = Annotated[int, typer.Option(help="Words appended to the prompt at most.")]
+Words = Annotated[int, typer.Option(help="Words added to the prompt at most.")]
 Candidates = Annotated[
     int, typer.Option(help="The language model's likeliest next words to choose among.")
 ]
@@ -326,6 +326,14 @@ ClassWords = Annotated[
     typer.Option(
         help="Let candidates name a class of the judge (off: adding another class's name "
         "removes the target trivially)."
+    ),
+]
+BeforeNoun = Annotated[
+    bool,
+    typer.Option(
+        "--before-noun/--end-only",
+        help="Words may also go just before the class's name ('a photo of a tiny cat'), not "
+        "only after the prompt.",
     ),
 ]
 
@@ -368,6 +376,7 @@ def sage_prompt(
     k: Annotated[int, typer.Option(help="last-k's steps on the gradient path.")] = 2,
     class_words: ClassWords = False,
     fluency: Fluency = 2.0,
+    before_noun: BeforeNoun = True,
     views: Views = True,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
@@ -376,14 +385,14 @@ def sage_prompt(
     device: Device = "cpu",
     dtype: Dtype = "float32",
 ) -> None:
-    """SAGE's prompt search: words appended to a prompt that names its class, chosen by the
-    gradient among a language model's candidates, until the class is gone from the image."""
+    """SAGE's prompt search: words added to a prompt that names its class (after it, and
+    before the class's name), chosen by the gradient among a language model's candidates,
+    until the class is gone from the image."""
     options = dict(
         language_model=language_model, words=words, iterations=iterations, step=step,
         step_rule=step_rule, candidates=candidates, rescored=rescored, gradient=gradient, k=k,
-        class_words=class_words, fluency=fluency or None, views=views, steps=steps,
-        guidance=guidance,
-        absent_below=absent_below, batch_size=batch_size,
+        class_words=class_words, fluency=fluency or None, before_noun=before_noun, views=views,
+        steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,
     )  # fmt: skip
     run_attack_command(
         "sage-prompt", options, out=out, prompts=prompt, classes=classes, template=template,
@@ -416,6 +425,7 @@ def random_words(
     candidates: Candidates = 50,
     class_words: ClassWords = False,
     fluency: Fluency = 2.0,
+    before_noun: BeforeNoun = True,
     views: Views = True,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
@@ -425,12 +435,11 @@ def random_words(
     dtype: Dtype = "float32",
 ) -> None:
     """sage-prompt's baseline: 1 to --words random words from the same candidate lists,
-    appended to the prompt, within a UNet-evaluation budget."""
+    added to the prompt in the same places, within a UNet-evaluation budget."""
     options = dict(
         language_model=language_model, budget=budget, words=words, candidates=candidates,
-        class_words=class_words, fluency=fluency or None, views=views, steps=steps,
-        guidance=guidance,
-        absent_below=absent_below, batch_size=batch_size,
+        class_words=class_words, fluency=fluency or None, before_noun=before_noun, views=views,
+        steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,
     )  # fmt: skip
     run_attack_command(
         "random-words", options, out=out, prompts=prompt, classes=classes, template=template,

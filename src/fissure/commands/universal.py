@@ -42,15 +42,22 @@ def universal_token(
     seeds: Annotated[
         str, typer.Option(help="Held-out seeds the held-out prompts are judged on.")
     ] = "0",
-    iterations: Annotated[int, typer.Option(help="Minibatch gradient steps on the token.")] = 60,
+    iterations: Annotated[int, typer.Option(help="Minibatch gradient steps on the token.")] = 40,
     batch: Annotated[int, typer.Option(help="(prompt, seed) pairs per step.")] = 8,
-    step: Annotated[float, typer.Option(help="Step size per element of the embedding.")] = 0.01,
+    step: Annotated[float, typer.Option(help="Step size per element of the embedding.")] = 0.003,
     step_rule: Annotated[
         str, typer.Option(help="sign, l2 (normalised gradient) or adam (clipped).")
-    ] = "l2",
+    ] = "adam",
     position: Annotated[
-        str, typer.Option(help="Where the token joins each prompt: end (SAGE's) or start.")
-    ] = "end",
+        str,
+        typer.Option(
+            help="Where the token joins each prompt: start (conditions every word) or end."
+        ),
+    ] = "start",
+    start_scale: Annotated[
+        float,
+        typer.Option(help="A targeted token starts as the target's word embedding times this."),
+    ] = 4.0,
     model: Model = "emoji-sd",
     judge: Surrogate = None,
     verifier: VerifierNames = None,
@@ -61,7 +68,7 @@ def universal_token(
     device: Device = "cpu",
     dtype: Dtype = "float32",
 ) -> None:
-    """SAGE's universal token: one embedding appended to every prompt, trained on the prompts
+    """SAGE's universal token: one embedding added to every prompt (first, by default), trained on the prompts
     of some classes so that --target appears (or, --untargeted, each prompt's object
     vanishes), then judged by the verifiers on held-out classes and seeds. Saves the token as
     a textual-inversion file for diffusers' load_textual_inversion."""
@@ -88,7 +95,8 @@ def universal_token(
         raise FissureError("give --target CLASS, or --untargeted, not both or neither")
     training, tested_seeds = parse_seeds(training_seeds), parse_seeds(seeds)
     options = dict(iterations=iterations, batch=batch, step=step, step_rule=step_rule,
-                   steps=steps, guidance=guidance, absent_below=absent_below, views=views)  # fmt: skip
+                   steps=steps, guidance=guidance, absent_below=absent_below, views=views,
+                   start_scale=start_scale)  # fmt: skip
     check_universal_token(gradient="exact-stored", position=position, **options)  # no model yet
     surrogate_names = list(dict.fromkeys(judge or DEFAULT_SURROGATE))
     verifier_names = list(dict.fromkeys(verifier or DEFAULT_VERIFIERS))

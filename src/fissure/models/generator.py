@@ -208,13 +208,25 @@ class FreeTokens:
     ``embeddings`` is n×D (the same tokens in every prompt: a universal token) or
     B×n×D. ``positions`` are n positions in the token sequence after splicing,
     where 1 is the first word token and -1 the last word token, so ``insert=True``
-    with ``positions=[-1]`` appends a token to every prompt, whatever its length.
+    with ``positions=[-1]`` appends a token to every prompt, whatever its length; or B
+    such lists, one per prompt (a slot before each prompt's own noun).
     ``insert=False`` replaces the tokens there.
     """
 
     embeddings: torch.Tensor
-    positions: Sequence[int]
+    positions: Sequence[int] | Sequence[Sequence[int]]
     insert: bool = False
+
+    @property
+    def count(self) -> int:
+        """n: how many free tokens each prompt gets."""
+        first = self.positions[0] if len(self.positions) else ()
+        return len(first) if isinstance(first, Sequence) else len(self.positions)
+
+    def of_row(self, row: int) -> Sequence[int]:
+        """The positions in prompt ``row``."""
+        nested = len(self.positions) and isinstance(self.positions[0], Sequence)
+        return self.positions[row] if nested else self.positions
 
 
 #: What a backward pass through one UNet evaluation costs, in forward evaluations: measured
@@ -408,7 +420,7 @@ class Generator:
             negative_prompts = [negative_prompts] * len(prompts)
         if not prompts or len(negative_prompts) != len(prompts):
             raise FissureError("give one negative prompt per prompt, and at least one prompt")
-        inserted = len(free_tokens.positions) if free_tokens and free_tokens.insert else 0
+        inserted = free_tokens.count if free_tokens and free_tokens.insert else 0
         input_ids, words = self._tokenize(prompts, inserted)
         negative_ids, _ = self._tokenize(list(negative_prompts), what="negative prompt")
         free_positions = None
@@ -439,7 +451,7 @@ class Generator:
         self, input_ids: torch.Tensor, words: list[int], free: FreeTokens
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids with slots for the free tokens (inserted or replaced), and the slots' positions."""
-        count = len(free.positions)
+        count = free.count
         hidden = self.text_encoder.get_input_embeddings().embedding_dim
         shape = tuple(free.embeddings.shape)
         if not (
@@ -451,12 +463,17 @@ class Generator:
                 f"for {count} positions, not {'×'.join(map(str, shape))}"
             )
         rows, all_positions = [], []
-        for ids, length in zip(input_ids.tolist(), words, strict=True):
+        for row, (ids, length) in enumerate(zip(input_ids.tolist(), words, strict=True)):
             length += count if free.insert else 0
-            positions = [p if p > 0 else length + 1 + p for p in free.positions]
-            if any(not 1 <= p <= length for p in positions) or len(set(positions)) < count:
+            given = free.of_row(row)
+            positions = [p if p > 0 else length + 1 + p for p in given]
+            if (
+                len(given) != count
+                or any(not 1 <= p <= length for p in positions)
+                or len(set(positions)) < count
+            ):
                 raise FissureError(
-                    f"free-token positions {list(free.positions)} must be distinct word positions "
+                    f"free-token positions {list(given)} must be {count} distinct word positions "
                     f"(1..{length} or -{length}..-1) in a prompt of {length} tokens"
                 )
             for position in sorted(positions):
