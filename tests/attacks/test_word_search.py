@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -70,6 +71,35 @@ def test_findings_are_images_of_the_words_found(
             image = generator.sample(latent, finding.adversarial_prompt, steps=STEPS).images[0]
         after = verifier(image[None])[0]
         assert finding.verifier_after["v"]["target"] == pytest.approx(float(after[0]), abs=1e-3)
+
+
+def test_a_search_returns_to_prompts_it_did_not_take_while_the_budget_lasts(
+    generator, surrogate, language_model, tmp_path
+):
+    """A chain of words that fails goes on from the best rendered prompt it did not take,
+    and the outcome is always the image of the prompt it reports."""
+    attack = sage_prompt(
+        generator, surrogate, language_model=str(language_model), words=2, iterations=1,
+        rescored=2, steps=STEPS, batch_size=2, views=False, fluency=None,
+    )  # fmt: skip
+    chain = attack.search.budget
+    assert chain == sage_prompt_budget(STEPS, words=2, iterations=1, rescored=2)
+    attack = dataclasses.replace(
+        attack, search=dataclasses.replace(attack.search, budget=3 * chain)
+    )
+    never_fooled = BrightnessJudge(-1.0)  # every image is "light" to it: nothing succeeds
+    attack = dataclasses.replace(
+        attack, goal=dataclasses.replace(attack.goal, surrogate=never_fooled)
+    )
+    findings = _run(attack, [Attempt(PROMPT, "light", 0, 0)], tmp_path, surrogate)
+    (finding,) = findings
+    assert not finding.success
+    assert chain < finding.unet_evals <= 3 * chain  # it went on past one chain, within budget
+    latent = generator.initial_latents([0])
+    with torch.no_grad():
+        image = generator.sample(latent, finding.adversarial_prompt, steps=STEPS).images[0]
+    after = surrogate(image[None])[0]
+    assert finding.verifier_after["v"]["target"] == pytest.approx(float(after[0]), abs=1e-3)
 
 
 def test_candidates_are_ranked_by_the_first_order_score(generator, surrogate, language_model):

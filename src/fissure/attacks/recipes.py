@@ -30,7 +30,7 @@ from fissure.attacks.universal import (
     UniversalToken,
     attack_name,
 )
-from fissure.attacks.word_search import RandomWords, WordSearch
+from fissure.attacks.word_search import RandomWords, WordSearch, word_cost
 from fissure.errors import FissureError
 from fissure.judges.base import Judge, label_column
 from fissure.models.generator import (
@@ -346,7 +346,22 @@ def sage_prompt(
         space=space,
         goal=TargetAbsent(surrogate, absent_below, views),
         constraints=(EmbeddingRange.of(space.vocabulary),),
-        search=WordSearch(words, iterations, step, candidates, rescored, rule_named(step_rule)),
+        search=WordSearch(
+            words,
+            iterations,
+            step,
+            candidates,
+            rescored,
+            rule_named(step_rule),
+            sage_prompt_budget(
+                steps,
+                words=words,
+                iterations=iterations,
+                rescored=rescored,
+                gradient=gradient,
+                k=k,
+            ),
+        ),  # fmt: skip
     )
 
 
@@ -438,11 +453,12 @@ def _excluded_words(surrogate: Judge, allowed: bool) -> frozenset[str]:
 
 
 def sage_prompt_budget(steps: int, **given: object) -> int:
-    """The most UNet evaluations :func:`sage_prompt` spends on one attempt: the clean image,
-    then per word its gradient renderings and its rendered candidates (rounded up)."""
+    """The UNet evaluations :func:`sage_prompt` spends on one attempt at most (rounded up): the
+    clean image, then what a chain of its ``words`` words costs. The search spends it all,
+    returning to prompts it did not take, unless it succeeds first."""
     search = {**recipe_defaults(sage_prompt), **given}
-    cost = evaluation_cost(search["gradient"], search["k"], steps).total
-    per_word = (search["iterations"] + 1) * cost + search["rescored"] * steps
+    step_cost = evaluation_cost(search["gradient"], search["k"], steps).total
+    per_word = word_cost(step_cost, search["iterations"], search["rescored"], steps)
     return math.ceil(steps + search["words"] * per_word)
 
 

@@ -50,6 +50,8 @@ class SearchState:
     prompt: str | None = None  # prompt searches: the prompt with the words chosen so far
     candidates: list[WordChoice] = field(default_factory=list)  # words to score exactly
     steps_on_word: int = 0  # prompt searches: gradient steps taken for the current word
+    # prompt searches: prompts rendered but not taken, (loss, prompt, images, probabilities)
+    frontier: list[tuple[float, str, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
     def stop_at_start(self, origin: torch.Tensor) -> None:
         """End the attempt where it began: its clean image is the outcome, δ = 0."""

@@ -22,6 +22,7 @@ from fissure.attacks.goals import GoalEvaluation, TargetAbsent
 from fissure.attacks.search import Screen, SearchMethod, SearchState, state_targets
 from fissure.attacks.spaces import PromptExtension, Rendering, WordChoice
 from fissure.attacks.steps import NormalisedStep, StepRule
+from fissure.models.generator import evaluation_cost
 
 
 def _render_prompts(
@@ -58,13 +59,23 @@ def _start(
         state.done = state.done or state.achieved
 
 
+def word_cost(step_cost: float, iterations: int, rescored: int, steps: int) -> float:
+    """UNet evaluations one word of :class:`WordSearch` costs at most: ``iterations`` gradient
+    renderings and one more for the first-order scores (``step_cost`` each), and its
+    ``rescored`` candidates rendered (``steps`` each)."""
+    return (iterations + 1) * step_cost + rescored * steps
+
+
 @dataclass(frozen=True)
 class WordSearch(SearchMethod):
-    """SAGE's prompt search: per word, ``iterations`` gradient steps on [x] and [y], then the
-    ``rescored`` best of the language model's ``candidates`` words for [x] by first-order
-    score, rendered as words; the best of those joins the prompt. Up to ``words`` words.
+    """SAGE's prompt search: per word, ``iterations`` gradient steps on the free tokens, then
+    the ``rescored`` best of the language model's ``candidates`` words by first-order score,
+    rendered as words; the best of those joins the prompt. Up to ``words`` words.
 
-    After a word is chosen, [y] becomes the next [x] (it was optimised to come next).
+    After an appended word, [y] becomes the next [x] (it was optimised to come next). Where
+    a prompt can grow no further (``words`` reached, or no candidate keeps it fluent), the
+    search returns to the best prompt it rendered and did not take (best-first), while
+    ``budget`` (UNet evaluations an attempt; None: one chain only) pays for another word.
     """
 
     words: int = 3
@@ -73,12 +84,48 @@ class WordSearch(SearchMethod):
     candidates: int = 50
     rescored: int = 4
     rule: StepRule = field(default_factory=NormalisedStep)
+    budget: float | None = None
 
     def settings(self) -> dict[str, object]:
         return dict(
             search="words", words=self.words, iterations=self.iterations, step=self.step,
-            candidates=self.candidates, rescored=self.rescored, **self.rule.settings(),
+            candidates=self.candidates, rescored=self.rescored, budget=self.budget,
+            **self.rule.settings(),
         )  # fmt: skip
+
+    def _word_cost(self, space: PromptExtension) -> float:
+        step_cost = evaluation_cost(space.gradient, space.k, space.steps).total
+        return word_cost(step_cost, self.iterations, self.rescored, space.steps)
+
+    def _go_on(self, state: SearchState, space: PromptExtension, can_grow: bool) -> None:
+        """After a word, or a prompt with no word to go on with: stop at a success; else go
+        on growing the prompt if it ``can_grow``, or from the best one rendered and not
+        taken, while the budget pays for another word."""
+        affordable = self.budget is None or (
+            state.unet_evals + self._word_cost(space) <= self.budget
+        )
+        if state.achieved or not affordable:
+            state.done = True
+            return
+        if can_grow:
+            return
+        returns = [
+            index
+            for index, (_, prompt, _, _) in enumerate(state.frontier)
+            if self._added(prompt, state) < self.words
+        ]
+        if self.budget is None or not returns:
+            state.done = True
+            return
+        best = min(returns, key=lambda index: state.frontier[index][0])
+        _, state.prompt, state.images, state.probabilities = state.frontier.pop(best)
+        state.variable = space.origin(state.start)
+        state.candidates, state.steps_on_word, state.memory = [], 0, {}
+
+    @staticmethod
+    def _added(prompt: str, state: SearchState) -> int:
+        """Words ``prompt`` adds to the attempt's clean prompt."""
+        return len(prompt.split()) - len(state.attempt.prompt.split())
 
     def advance(
         self,
@@ -126,7 +173,8 @@ class WordSearch(SearchMethod):
                 state.iterations += 1
             else:
                 state.candidates = self._ranked(space, state, gradient[row])
-                state.done = not state.candidates  # no word to go on with: it ends here
+                if not state.candidates:  # no word to go on with: back to another prompt
+                    self._go_on(state, space, can_grow=False)
 
     def _ranked(
         self, space: PromptExtension, state: SearchState, gradient: torch.Tensor
@@ -172,11 +220,15 @@ class WordSearch(SearchMethod):
             )
             state.prompt = prompt
             state.visit(rendering.images, evaluation, row)
+            state.frontier += [
+                (float(e.loss[r]), p, rd.images[r].detach().clone(), e.probabilities[r])
+                for _, p, (rd, e, r) in mine
+                if p != prompt
+            ]
             state.candidates = []
-            added = len(prompt.split()) - len(state.attempt.prompt.split())
-            state.done = state.achieved or added >= self.words
             state.steps_on_word, state.memory = 0, {}
             state.variable = self._next_tokens(space, state, choice)
+            self._go_on(state, space, can_grow=self._added(prompt, state) < self.words)
 
     @staticmethod
     def _next_tokens(
