@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -50,8 +51,7 @@ class SearchState:
     prompt: str | None = None  # prompt searches: the prompt with the words chosen so far
     candidates: list[WordChoice] = field(default_factory=list)  # words to score exactly
     steps_on_word: int = 0  # prompt searches: gradient steps taken for the current word
-    # prompt searches: prompts rendered but not taken, (loss, prompt, images, probabilities)
-    frontier: list[tuple[float, str, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    tree: dict[str, Any] = field(default_factory=dict)  # word search: its rendered prompts
 
     def stop_at_start(self, origin: torch.Tensor) -> None:
         """End the attempt where it began: its clean image is the outcome, δ = 0."""

@@ -12,6 +12,7 @@ Only prompts of words are scored as outcomes: the images of free embeddings stee
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -66,16 +67,31 @@ def word_cost(step_cost: float, iterations: int, rescored: int, steps: int) -> f
     return (iterations + 1) * step_cost + rescored * steps
 
 
+@dataclass
+class _Node:
+    """A prompt the word search rendered: its images and scores, the free tokens its own
+    words start from, and, once the gradient has ranked them, its candidate words."""
+
+    prompt: str
+    vote: float  # the surrogate's vote for the target: best-first goes on from the lowest
+    images: torch.Tensor
+    probabilities: torch.Tensor
+    tokens: torch.Tensor
+    ranking: list[WordChoice] | None = None
+    open: bool = True  # words of its ranking not yet rendered, and room for one more word
+
+
 @dataclass(frozen=True)
 class WordSearch(SearchMethod):
-    """SAGE's prompt search: per word, ``iterations`` gradient steps on the free tokens, then
-    the ``rescored`` best of the language model's ``candidates`` words by first-order score,
-    rendered as words; the best of those joins the prompt. Up to ``words`` words.
+    """SAGE's prompt search, best-first: take the rendered prompt the surrogate sees the
+    target least in; the first time, ``iterations`` gradient steps on its free tokens rank
+    the language model's ``candidates`` words for it by first-order score; render its
+    ``rescored`` best words not yet rendered as prompts. Until a prompt succeeds, the
+    ``budget`` (UNet evaluations an attempt) runs out, or no prompt of fewer than ``words``
+    added words has words left.
 
-    After an appended word, [y] becomes the next [x] (it was optimised to come next). Where
-    a prompt can grow no further (``words`` reached, or no candidate keeps it fluent), the
-    search returns to the best prompt it rendered and did not take (best-first), while
-    ``budget`` (UNet evaluations an attempt; None: one chain only) pays for another word.
+    A prompt's words start from its parent's optimised tokens: after an appended word, [y]
+    becomes the next [x] (SAGE's look-ahead token, optimised to come next).
     """
 
     words: int = 3
@@ -84,48 +100,14 @@ class WordSearch(SearchMethod):
     candidates: int = 50
     rescored: int = 4
     rule: StepRule = field(default_factory=NormalisedStep)
-    budget: float | None = None
+    budget: float = math.inf
 
     def settings(self) -> dict[str, object]:
         return dict(
-            search="words", words=self.words, iterations=self.iterations, step=self.step,
-            candidates=self.candidates, rescored=self.rescored, budget=self.budget,
-            **self.rule.settings(),
+            search="words, best-first", words=self.words, iterations=self.iterations,
+            step=self.step, candidates=self.candidates, rescored=self.rescored,
+            budget=self.budget, **self.rule.settings(),
         )  # fmt: skip
-
-    def _word_cost(self, space: PromptExtension) -> float:
-        step_cost = evaluation_cost(space.gradient, space.k, space.steps).total
-        return word_cost(step_cost, self.iterations, self.rescored, space.steps)
-
-    def _go_on(self, state: SearchState, space: PromptExtension, can_grow: bool) -> None:
-        """After a word, or a prompt with no word to go on with: stop at a success; else go
-        on growing the prompt if it ``can_grow``, or from the best one rendered and not
-        taken, while the budget pays for another word."""
-        affordable = self.budget is None or (
-            state.unet_evals + self._word_cost(space) <= self.budget
-        )
-        if state.achieved or not affordable:
-            state.done = True
-            return
-        if can_grow:
-            return
-        returns = [
-            index
-            for index, (_, prompt, _, _) in enumerate(state.frontier)
-            if self._added(prompt, state) < self.words
-        ]
-        if self.budget is None or not returns:
-            state.done = True
-            return
-        best = min(returns, key=lambda index: state.frontier[index][0])
-        _, state.prompt, state.images, state.probabilities = state.frontier.pop(best)
-        state.variable = space.origin(state.start)
-        state.candidates, state.steps_on_word, state.memory = [], 0, {}
-
-    @staticmethod
-    def _added(prompt: str, state: SearchState) -> int:
-        """Words ``prompt`` adds to the attempt's clean prompt."""
-        return len(prompt.split()) - len(state.attempt.prompt.split())
 
     def advance(
         self,
@@ -145,10 +127,18 @@ class WordSearch(SearchMethod):
         ]
         if new:
             _start(new, space, goal, screen)
+            for state in new:
+                state.tree[state.prompt] = self._node(state, state.prompt, state.variable)
         if scoring:
-            self._choose_words(scoring, space, goal)
+            self._render_words(scoring, space, goal)
         if stepping:
             self._step(stepping, space, goal, constraints)
+
+    @staticmethod
+    def _node(state: SearchState, prompt: str, tokens: torch.Tensor) -> _Node:
+        """The prompt just visited, as a node of the search."""
+        vote = float(state.probabilities[state.attempt.target_index])
+        return _Node(prompt, vote, state.images, state.probabilities, tokens.detach())
 
     def _step(
         self,
@@ -172,15 +162,16 @@ class WordSearch(SearchMethod):
                 state.steps_on_word += 1
                 state.iterations += 1
             else:
-                state.candidates = self._ranked(space, state, gradient[row])
-                if not state.candidates:  # no word to go on with: back to another prompt
-                    self._go_on(state, space, can_grow=False)
+                node = state.tree[state.prompt]
+                node.ranking = self._ranked(space, state, gradient[row])
+                node.tokens = state.variable
+                self._next_words(state, space)
 
     def _ranked(
         self, space: PromptExtension, state: SearchState, gradient: torch.Tensor
     ) -> list[WordChoice]:
-        """The ``rescored`` candidate words whose embeddings the first-order expansion of the
-        loss around the free token of their place scores lowest: ``gradient · (e_word − x)``."""
+        """The candidate words, those whose embeddings the first-order expansion of the loss
+        around the free token of their place scores lowest first: ``gradient · (e_word − x)``."""
         choices = space.candidates(state.start, state.prompt, self.candidates)
         if not choices:
             return []
@@ -190,60 +181,84 @@ class WordSearch(SearchMethod):
         ].float()
         places = torch.tensor([space.free_row(choice) for choice in choices], device=device)
         scores = ((embeddings - state.variable[places]) * gradient[places]).sum(dim=-1)
-        return [choices[i] for i in scores.argsort()[: self.rescored].tolist()]
+        return [choices[i] for i in scores.argsort().tolist()]
 
-    def _choose_words(
+    def _next_words(self, state: SearchState, space: PromptExtension) -> None:
+        """The current prompt's best ``rescored`` words not yet rendered, to render next; if
+        none are left, the search goes on from another prompt."""
+        node = state.tree[state.prompt]
+        untried = [
+            choice
+            for choice in node.ranking
+            if space.placed(state.start, node.prompt, choice) not in state.tree
+        ]
+        state.candidates = untried[: self.rescored]
+        if not state.candidates:
+            node.open = False
+            self._go_on(state, space)
+
+    def _go_on(self, state: SearchState, space: PromptExtension) -> None:
+        """Stop at a success; else go on from the open prompt the surrogate sees the target
+        least in, if the budget pays for its next words."""
+        clean = len(state.attempt.prompt.split())
+        choices = [
+            node
+            for node in state.tree.values()
+            if node.open and len(node.prompt.split()) - clean < self.words
+        ]
+        if state.achieved or not choices:
+            state.done = True
+            return
+        best = min(choices, key=lambda node: node.vote)
+        ranked = best.ranking is not None  # its words only need rendering
+        step_cost = 0.0 if ranked else evaluation_cost(space.gradient, space.k, space.steps).total
+        if state.unet_evals + word_cost(step_cost, self.iterations, self.rescored, space.steps) > (
+            self.budget
+        ):
+            state.done = True
+            return
+        state.prompt, state.images = best.prompt, best.images
+        state.probabilities = best.probabilities
+        state.variable, state.steps_on_word, state.memory = best.tokens, 0, {}
+        if ranked:
+            self._next_words(state, space)
+
+    def _render_words(
         self, states: list[SearchState], space: PromptExtension, goal: TargetAbsent
     ) -> None:
-        """Render every state's candidate words; each keeps its best (a success first, then
-        the lowest loss) and goes on to the next word, or ends."""
+        """Render every state's candidate words as prompts: each becomes a node of its
+        search; a success ends it, else it goes on best-first."""
         rows = [
             (state, choice, space.placed(state.start, state.prompt, choice))
             for state in states
             for choice in state.candidates
         ]
         scored = _render_prompts([s for s, _, _ in rows], [p for _, _, p in rows], space, goal)
-        for state in states:
-            mine = [
-                (choice, prompt, outcome)
-                for (owner, choice, prompt), outcome in zip(rows, scored, strict=True)
-                if owner is state
-            ]
-            for _, _, (rendering, _, _) in mine:
-                state.unet_evals += rendering.unet_evals
-            choice, prompt, (rendering, evaluation, row) = min(
-                mine,
-                key=lambda item: (
-                    not bool(item[2][1].achieved[item[2][2]]),
-                    float(item[2][1].loss[item[2][2]]),
-                ),
-            )
+        for (state, choice, prompt), (rendering, evaluation, row) in zip(rows, scored, strict=True):
+            state.unet_evals += rendering.unet_evals
+            if state.achieved:
+                continue  # an earlier word of this round already succeeded
             state.prompt = prompt
             state.visit(rendering.images, evaluation, row)
-            state.frontier += [
-                (float(e.loss[r]), p, rd.images[r].detach().clone(), e.probabilities[r])
-                for _, p, (rd, e, r) in mine
-                if p != prompt
-            ]
+            state.tree[prompt] = self._node(
+                state, prompt, self._next_tokens(space, state.variable, choice)
+            )
+        for state in states:
             state.candidates = []
-            state.steps_on_word, state.memory = 0, {}
-            state.variable = self._next_tokens(space, state, choice)
-            self._go_on(state, space, can_grow=self._added(prompt, state) < self.words)
+            self._go_on(state, space)
 
     @staticmethod
     def _next_tokens(
-        space: PromptExtension, state: SearchState, choice: WordChoice
+        space: PromptExtension, tokens: torch.Tensor, choice: WordChoice
     ) -> torch.Tensor:
-        """The free tokens after ``choice`` joins the prompt: a word before the noun frees
-        [m] to start again; an appended word makes [y] the next [x] (it was optimised to
-        come next) and a fresh [y]."""
-        fresh = space.origin(state.start)
-        variable = state.variable.clone()
+        """The free tokens the prompt with ``choice`` starts its own words from: a word
+        before the noun frees [m] to start again; an appended word makes [y] the next [x]
+        (it was optimised to come next) and a fresh [y]."""
+        fresh = space.mean_embedding
         if choice.before_noun:
-            variable[0] = fresh[0]
-            return variable
+            return torch.cat([fresh, tokens[1:]])
         x = space.free_row(choice)
-        return torch.cat([variable[:x], variable[x + 1 :], fresh[:1]])
+        return torch.cat([tokens[:x], tokens[x + 1 :], fresh])
 
 
 def word_seed(seed: int, attempt: int, word: int) -> int:
