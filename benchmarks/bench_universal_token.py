@@ -10,7 +10,7 @@ judged on one prompt of each of ``--held-out`` other classes at the held-out
 ``--seeds``; so are two baselines: a random embedding of the trained token's norm, and
 the token's untrained start (the target's word embedding stretched, within the
 vocabulary's range). Success: every verifier reads the target first, over the held-out
-attempts whose clean image showed their own class. Per target: the success rates, a
+attempts whose clean image showed their own class (the surrogate that trained the token is not asked). Per target: the success rates, a
 one-sided Fisher exact test of the token against each baseline, the mean cosine of the
 text encoder's pooled embedding with and without the token, and the CLIP score of the
 images against the prompt with and without it. Each target is a results store under
@@ -49,13 +49,13 @@ def random_like(token: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def rates(findings: list[Finding]) -> tuple[int, int, float, float, float]:
-    """Verified, of attempts whose clean image showed its class; mean text cosine; mean CLIP
-    score without and with the token."""
+    """Verified (every verifier reads the target first), of attempts whose clean image showed
+    its class; mean text cosine; mean CLIP score without and with the token."""
     shown = [f for f in findings if f.clean_shows_target]
     effects = [f.token_effect for f in findings]
     clip = [e for e in effects if "clip_before" in e]
     return (
-        sum(f.verified_failure for f in shown),
+        sum(f.verified for f in shown),
         len(shown),
         statistics.fmean(e["text_cosine"] for e in effects),
         statistics.fmean(e["clip_before"] for e in clip) if clip else float("nan"),
@@ -156,7 +156,8 @@ def main() -> None:
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
-            "Verified: every verifier reads the target first in the image with the token. "
+            "Verified: every verifier reads the target first in the image with the token (the "
+            "surrogate, which trained the token, is not asked). "
             "Text cosine: the text encoder's pooled embedding (the end token's final state) "
             "of the prompt with the token against without it.",
         ]

@@ -122,7 +122,7 @@ def _print_outcome(findings: list, name: str, inversion: Path, page: Path) -> No
     import statistics
 
     shown = [f for f in findings if f.clean_shows_target]
-    verified = sum(f.verified_failure for f in shown)
+    verified = sum(f.verified for f in shown)  # the verifiers' reading; the surrogate trained it
     cosines = [f.token_effect["text_cosine"] for f in findings]
     typer.echo(
         f"{name}: verified on {verified} of {counted(len(shown), 'held-out attempt')} whose "
