@@ -1,11 +1,12 @@
-"""Searches over words appended to a prompt: SAGE's gradient-guided choice, and random words.
+"""Searches over words added to a prompt: SAGE's gradient-guided choice, and random words.
 
 SAGE (arXiv 2306.00974) appends an adversarial token [x] and a look-ahead token [y]
 to "a photo of a <class>", optimises their embeddings under the surrogate loss, and
 then commits [x] to a word: among the language model's candidates for that position,
 those whose embeddings the gradient says lower the loss most (a first-order score)
-are rendered as words, and the best becomes part of the prompt. Repeating this
-grows a readable prompt, word by word, until the surrogate no longer sees the class.
+are rendered as words, and the best becomes part of the prompt. fissure also lets a
+word go just before the class's name (a free token [m] there), and searches the
+prompts it renders best-first rather than as one chain, within a budget.
 Only prompts of words are scored as outcomes: the images of free embeddings steer.
 """
 
