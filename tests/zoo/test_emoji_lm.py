@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from fissure.cli import app
 from fissure.errors import FissureError
 from fissure.zoo import bundled_model_path, emoji_lm
-from fissure.zoo.emoji_lm import EmojiLmConfig, batch_texts, train_emoji_lm
+from fissure.zoo.emoji_lm import EmojiLmConfig, batch_texts, class_prompts, train_emoji_lm
 
 TINY = EmojiLmConfig().tiny()
 
@@ -25,8 +25,9 @@ def tokenizer_folder():
 def test_batches_are_a_function_of_seed_and_step():
     assert batch_texts(TINY, 3) == batch_texts(TINY, 3)
     assert batch_texts(TINY, 3) != batch_texts(TINY, 4)
-    prompts = [text for text in batch_texts(TINY, 3) if text.startswith("a photo of a ")]
-    assert len(prompts) >= round(TINY.batch_size * TINY.class_prompt_share)
+    mixed = dataclasses.replace(TINY, class_prompt_share=0.5)
+    prompts = [text for text in batch_texts(mixed, 3) if text in class_prompts()]
+    assert len(prompts) >= round(mixed.batch_size * mixed.class_prompt_share) == 4
 
 
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path, tokenizer_folder, watch_steps):

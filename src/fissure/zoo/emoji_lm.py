@@ -47,8 +47,13 @@ class EmojiLmConfig:
     n_positions: int = 77
     """CLIP's prompt length: every prompt emoji-sd reads, the LM reads too."""
     batch_size: int = 64
-    class_prompt_share: float = 0.125
-    """Of each batch, "a photo of a <term>" prompts: the texts prompt attacks extend."""
+    class_prompt_share: float = 0.0
+    """Of each batch, "a photo of a <term>" prompts, the texts prompt attacks extend. None:
+    at 12.5% the model learnt them by heart (perplexity 3.3 against 7.4 for captions), so
+    any word added to one doubled its perplexity ("a photo of a large bat": 3.2 → 5.9)
+    and a fluency limit measured distance from the template, not readability. Trained
+    on captions only (which say "a photo of a ..." among their templates) it reads them
+    as captions (5.4), and the same word costs 1.1×."""
     steps: int = 4000
     learning_rate: float = 2e-3
     weight_decay: float = 0.01
@@ -206,6 +211,12 @@ def measure(language_model: LanguageModel, held_out: int) -> dict[str, float]:
 def model_card(config: EmojiLmConfig, evaluation: dict) -> str:
     """The README beside the weights: how to load them, how they were made, how good."""
     shape = f"{config.n_layer} layers, width {config.n_embd}, {config.n_head} heads"
+    texts = f"captions of world seeds below {TRAINING_SEEDS:,}"
+    if config.class_prompt_share:
+        texts = (
+            f'a share of {config.class_prompt_share:.1%} are the class prompts "a photo of a '
+            f'<term>", the rest {texts}'
+        )
     return "\n".join(
         [
             f"# {config.name}",
@@ -228,9 +239,7 @@ def model_card(config: EmojiLmConfig, evaluation: dict) -> str:
             f"- GPT2LMHeadModel, {shape}, {evaluation['parameters']:,} parameters "
             f"({evaluation['size_bytes'] / 1e6:.1f} MB in float32), tied input and output "
             "embeddings.",
-            f"- {evaluation['steps']:,} AdamW steps of {config.batch_size} texts (a share of "
-            f'{config.class_prompt_share:.1%} are the class prompts "a photo of a <term>", the '
-            f"rest captions of world seeds below {TRAINING_SEEDS:,}), peak rate "
+            f"- {evaluation['steps']:,} AdamW steps of {config.batch_size} texts ({texts}), peak rate "
             f"{config.learning_rate:g}, warm-up then cosine decay, gradients clipped at 1.",
             f"- {evaluation['training_seconds'] / 60:.1f} min on {evaluation['machine']}.",
             f"- Reproduce: `{evaluation['command']}`.",
@@ -241,7 +250,7 @@ def model_card(config: EmojiLmConfig, evaluation: dict) -> str:
             "|---|---|---|",
             f"| held-out captions (world seeds from {HELD_OUT_SEEDS:,}) | "
             f"{evaluation['held_out_captions']:,} | {evaluation['held_out_perplexity']:.2f} |",
-            f"| class prompts (seen in training) | {len(class_prompts()):,} | "
+            f'| class prompts "a photo of a <term>" | {len(class_prompts()):,} | '
             f"{evaluation['class_prompt_perplexity']:.2f} |",
             "",
             "Perplexity per predicted token (the words and the end of the text). About a",
