@@ -255,7 +255,7 @@ class PromptExtension:
         self.k = k
         self.batch_size = batch_size
         self.free_tokens = free_tokens
-        self._candidates: dict[tuple[str, str, int, str], list[WordChoice]] = {}
+        self._candidates: dict[tuple[str, str, int, int], list[WordChoice]] = {}
 
     def settings(self) -> dict[str, object]:
         """What decides the images, gradients and candidate words, for the record."""
@@ -322,7 +322,7 @@ class PromptExtension:
         the diffusion model's tokenizer spells as one token, not excluded, and (with
         ``fluency``) leaving a prompt whose perplexity is at most ``fluency`` times the clean
         prompt's."""
-        key = (prompt, start.attempt.prompt, count, prompt[: start.noun_at])
+        key = (prompt, start.attempt.prompt, start.noun_at, count)
         if key not in self._candidates:
             places = [(prompt, False)]
             if self.before_noun:

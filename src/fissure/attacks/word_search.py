@@ -79,7 +79,7 @@ class _Node:
     probabilities: torch.Tensor
     tokens: torch.Tensor
     ranking: list[WordChoice] | None = None
-    open: bool = True  # words of its ranking not yet rendered, and room for one more word
+    open: bool = True  # not ranked yet, or words of its ranking not yet rendered
 
 
 @dataclass(frozen=True)
@@ -129,17 +129,17 @@ class WordSearch(SearchMethod):
         if new:
             _start(new, space, goal, screen)
             for state in new:
-                state.tree[state.prompt] = self._node(state, state.prompt, state.variable)
+                state.tree[state.prompt] = self._node(state, state.variable)
         if scoring:
             self._render_words(scoring, space, goal)
         if stepping:
             self._step(stepping, space, goal, constraints)
 
     @staticmethod
-    def _node(state: SearchState, prompt: str, tokens: torch.Tensor) -> _Node:
-        """The prompt just visited, as a node of the search."""
+    def _node(state: SearchState, tokens: torch.Tensor) -> _Node:
+        """The prompt just visited, as a node of the search whose words start from ``tokens``."""
         vote = float(state.probabilities[state.attempt.target_index])
-        return _Node(prompt, vote, state.images, state.probabilities, tokens.detach())
+        return _Node(state.prompt, vote, state.images, state.probabilities, tokens.detach())
 
     def _step(
         self,
@@ -241,9 +241,7 @@ class WordSearch(SearchMethod):
                 continue  # an earlier word of this round already succeeded
             state.prompt = prompt
             state.visit(rendering.images, evaluation, row)
-            state.tree[prompt] = self._node(
-                state, prompt, self._next_tokens(space, state.variable, choice)
-            )
+            state.tree[prompt] = self._node(state, self._next_tokens(space, state.variable, choice))
         for state in states:
             state.candidates = []
             self._go_on(state, space)

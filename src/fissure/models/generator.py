@@ -219,9 +219,8 @@ class FreeTokens:
 
     @property
     def count(self) -> int:
-        """n: how many free tokens each prompt gets."""
-        first = self.positions[0] if len(self.positions) else ()
-        return len(first) if isinstance(first, Sequence) else len(self.positions)
+        """n: how many free tokens each prompt gets (the first prompt's; the rest are checked)."""
+        return len(self.of_row(0))
 
     def of_row(self, row: int) -> Sequence[int]:
         """The positions in prompt ``row``."""
