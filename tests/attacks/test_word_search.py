@@ -11,11 +11,13 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from fissure.attacks import Attempt, Verifiers, run_attack
+from fissure.attacks.goals import GoalEvaluation
 from fissure.attacks.recipes import random_words, sage_prompt, sage_prompt_budget
 from fissure.attacks.search import SearchState
-from fissure.attacks.spaces import PromptExtension
-from fissure.attacks.word_search import WordSearch
+from fissure.attacks.spaces import PromptExtension, Rendering
+from fissure.attacks.word_search import WordSearch, visit_words
 from fissure.errors import FissureError
+from fissure.models import Generator
 from fissure.models.language import LanguageModel
 from fissure.results import ResultsStore
 
@@ -139,6 +141,24 @@ def test_the_free_tokens_stand_where_their_words_go(generator, language_model):
     steered = space.render([start], [PROMPT], free[None])
     plain = space.render([start], [typed])
     torch.testing.assert_close(steered.images[:1], plain.images[:1], atol=1e-4, rtol=0)
+
+
+def test_a_prompt_that_fools_the_surrogate_succeeds_only_if_it_reads_as_finished():
+    """On emoji-sd and its LM: candidates are fluent as starts of longer prompts ("a photo of
+    a cat in"), and only a prompt fluent as a whole ("... inside") can be an outcome, so a
+    rendered prompt that fools the surrogate but is unfinished is no success."""
+    language = LanguageModel.from_pretrained("emoji-lm")
+    space = PromptExtension(Generator.from_pretrained("emoji-sd"), language, fluency=2.0)
+    clean = "a photo of a cat"
+    start = space.bind(Attempt(clean, "cat", 0, 0))
+    words = {c.word for c in space.candidates(start, clean, 50)}
+    assert {"in", "inside"} <= words
+    fooled = GoalEvaluation(torch.zeros(1), torch.zeros(1, 1), torch.ones(1, dtype=torch.bool))
+    for word, finished in (("in", False), ("inside", True)):
+        state = SearchState(start, space.origin(start))
+        rendering = Rendering(torch.zeros(1, 3, 8, 8), 1, 0.0)
+        visit_words(state, space, f"{clean} {word}", (rendering, fooled, 0))
+        assert state.achieved == finished == space.readable(start, f"{clean} {word}")
 
 
 def test_excluded_words_are_never_candidates(generator, language_model):

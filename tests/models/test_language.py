@@ -81,6 +81,18 @@ def test_perplexity_is_transformers_own_loss(style, request):
     assert min(lm.perplexities(TEXTS)) <= pooled <= max(lm.perplexities(TEXTS))
 
 
+@pytest.mark.parametrize("style", ["clip_style", "gpt2_style"])
+def test_an_unended_text_is_scored_as_the_start_of_a_longer_one(style, request):
+    """Without its end token predicted, "a photo of a cat in" is as fluent as its words."""
+    lm: LanguageModel = request.getfixturevalue(style)
+    for text, perplexity in zip(TEXTS, lm.perplexities(TEXTS, ended=False), strict=True):
+        ids = torch.tensor([lm.token_ids(text)[:-1]])
+        with torch.no_grad():
+            loss = lm.model(ids, labels=ids).loss
+        assert perplexity == pytest.approx(math.exp(float(loss)), rel=1e-5)
+    assert lm.perplexities(TEXTS[:1], ended=False) != lm.perplexities(TEXTS[:1])
+
+
 def test_similarity_is_one_for_the_same_text_and_lower_for_another(clip_style):
     assert clip_style.similarity(TEXTS[0], TEXTS[0]) == pytest.approx(1.0, abs=1e-6)
     assert clip_style.similarity(TEXTS[0], TEXTS[1]) < 0.999

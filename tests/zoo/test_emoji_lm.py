@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from fissure.cli import app
 from fissure.errors import FissureError
+from fissure.models.language import LanguageModel
 from fissure.zoo import bundled_model_path, emoji_lm
 from fissure.zoo.emoji_lm import EmojiLmConfig, batch_texts, class_prompts, train_emoji_lm
 
@@ -81,3 +82,14 @@ def test_shipped_emoji_lm_is_small_and_loads_with_stock_transformers():
     with torch.no_grad():
         loss = model(ids, labels=ids).loss
     assert float(loss.exp()) < 20  # a class prompt it was trained on reads as fluent
+
+
+def test_the_shipped_lm_tells_an_unfinished_prompt_from_a_finished_one():
+    """What the prompt search's fluency limit rests on: a word that needs more words after
+    it is fluent as a start and not as a whole prompt; a word that finishes it is both."""
+    lm = LanguageModel.from_pretrained("emoji-lm")
+    texts = ["a photo of a cat", "a photo of a cat in", "a photo of a cat inside"]
+    clean, unfinished, finished = lm.perplexities(texts)
+    clean_start, unfinished_start, _ = lm.perplexities(texts, ended=False)
+    assert unfinished > 2 * clean and finished < 1.5 * clean
+    assert unfinished_start < 1.5 * clean_start

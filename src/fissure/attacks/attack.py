@@ -10,18 +10,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from fissure.attacks.constraints import Constraint
-from fissure.attacks.goals import TargetAbsent
+from fissure.attacks.distributions import WordDistributions
+from fissure.attacks.goals import ClassifierMargin, TargetAbsent
 from fissure.attacks.search import SearchMethod, SearchState
 from fissure.attacks.spaces import Attempt, LatentPerturbation, PromptExtension
-from fissure.attacks.views import VIEWS
 from fissure.digest import weights_digest
 
 
 @dataclass
 class Attack:
     name: str
-    space: LatentPerturbation | PromptExtension
-    goal: TargetAbsent
+    space: LatentPerturbation | PromptExtension | WordDistributions
+    goal: TargetAbsent | ClassifierMargin
     constraints: tuple[Constraint, ...]
     search: SearchMethod
 
@@ -32,8 +32,7 @@ class Attack:
             surrogate=self.goal.surrogate.source,
             surrogate_weights=weights_digest(self.goal.surrogate),
             **self.space.settings(),
-            absent_below=self.goal.absent_below,
-            views=VIEWS if self.goal.views else False,
+            **self.goal.settings(),
             constraints=[repr(constraint) for constraint in self.constraints],
             **self.search.settings(),
         )

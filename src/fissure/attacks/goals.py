@@ -7,9 +7,11 @@ from typing import Literal
 
 import torch
 
-from fissure.attacks.views import image_views
+from fissure.attacks.naming import names_of
+from fissure.attacks.views import VIEWS, image_views
 from fissure.judges.base import Judge
 from fissure.judges.losses import sage_loss, target_column
+from fissure.judges.pretrained import ClipJudge
 
 
 @dataclass
@@ -46,6 +48,9 @@ class TargetAbsent:
     views: bool = False
     """Score :func:`~fissure.attacks.views.image_views` too: the loss is their mean, and
     success needs every member below ``absent_below`` on every view."""
+
+    def settings(self) -> dict[str, object]:
+        return dict(absent_below=self.absent_below, views=VIEWS if self.views else False)
 
     def evaluate(self, images: torch.Tensor, targets: torch.Tensor) -> GoalEvaluation:
         members = _member_votes(self.surrogate, images, self.views)
@@ -86,4 +91,47 @@ class TargetPresent:
             loss=surprise.mean(dim=0),
             probabilities=members[:, 0].mean(dim=0).detach(),
             achieved=first.flatten(0, 1).all(dim=0),
+        )
+
+
+def atm_success(top_class: str, target: str, prompt: str) -> bool:
+    """ATM's success, exactly as its released code counts one: the classifier's top-1 is not
+    the class, and the class's name is still in the prompt (as a substring; any of the
+    class's names). Attacks, docs and reports all count by this one function."""
+    return top_class != target and any(name in prompt for name in names_of(target))
+
+
+@dataclass
+class ClassifierMargin:
+    """ATM's goal: the classifier's top-1 is not the target class.
+
+    The loss is the Carlini–Wagner margin ``max(s[target] − max_{j≠target} s[j] + κ, 0)``
+    (``loss="cw"``, κ = ``kappa``) or the negative cross-entropy (``"ce"``), over scores
+    ``s``: ``100 × cosine`` for CLIP zero-shot (as ATM scales CLIP), logits otherwise.
+    """
+
+    surrogate: Judge  # the classifier in the loss (the name every attack's runner reads)
+    kappa: float = 30.0
+    loss: Literal["cw", "ce"] = "cw"
+
+    def settings(self) -> dict[str, object]:
+        return dict(loss=self.loss, kappa=self.kappa if self.loss == "cw" else None)
+
+    def scores(self, images: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.surrogate, ClipJudge):
+            return 100.0 * self.surrogate.similarities(images)
+        return self.surrogate.logits(images)
+
+    def evaluate(self, images: torch.Tensor, targets: torch.Tensor) -> GoalEvaluation:
+        scores = self.scores(images)
+        if self.loss == "cw":
+            own = scores.gather(1, targets[:, None])[:, 0]
+            others = scores.scatter(1, targets[:, None], float("-inf")).max(dim=1).values
+            loss = (own - others + self.kappa).clamp_min(0)
+        else:
+            loss = -torch.nn.functional.cross_entropy(scores, targets, reduction="none")
+        return GoalEvaluation(
+            loss=loss,
+            probabilities=torch.softmax(scores.detach(), dim=-1),
+            achieved=scores.detach().argmax(dim=-1) != targets,
         )

@@ -45,12 +45,19 @@ def names_target(prompt: str, label: str) -> bool:
     return any(mention(name).search(prompt.lower()) for name in names_of(label))
 
 
-def mention_start(prompt: str, label: str) -> int | None:
-    """Where ``prompt`` first says ``label`` (its longest name that it says), as a character
-    index: the place for words before the noun ("a photo of a |cat"); None if it never does."""
+def mention_span(prompt: str, label: str) -> tuple[int, int] | None:
+    """Where ``prompt`` first says ``label`` (its longest name that it says), as character
+    indices (start, end); None if it never does."""
     text = prompt.lower()
     for name in sorted(names_of(label), key=len, reverse=True):
         found = mention(name).search(text)
         if found:
-            return found.start()
+            return found.span()
     return None
+
+
+def mention_start(prompt: str, label: str) -> int | None:
+    """Where ``prompt`` first says ``label``, as a character index: the place for words
+    before the noun ("a photo of a |cat"); None if it never does."""
+    span = mention_span(prompt, label)
+    return span[0] if span else None

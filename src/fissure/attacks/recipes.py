@@ -19,7 +19,10 @@ from fissure.attacks.constraints import (
     SameSpectrum,
     SameValues,
 )
-from fissure.attacks.goals import TargetAbsent, TargetPresent
+from fissure.attacks.distributions import AtmMode, WordDistributions
+from fissure.attacks.goals import ClassifierMargin, TargetAbsent, TargetPresent
+from fissure.attacks.gumbel_search import GumbelSearch
+from fissure.attacks.penalties import BertScoreSimilarity, IdfWeights, RelaxedFluency
 from fissure.attacks.search import GradientDescent, RandomSearch
 from fissure.attacks.spaces import LatentPerturbation, PromptExtension
 from fissure.attacks.steps import STEP_RULES, StepName, rule_named
@@ -598,11 +601,142 @@ def universal_token(
     )  # fmt: skip
 
 
+def atm(
+    generator: Generator,
+    classifier: Judge,
+    *,
+    language_model: str = "emoji-lm",
+    mode: AtmMode = "extend",
+    extra: int | None = None,
+    iterations: int = 100,
+    step: float = 0.3,
+    samples: int = 100,
+    temperature: float = 1.0,
+    loss: Literal["cw", "ce"] = "cw",
+    kappa: float = 30.0,
+    similarity: float = 4.0,
+    fluency: float = 0.0,
+    idf_prompts: list[str] | None = None,
+    start_value: float = 15.0,
+    gradient: GradientMode = "last-k",
+    k: int = 1,
+    steps: int = 25,
+    guidance: float = 7.5,
+    batch_size: int = 8,
+) -> Attack:
+    """ATM (Du et al., "Stable Diffusion is Unstable", arXiv 2306.02583), with its released
+    code's choices as defaults: log-coefficients over the vocabulary at the free positions
+    (``mode`` extend: after the prompt, ``extra`` of them, None for all to the encoder's
+    length; substitute: the prompt's words but the class's name), the clean tokens starting
+    at ``start_value``; ``iterations`` Adam steps of ``step`` through Gumbel-softmax draws of
+    ``temperature``, rendered with the ``gradient`` path (the code differentiates the last
+    step: last-k, k = 1); loss: the Carlini–Wagner margin (κ = ``kappa``) or cross-entropy on
+    ``classifier`` (zero-shot CLIP in the paper), plus ``similarity`` × the IDF-weighted
+    BERTScore (IDF over ``idf_prompts``, the prompt set; None: uniform) and ``fluency`` × the
+    log-perplexity, both over ``language_model``, which must read the diffusion model's own
+    tokenizer when either weight is not 0. Then ``samples`` hard draws, counted by
+    :func:`~fissure.attacks.goals.atm_success`.
+    """
+    scheduler_with_steps(generator.scheduler, steps)
+    check_atm(
+        mode=mode, extra=extra, iterations=iterations, step=step, samples=samples,
+        temperature=temperature, loss=loss, kappa=kappa, similarity=similarity,
+        fluency=fluency, gradient=gradient, k=k, steps=steps, guidance=guidance,
+        batch_size=batch_size,
+    )  # fmt: skip
+    language = LanguageModel.from_pretrained(language_model)
+    _require(
+        (similarity == 0 and fluency == 0) or language.shares_vocabulary(generator.tokenizer),
+        f"the language model {language_model} numbers tokens unlike the diffusion model's "
+        "tokenizer, so ATM's similarity and fluency terms cannot read its word distributions: "
+        "give a language model trained on that tokenizer (emoji-lm for emoji-sd), or "
+        "--similarity 0 --fluency 0",
+    )
+    idf = IdfWeights.of(idf_prompts, generator.tokenizer) if idf_prompts else None
+    penalties = [
+        term
+        for term in (
+            BertScoreSimilarity.over(language, similarity, idf) if similarity else None,
+            RelaxedFluency(language, fluency) if fluency else None,
+        )
+        if term is not None
+    ]
+    return Attack(
+        name="atm",
+        space=WordDistributions(
+            generator,
+            language,
+            mode,
+            extra,
+            start_value,
+            steps,
+            guidance,
+            gradient,
+            k,
+            batch_size,
+        ),  # fmt: skip
+        goal=ClassifierMargin(classifier, kappa, loss),
+        constraints=tuple(penalties),
+        search=GumbelSearch(iterations, step, samples, temperature),
+    )
+
+
+def check_atm(
+    *,
+    mode: str,
+    extra: int | None,
+    iterations: int,
+    step: float,
+    samples: int,
+    temperature: float,
+    loss: str,
+    kappa: float,
+    similarity: float,
+    fluency: float,
+    gradient: str,
+    k: int,
+    steps: int,
+    guidance: float,
+    batch_size: int,
+    **_: object,
+) -> None:
+    """:func:`atm`'s checks that need no model."""
+    check_guidance(guidance)
+    _require(steps >= 1, f"steps (--steps) must be at least 1, not {steps}")
+    _require(batch_size >= 1, f"batch_size (--batch-size) must be at least 1, not {batch_size}")
+    _require(
+        mode in ("extend", "substitute"),
+        f"mode (--mode) must be extend or substitute, not {mode!r}",
+    )
+    _require(extra is None or extra >= 1, f"extra (--extra) must be at least 1, not {extra}")
+    _require(iterations >= 0, f"iterations (--iterations) must be 0 or more, not {iterations}")
+    _require(0 < step < math.inf, f"step (--step) must be a positive number, not {step}")
+    _require(samples >= 1, f"samples (--samples) must be at least 1, not {samples}")
+    _require(
+        0 < temperature < math.inf,
+        f"temperature (--temperature) must be a positive number, not {temperature}",
+    )
+    _require(loss in ("cw", "ce"), f"loss (--loss) must be cw or ce, not {loss!r}")
+    _require(0 <= kappa < math.inf, f"kappa (--kappa) must be 0 or more, not {kappa}")
+    for name, weight in (("similarity", similarity), ("fluency", fluency)):
+        _require(0 <= weight < math.inf, f"{name} (--{name}) must be 0 or more, not {weight}")
+    _require(
+        gradient in PROMPT_GRADIENTS,
+        f"gradient {gradient!r} does not reach the prompt's tokens: use "
+        f"{', '.join(PROMPT_GRADIENTS)}",
+    )
+    _require(
+        gradient != "last-k" or 1 <= k <= steps,
+        f"k (--k) must be between 1 and the steps ({steps}), not {k}",
+    )
+
+
 ATTACKS: dict[str, Callable[..., Attack]] = {
     "sage-latent": sage_latent,
     "random-latent": random_latent,
     "sage-prompt": sage_prompt,
     "random-words": random_words,
+    "atm": atm,
 }
 #: Each attack's checks of its options that need no model, by name.
 OPTION_CHECKS: dict[str, Callable[..., None]] = {
@@ -610,6 +744,7 @@ OPTION_CHECKS: dict[str, Callable[..., None]] = {
     "random-latent": check_random_latent,
     "sage-prompt": check_sage_prompt,
     "random-words": check_random_words,
+    "atm": check_atm,
 }
 
 

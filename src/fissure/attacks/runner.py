@@ -70,6 +70,7 @@ def to_finding(
         verifier_after=verdict.after,
         target_trace=[round(value, 4) for value in state.target_trace],
         latent_seed=state.latent_seed,
+        scores=state.report or None,
         **extra,
     )
 

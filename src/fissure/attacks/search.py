@@ -52,6 +52,9 @@ class SearchState:
     candidates: list[WordChoice] = field(default_factory=list)  # words to score exactly
     steps_on_word: int = 0  # prompt searches: gradient steps taken for the current word
     tree: dict[str, Any] = field(default_factory=dict)  # word search: its rendered prompts
+    report: dict[str, Any] = field(
+        default_factory=dict
+    )  # what the search measured, for the finding
 
     def stop_at_start(self, origin: torch.Tensor) -> None:
         """End the attempt where it began: its clean image is the outcome, δ = 0."""

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,6 +29,9 @@ from fissure.models.generator import (
     PromptEmbeddings,
 )
 from fissure.models.language import LanguageModel
+
+if TYPE_CHECKING:
+    from fissure.attacks.distributions import WordDistributions
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,30 @@ class LatentPerturbation:
         return Rendering(output.images, output.unet_evals, output.backward_evals)
 
 
+def render_prompts(
+    space: PromptExtension | WordDistributions,
+    starts: Sequence[PromptStart],
+    prompts: Sequence[str],
+    tokens: FreeTokens | None,
+    differentiable: bool,
+) -> Rendering:
+    """Images of each prompt from its start's latent, with ``tokens`` spliced in, by the
+    space's sampler; both padded to the space's batch size. Gradients reach the free
+    tokens (through the space's gradient path) if ``differentiable``."""
+    starts, prompts = padded(starts, space.batch_size), padded(prompts, space.batch_size)
+    with nullcontext() if differentiable else torch.no_grad():
+        embeddings = space.generator.encode(prompts, tokens)
+        output = space.generator.sample(
+            torch.cat([start.latent for start in starts]),
+            embeddings,
+            steps=space.steps,
+            guidance=space.guidance,
+            gradient=space.gradient if differentiable else "none",
+            k=space.k,
+        )
+    return Rendering(output.images, output.unet_evals, output.backward_evals)
+
+
 @dataclass
 class PromptStart:
     """An attempt bound to its inputs for a prompt search: the seed's latent, fixed, and
@@ -224,8 +252,11 @@ class PromptExtension:
     results: images of free embeddings steer the search and are never counted. Words in
     ``excluded`` (the names of the judge's classes, by default) are never candidates: a
     prompt that asks for another class would remove the target trivially. With
-    ``fluency``, a candidate must leave the prompt as readable as that many times the clean
-    prompt's perplexity (a fluency constraint, as ATM's). With ``before_noun``, words may
+    ``fluency``, a prompt counts as an outcome only if it is at most that many times as
+    perplexing as the clean prompt (a fluency constraint, as ATM's), and a candidate must
+    keep the words so far within that limit as the start of a longer prompt: "a photo of a
+    cat in" may be rendered on the way to "a photo of a cat in the snow", but cannot
+    succeed itself. With ``before_noun``, words may
     also go just before the class's name ("a photo of a tiny cat"), steered by a third
     free token [m] there: a modifier can hide an object that no appended word does.
     """
@@ -320,8 +351,8 @@ class PromptExtension:
         """Of the language model's ``count`` most probable words for each place (after
         ``prompt``; with ``before_noun``, also after its text before the class's name), those
         the diffusion model's tokenizer spells as one token, not excluded, and (with
-        ``fluency``) leaving a prompt whose perplexity is at most ``fluency`` times the clean
-        prompt's."""
+        ``fluency``) leaving a prompt that, read as the start of a longer one, is at most
+        ``fluency`` times as perplexing as the clean prompt read so."""
         key = (prompt, start.attempt.prompt, start.noun_at, count)
         if key not in self._candidates:
             places = [(prompt, False)]
@@ -334,12 +365,20 @@ class PromptExtension:
                     if len(ids.input_ids) == 1 and candidate.word not in self.excluded:
                         choices.append(WordChoice(candidate.word, ids.input_ids[0], before_noun))
             if self.fluency is not None and choices:
-                limit = self.fluency * self.language.perplexities([start.attempt.prompt])[0]
                 texts = [self.placed(start, prompt, choice) for choice in choices]
-                perplexities = self.language.perplexities(texts)
-                choices = [c for c, p in zip(choices, perplexities, strict=True) if p <= limit]
+                fluent = self._within_fluency(start, texts, ended=False)
+                choices = [c for c, keep in zip(choices, fluent, strict=True) if keep]
             self._candidates[key] = choices
         return self._candidates[key]
+
+    def readable(self, start: PromptStart, prompt: str) -> bool:
+        """Whether ``prompt`` may be an outcome: as a finished prompt, within ``fluency``
+        times the clean prompt's perplexity (always, without a fluency limit)."""
+        return self.fluency is None or self._within_fluency(start, [prompt], ended=True)[0]
+
+    def _within_fluency(self, start: PromptStart, texts: list[str], ended: bool) -> list[bool]:
+        clean, *perplexities = self.language.perplexities([start.attempt.prompt, *texts], ended)
+        return [perplexity <= self.fluency * clean for perplexity in perplexities]
 
     def render(
         self,
@@ -351,23 +390,13 @@ class PromptExtension:
         """Images of each row's prompt, with the rows of ``free`` (B×n×D) as its free tokens
         if given; gradients reach ``free`` if ``differentiable``. Padded like
         :meth:`LatentPerturbation.render`."""
-        starts, prompts = padded(starts, self.batch_size), padded(prompts, self.batch_size)
+        starts = padded(starts, self.batch_size)
         tokens = None
         if free is not None:
             ends = list(range(-self.free_tokens, 0))
             positions = [[start.noun_token] * self.before_noun + ends for start in starts]
             tokens = FreeTokens(padded(free, self.batch_size), positions, insert=True)
-        with nullcontext() if differentiable else torch.no_grad():
-            embeddings = self.generator.encode(prompts, tokens)
-            output = self.generator.sample(
-                torch.cat([start.latent for start in starts]),
-                embeddings,
-                steps=self.steps,
-                guidance=self.guidance,
-                gradient=self.gradient if differentiable else "none",
-                k=self.k,
-            )
-        return Rendering(output.images, output.unet_evals, output.backward_evals)
+        return render_prompts(self, starts, prompts, tokens, differentiable)
 
     keeps_target_word = True
     """Attempts must name their class: the words found extend a prompt that still says it."""

@@ -45,17 +45,28 @@ def _render_prompts(
     return rows
 
 
+def visit_words(
+    state: SearchState,
+    space: PromptExtension,
+    prompt: str,
+    scored: tuple[Rendering, GoalEvaluation, int],
+) -> None:
+    """Record a rendered prompt of words: the goal holds only if the prompt also reads as
+    fluently as the space asks of an outcome."""
+    rendering, evaluation, row = scored
+    state.prompt = prompt
+    state.unet_evals += rendering.unet_evals
+    state.visit(rendering.images, evaluation, row)
+    state.achieved = state.achieved and space.readable(state.start, prompt)
+
+
 def _start(
     states: list[SearchState], space: PromptExtension, goal: TargetAbsent, screen: Screen | None
 ) -> None:
     """Render each new attempt's clean prompt: its outcome so far, and the screen's input."""
     prompts = [state.attempt.prompt for state in states]
-    for state, (rendering, evaluation, row) in zip(
-        states, _render_prompts(states, prompts, space, goal), strict=True
-    ):
-        state.prompt = state.attempt.prompt
-        state.unet_evals += rendering.unet_evals
-        state.visit(rendering.images, evaluation, row)
+    for state, scored in zip(states, _render_prompts(states, prompts, space, goal), strict=True):
+        visit_words(state, space, state.attempt.prompt, scored)
         if screen is not None and not screen(state):
             state.stop_at_start(space.origin(state.start))
         state.done = state.done or state.achieved
@@ -234,13 +245,12 @@ class WordSearch(SearchMethod):
             for state in states
             for choice in state.candidates
         ]
-        scored = _render_prompts([s for s, _, _ in rows], [p for _, _, p in rows], space, goal)
-        for (state, choice, prompt), (rendering, evaluation, row) in zip(rows, scored, strict=True):
-            state.unet_evals += rendering.unet_evals
+        renderings = _render_prompts([s for s, _, _ in rows], [p for _, _, p in rows], space, goal)
+        for (state, choice, prompt), scored in zip(rows, renderings, strict=True):
             if state.achieved:
+                state.unet_evals += scored[0].unet_evals
                 continue  # an earlier word of this round already succeeded
-            state.prompt = prompt
-            state.visit(rendering.images, evaluation, row)
+            visit_words(state, space, prompt, scored)
             state.tree[prompt] = self._node(state, self._next_tokens(space, state.variable, choice))
         for state in states:
             state.candidates = []
@@ -314,14 +324,10 @@ class RandomWords(SearchMethod):
         prompts = [self._random_prompt(space, state) for state in trying]
         cost = space.steps  # until a try is rendered: the sampler's steps
         if trying:
-            scored = _render_prompts(trying, prompts, space, goal)
-            cost = scored[0][0].unet_evals
-            for state, prompt, (rendering, evaluation, row) in zip(
-                trying, prompts, scored, strict=True
-            ):
-                state.prompt = prompt
-                state.unet_evals += rendering.unet_evals
-                state.visit(rendering.images, evaluation, row)
+            renderings = _render_prompts(trying, prompts, space, goal)
+            cost = renderings[0][0].unet_evals
+            for state, prompt, scored in zip(trying, prompts, renderings, strict=True):
+                visit_words(state, space, prompt, scored)
                 state.done = state.achieved
         for state in active:
             state.done = state.done or state.unet_evals + cost > self.budget

@@ -317,8 +317,9 @@ Candidates = Annotated[
 Fluency = Annotated[
     float,
     typer.Option(
-        help="A word is a candidate only if the prompt it leaves is at most this many times as "
-        "perplexing to the language model as the clean prompt (0: no limit)."
+        help="A found prompt counts only if it is at most this many times as perplexing to "
+        "the language model as the clean prompt; a word on the way must keep the prompt so far "
+        "within it as the start of a longer one (0: no limit)."
     ),
 ]
 ClassWords = Annotated[

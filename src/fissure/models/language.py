@@ -131,27 +131,50 @@ class LanguageModel:
         return list(candidates.values())
 
     @torch.no_grad()
-    def _negative_log_likelihoods(self, texts: Sequence[str]) -> list[tuple[float, int]]:
-        """Per text: the summed negative log-likelihood of its predicted tokens, and their count."""
+    def _negative_log_likelihoods(
+        self, texts: Sequence[str], ended: bool = True
+    ) -> list[tuple[float, int]]:
+        """Per text: the summed negative log-likelihood of its predicted tokens, and their count
+        (its end token among them if ``ended``)."""
         sums = []
         for text in texts:
             ids = self.token_ids(text)
             if len(ids) < 3:
                 raise FissureError(f"cannot score {text!r}: it has no tokens")
+            ids = ids if ended else ids[:-1]
             logits = self._forward(ids).logits[0, :-1].float()
             targets = torch.tensor(ids[1:], device=self.device)
             loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
             sums.append((float(loss), len(ids) - 1))
         return sums
 
-    def perplexities(self, texts: Sequence[str]) -> list[float]:
-        """Each text's perplexity: exp of its mean negative log-likelihood per token."""
-        return [math.exp(total / count) for total, count in self._negative_log_likelihoods(texts)]
+    def perplexities(self, texts: Sequence[str], ended: bool = True) -> list[float]:
+        """Each text's perplexity: exp of its mean negative log-likelihood per token. With
+        ``ended`` False, as the start of a longer text: its end is not predicted, so "a photo
+        of a cat in" scores as fluent as the words so far, not as a finished prompt."""
+        sums = self._negative_log_likelihoods(texts, ended)
+        return [math.exp(total / count) for total, count in sums]
 
     def perplexity(self, texts: Sequence[str]) -> float:
         """The perplexity of all ``texts`` pooled, token by token."""
         sums = self._negative_log_likelihoods(texts)
         return math.exp(sum(total for total, _ in sums) / sum(count for _, count in sums))
+
+    def shares_vocabulary(self, tokenizer: PreTrainedTokenizerBase) -> bool:
+        """Whether ``tokenizer`` numbers tokens as this model's does, so a distribution over
+        its vocabulary is one over this model's (emoji-lm reads emoji-sd's own tokenizer)."""
+        return tokenizer.get_vocab() == self.tokenizer.get_vocab()
+
+    def relaxed(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last layer's states and the next-token log-probabilities (B×T×D, B×T×V) of
+        texts given as distributions over the vocabulary (B×T×V; rows of one-hot vectors
+        are the text itself): how a gradient reaches word choices (ATM's similarity and
+        fluency terms). Gradients flow to ``weights``, never to the model."""
+        table = self.model.get_input_embeddings().weight
+        inputs = weights.to(table.dtype) @ table
+        mask = torch.ones(inputs.shape[:2], dtype=torch.long, device=inputs.device)
+        output = self.model(inputs_embeds=inputs, attention_mask=mask, output_hidden_states=True)
+        return output.hidden_states[-1].float(), torch.log_softmax(output.logits.float(), dim=-1)
 
     @torch.no_grad()
     def hidden_states(self, text: str) -> torch.Tensor:

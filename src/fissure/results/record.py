@@ -62,6 +62,9 @@ class Finding:
     """Universal tokens: how little the token changes the prompt (``text_cosine``, of the
     text encoder's pooled embeddings with and without it) and the CLIP score of the
     images before and after against the prompt (``clip_before``, ``clip_after``)."""
+    scores: dict | None = None
+    """What the attack's search measured beyond every finding's fields (ATM: its hard
+    draws, how many succeeded, the token error rate, the loss per step)."""
 
     @property
     def verified_failure(self) -> bool:
