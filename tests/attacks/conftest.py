@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from fissure.judges.base import Judge
 from fissure.models import Generator
@@ -64,3 +67,14 @@ def clean_brightness(generator: Generator) -> dict[int, float]:
 def surrogate(clean_brightness: dict[int, float]) -> BrightnessJudge:
     """Every clean image is "light" (the threshold sits just below the darkest)."""
     return BrightnessJudge(min(clean_brightness.values()) - 0.01)
+
+
+@pytest.fixture(scope="module")
+def language_model(generator, tmp_path_factory) -> Path:
+    """A random GPT-2 over the tiny pipeline's own tokenizer (its words are single letters)."""
+    folder = tmp_path_factory.mktemp("lm")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(generator.tokenizer), n_embd=16, n_layer=1, n_head=2)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    generator.tokenizer.save_pretrained(folder)
+    return folder

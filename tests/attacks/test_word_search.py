@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,17 +23,6 @@ from fissure.results import ResultsStore
 from .conftest import STEPS, BrightnessJudge
 
 PROMPT = "a photo of light"
-
-
-@pytest.fixture(scope="module")
-def language_model(generator, tmp_path_factory) -> Path:
-    """A random GPT-2 over the tiny pipeline's own tokenizer (its words are single letters)."""
-    folder = tmp_path_factory.mktemp("lm")
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(generator.tokenizer), n_embd=16, n_layer=1, n_head=2)
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    generator.tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _run(attack, attempts, folder, verifier):

@@ -113,6 +113,8 @@ class ClassifierMargin:
     surrogate: Judge  # the classifier in the loss (the name every attack's runner reads)
     kappa: float = 30.0
     loss: Literal["cw", "ce"] = "cw"
+    absent_below: float = 0.1
+    """Not the goal's: the verifiers' threshold for "the class is gone", as for every attack."""
 
     def settings(self) -> dict[str, object]:
         return dict(loss=self.loss, kappa=self.kappa if self.loss == "cw" else None)

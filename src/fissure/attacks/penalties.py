@@ -90,7 +90,9 @@ class BertScoreSimilarity:
             with torch.no_grad():
                 states, _ = self.language.relaxed(text[None].float())
             weights = torch.tensor([self.idf[t] if self.idf else 1.0 for t in start.ids])
-            weights = weights / weights.sum().clamp_min(1e-12)
+            if weights.sum() <= 0:  # every token in every text: no token tells, all count
+                weights = torch.ones_like(weights)
+            weights = weights / weights.sum()
             self._clean[key] = torch.nn.functional.normalize(states[0, 1:-1], dim=-1), weights
         return self._clean[key]
 

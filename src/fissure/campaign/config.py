@@ -60,6 +60,7 @@ class CampaignConfig:
     classes: list[str] | None = None  # each "all", a label, or names split by , or ;
     template: str | None = None
     target: str | None = None
+    prompt_targets: dict[str, str] | None = None  # a prompt's class, where a prompt set says it
     seeds: list[int] = field(default_factory=lambda: list(range(10)))
     judges: list[str] = field(default_factory=lambda: list(DEFAULT_SURROGATE))
     verifiers: list[str] = field(default_factory=lambda: list(DEFAULT_VERIFIERS))

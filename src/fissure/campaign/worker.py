@@ -128,10 +128,11 @@ class CampaignWorker:
             return Plan(self._checked(attempts))
         plan = Plan([])
         for prompt in dict.fromkeys(config.prompts or []):
+            target = (config.prompt_targets or {}).get(prompt, config.target)
             try:
-                attempts = make_attempts([prompt], config.seeds, labels, config.target)
+                attempts = make_attempts([prompt], config.seeds, labels, target)
             except FissureError as error:  # names no class, or several: this prompt only
-                refused = [Attempt(prompt, config.target or "", -1, s) for s in config.seeds]
+                refused = [Attempt(prompt, target or "", -1, s) for s in config.seeds]
                 why = str(error).replace("with --target", "with target = ... (or --target)")
                 plan.refused += [(attempt, why) for attempt in refused]
                 continue

@@ -107,9 +107,14 @@ def run_attack_command(
     verifiers: list[str] | None = None,
     device: str = "cpu",
     dtype: str = "float32",
-) -> None:
+    prompt_targets: dict[str, str] | None = None,
+    default_surrogate: list[str] | None = None,
+    default_verifiers: list[str] | None = None,
+):
     """Shared by every attack command: a one-attack campaign named after the attack, in the
-    results store at ``out``; then the summary and the page."""
+    results store at ``out``; then the summary and the page. ``prompt_targets``: each
+    prompt's class where a prompt set says it; the defaults: the judges an attack uses when
+    none are given (the emoji world's surrogate and verifiers unless it says otherwise)."""
     from fissure.attacks.recipes import check_options
     from fissure.campaign import AttackSpec, CampaignConfig
     from fissure.campaign.config import DEFAULT_SURROGATE, DEFAULT_VERIFIERS
@@ -133,8 +138,8 @@ def run_attack_command(
         raise FissureError(f"--template needs one {{}} where the class goes, not {template!r}")
     seed_list = parse_seeds(seeds)
     check_options(attack_name, recipe_options)  # before the model loads
-    surrogate_names = list(dict.fromkeys(surrogate or DEFAULT_SURROGATE))
-    verifier_names = list(dict.fromkeys(verifiers or DEFAULT_VERIFIERS))
+    surrogate_names = list(dict.fromkeys(surrogate or default_surrogate or DEFAULT_SURROGATE))
+    verifier_names = list(dict.fromkeys(verifiers or default_verifiers or DEFAULT_VERIFIERS))
     check_verifiers_outside_the_loss(surrogate_names, verifier_names)
     resolve_device(device)
     config = CampaignConfig(
@@ -145,6 +150,7 @@ def run_attack_command(
         classes=[classes] if classes is not None else None,
         template=template,
         target=target,
+        prompt_targets=prompt_targets,
         seeds=seed_list,
         judges=surrogate_names,
         verifiers=verifier_names,
@@ -166,7 +172,7 @@ def run_attack_command(
         if done:
             typer.echo(f"resuming: {done} of them are already in {out}")
 
-    run_and_report(config, out, f"{attack_name} on {model}", on_plan=announce)
+    return run_and_report(config, out, f"{attack_name} on {model}", on_plan=announce)
 
 
 def _print_targets(attempts: list) -> None:
@@ -447,3 +453,137 @@ def random_words(
         target=target, seeds=seeds, model=model, surrogate=judge, verifiers=verifier, device=device,
         dtype=dtype,
     )  # fmt: skip
+
+
+@attack_app.command("atm")
+@user_errors
+def atm(
+    out: Out,
+    prompts: Annotated[
+        str,
+        typer.Option(
+            "--prompts",
+            help="short ('a photo of a <class> and a'), long (two sentences about the class in "
+            "the world's words), or a file: a CSV with prompt and classname columns, or a text "
+            "file of one prompt a line, each naming its class.",
+        ),
+    ] = "short",
+    classes: Annotated[
+        str,
+        typer.Option(help="The classes of short or long prompts: 'all' or a comma list."),
+    ] = "all",
+    seeds: Annotated[
+        str, typer.Option(help="Seeds (ATM's code draws every image from one fixed seed).")
+    ] = "0",
+    model: Model = "emoji-sd",
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--judge",
+            help="The classifier in ATM's loss and success: zero-shot CLIP in the paper. "
+            "Default: emoji/clip (emoji-sd's own CLIP); clip:<id> for real checkpoints.",
+        ),
+    ] = None,
+    verifier: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--verifier",
+            help="Held-out judges whose agreement is reported beside ATM's count (repeatable). "
+            "Default: emoji/verifier and emoji/surrogate, the emoji judges ATM's loss does not use.",
+        ),
+    ] = None,
+    language_model: Annotated[
+        str,
+        typer.Option(
+            "--language-model",
+            help="Its states give the BERTScore term and its predictions the fluency term; it "
+            "must read the diffusion model's tokenizer (emoji-lm reads emoji-sd's).",
+        ),
+    ] = "emoji-lm",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="extend: words after the prompt change (the released code); substitute: the "
+            "prompt's own words other than the class's name (the paper's)."
+        ),
+    ] = "extend",
+    extra: Annotated[
+        int | None,
+        typer.Option(
+            help="Positions extend appends. Default: every one to the text encoder's length, "
+            "as the code frees the padding."
+        ),
+    ] = None,
+    iterations: Annotated[int, typer.Option(help="Adam steps on the log-coefficients.")] = 100,
+    step: Annotated[float, typer.Option(help="Adam's learning rate.")] = 0.3,
+    samples: Annotated[
+        int, typer.Option(help="Hard draws after the last step, each a prompt rendered.")
+    ] = 100,
+    temperature: Annotated[float, typer.Option(help="The Gumbel-softmax temperature.")] = 1.0,
+    loss: Annotated[
+        str, typer.Option(help="cw (Carlini-Wagner margin, the code's) or ce (cross-entropy).")
+    ] = "cw",
+    kappa: Annotated[float, typer.Option(help="The margin's κ, on 100 × CLIP cosine.")] = 30.0,
+    similarity: Annotated[
+        float, typer.Option(help="Weight of the IDF-weighted BERTScore term (0: none).")
+    ] = 4.0,
+    fluency: Annotated[
+        float, typer.Option(help="Weight of the log-perplexity term (the code's: 0).")
+    ] = 0.0,
+    start_value: Annotated[
+        float, typer.Option(help="The log-coefficient the clean tokens start at.")
+    ] = 15.0,
+    gradient: Annotated[
+        str,
+        typer.Option(
+            help="How the gradient reaches the prompt: last-k (the code's: the last --k steps), "
+            "exact (every step, checkpointed) or exact-stored."
+        ),
+    ] = "last-k",
+    k: Annotated[int, typer.Option(help="last-k's steps on the gradient path.")] = 1,
+    steps: Steps = 25,
+    guidance: Guidance = 7.5,
+    batch_size: BatchSize = 8,
+    device: Device = "cpu",
+    dtype: Dtype = "float32",
+) -> None:
+    """ATM ("Stable Diffusion is Unstable"): Gumbel-softmax word search that keeps the class
+    word, counted as its code counts success, with our verifiers' reading beside it."""
+    from fissure.attacks.prompt_sets import prompt_set
+    from fissure.campaign.worker import split_class_names
+    from fissure.judges.registry import load_judge
+
+    judges = list(judge or ["emoji/clip"])
+    labels = load_judge(judges[0]).labels if len(judges) == 1 else None
+    if labels is None:
+        raise typer.BadParameter("ATM's loss reads one classifier: give --judge once")
+    names = split_class_names(classes, list(labels))
+    pairs = prompt_set(prompts, labels, names)
+    options = dict(
+        language_model=language_model, mode=mode, extra=extra, iterations=iterations, step=step,
+        samples=samples, temperature=temperature, loss=loss, kappa=kappa, similarity=similarity,
+        fluency=fluency, idf_prompts=[prompt for prompt, _ in pairs], start_value=start_value,
+        gradient=gradient, k=k, steps=steps, guidance=guidance, batch_size=batch_size,
+    )  # fmt: skip
+    outcome = run_attack_command(
+        "atm", options, out=out, prompts=[prompt for prompt, _ in pairs], seeds=seeds,
+        model=model, surrogate=judges, verifiers=verifier, device=device, dtype=dtype,
+        prompt_targets=dict(pairs), default_verifiers=["emoji/verifier", "emoji/surrogate"],
+    )  # fmt: skip
+    _print_atm_count(outcome.current)
+
+
+def _print_atm_count(findings: list) -> None:
+    """ATM's own figure: successes over the prompts its code would attack, and how many of
+    them our verifiers confirm."""
+    skipped = [f for f in findings if (f.scores or {}).get("clean_misclassified")]
+    attacked = [f for f in findings if f not in skipped]
+    successes = [f for f in attacked if f.success]
+    confirmed = [f for f in successes if f.verified_failure]
+    rate = f" ({len(successes) / len(attacked):.1%})" if attacked else ""
+    typer.echo(
+        f"ATM success (top-1 not the class, class word kept; as its code counts): "
+        f"{len(successes)} of {counted(len(attacked), 'attempt')} attacked{rate}, "
+        f"{len(skipped)} skipped as misread before the attack; "
+        f"confirmed by the verifiers: {len(confirmed)} of {len(successes)}"
+    )
