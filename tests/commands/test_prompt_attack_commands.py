@@ -91,3 +91,37 @@ def test_universal_token_trains_judges_and_saves_a_textual_inversion(tiny_sd1_di
     assert both.exit_code == 2 and "not both or neither" in both.output
     overlap = _invoke(*args[:-2], "--training-seeds", "0", "--target", "cat")
     assert overlap.exit_code == 2 and "must not be training seeds" in overlap.output
+
+
+def test_atm_counts_as_its_code_and_reports_the_verifiers(tiny_sd1_dir, tiny_lm, tmp_path):
+    args = [
+        "attack", "atm", "-m", tiny_sd1_dir, "--out", tmp_path, "--language-model", tiny_lm,
+        "--classes", "cat,dog", "--iterations", "1", "--samples", "2", "--extra", "2", *FAST,
+    ]  # fmt: skip
+    result = _invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "ATM success (top-1 not the class, class word kept" in result.output
+    findings = _findings(tmp_path)
+    assert {f.target for f in findings} == {"cat", "dog"}
+    for finding in findings:
+        assert finding.prompt == f"a photo of a {finding.target} and a"
+        assert set(finding.verifier_after) == {"emoji/verifier", "emoji/surrogate"}
+        attacked = not (finding.scores or {}).get("clean_misclassified")
+        assert (finding.scores or {}).get("samples") == (2 if attacked else None)
+
+
+def test_atm_input_errors_are_one_line(tiny_sd1_dir, tiny_lm, tmp_path):
+    common = ["attack", "atm", "-m", tiny_sd1_dir, "--out", tmp_path / "out", "--language-model",
+              tiny_lm, *FAST]  # fmt: skip
+    unknown = _invoke(*common, "--classes", "unicorn")
+    assert unknown.exit_code == 2 and "unknown class 'unicorn'" in unknown.output
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    nothing = _invoke(*common, "--prompts", empty)
+    assert nothing.exit_code == 2 and "holds no prompts" in nothing.output
+    table = tmp_path / "prompts.csv"
+    table.write_text("prompt,classname\na photo of a lamp and a,cat\n")
+    unnamed = _invoke(*common, "--prompts", table)
+    assert unnamed.exit_code == 2 and "does not name 'cat'" in unnamed.output
+    missing = _invoke(*common, "--prompts", tmp_path / "none.csv")
+    assert missing.exit_code == 2 and "no prompt file" in missing.output
