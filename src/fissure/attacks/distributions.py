@@ -128,12 +128,13 @@ class WordDistributions:
         """The text encoder's token embedding table (V×D)."""
         return self.generator.text_encoder.get_input_embeddings().weight
 
-    def _word_ids(self, text: str) -> list[int]:
+    def word_ids(self, text: str) -> list[int]:
+        """The diffusion tokenizer's word tokens of ``text`` (no start or end token)."""
         return self.generator.tokenizer(text, add_special_tokens=False).input_ids
 
     def bind(self, attempt: Attempt) -> DistributionStart:
         tokenizer = self.generator.tokenizer
-        ids = self._word_ids(attempt.prompt)
+        ids = self.word_ids(attempt.prompt)
         if self.mode == "extend":
             room = tokenizer.model_max_length - 2 - len(ids)
             count = room if self.extra is None else self.extra
@@ -143,8 +144,8 @@ class WordDistributions:
             initial = [tokenizer.eos_token_id if pad is None else pad] * count
         else:
             span = mention_span(attempt.prompt, attempt.target) or (0, 0)
-            first = len(self._word_ids(attempt.prompt[: span[0]]))
-            last = len(self._word_ids(attempt.prompt[: span[1]]))
+            first = len(self.word_ids(attempt.prompt[: span[0]]))
+            last = len(self.word_ids(attempt.prompt[: span[1]]))
             positions = [p for p in range(1, len(ids) + 1) if not first < p <= last]
             initial = [ids[p - 1] for p in positions]
         if not positions:
@@ -219,7 +220,7 @@ class WordDistributions:
     def token_error_rate(self, tokens: Sequence[int]) -> float:
         """How far the prompt's text re-tokenises from the tokens drawn (edit distance over
         the tokens drawn, as ATM reports): words drawn as pieces may not come back."""
-        again = self._word_ids(self.text(tokens))
+        again = self.word_ids(self.text(tokens))
         return edit_distance(tokens, again) / max(1, len(tokens))
 
     def finding_fields(self, attempt: Attempt, prompt: str | None) -> dict[str, object]:

@@ -681,6 +681,43 @@ def atm(
     )
 
 
+def random_tokens(
+    generator: Generator,
+    classifier: Judge,
+    *,
+    language_model: str = "emoji-lm",
+    mode: AtmMode = "extend",
+    extra: int | None = None,
+    change: float = 0.15,
+    samples: int = 200,
+    steps: int = 25,
+    guidance: float = 7.5,
+    batch_size: int = 8,
+) -> Attack:
+    """ATM's baseline: its hard draws without its optimisation. Each free position of
+    ATM's space (``mode``, ``extra``) keeps its starting token, or with probability
+    ``change`` takes a token drawn uniformly from the vocabulary; ``samples`` such prompts
+    are rendered and counted by :func:`~fissure.attacks.goals.atm_success`, as ATM's draws
+    are. (ATM's search with no steps, from log-coefficients that give the start token
+    probability 1 − ``change``.)"""
+    _require(0 < change < 1, f"change (--change) must be between 0 and 1, not {change}")
+    size = generator.text_encoder.get_input_embeddings().weight.shape[0]
+    attack = atm(
+        generator, classifier, language_model=language_model, mode=mode, extra=extra,
+        iterations=0, samples=samples, similarity=0.0, fluency=0.0,
+        start_value=math.log((1 - change) * (size - 1) / change), steps=steps,
+        guidance=guidance, batch_size=batch_size,
+    )  # fmt: skip
+    attack.name = "random-tokens"
+    return attack
+
+
+def check_random_tokens(*, change: float, samples: int, **options: object) -> None:
+    """:func:`random_tokens`' checks that need no model."""
+    _require(0 < change < 1, f"change (--change) must be between 0 and 1, not {change}")
+    check_atm(**{**recipe_defaults(atm), **options, "samples": samples})
+
+
 def check_atm(
     *,
     mode: str,
@@ -737,6 +774,7 @@ ATTACKS: dict[str, Callable[..., Attack]] = {
     "sage-prompt": sage_prompt,
     "random-words": random_words,
     "atm": atm,
+    "random-tokens": random_tokens,
 }
 #: Each attack's checks of its options that need no model, by name.
 OPTION_CHECKS: dict[str, Callable[..., None]] = {
@@ -745,6 +783,7 @@ OPTION_CHECKS: dict[str, Callable[..., None]] = {
     "sage-prompt": check_sage_prompt,
     "random-words": check_random_words,
     "atm": check_atm,
+    "random-tokens": check_random_tokens,
 }
 
 
