@@ -12,7 +12,7 @@ from fissure.attacks import Attempt, Verifiers, run_attack
 from fissure.attacks.distributions import WordDistributions, edit_distance, gumbel_softmax
 from fissure.attacks.goals import ClassifierMargin, atm_success
 from fissure.attacks.penalties import BertScoreSimilarity, IdfWeights, RelaxedFluency
-from fissure.attacks.recipes import atm
+from fissure.attacks.recipes import atm, random_tokens
 from fissure.errors import FissureError
 from fissure.models.generator import evaluation_cost
 from fissure.models.language import LanguageModel
@@ -189,3 +189,22 @@ def test_a_clean_image_the_classifier_misreads_is_skipped(generator, language_mo
     (finding,) = _run(attack, [Attempt(PROMPT, "light", 0, 0)], tmp_path, BrightnessJudge(0.0))
     assert finding.scores == {"clean_misclassified": True}
     assert not finding.success and finding.iterations == 0 and finding.unet_evals == STEPS
+
+
+def test_random_tokens_change_each_free_position_with_the_given_chance(
+    generator, surrogate, language_model
+):
+    """The baseline is ATM's draws without its steps: its start keeps each position's token
+    with probability 1 − change, and every other token is equally likely."""
+    attack = random_tokens(
+        generator, surrogate, language_model=str(language_model), extra=3, change=0.2,
+        samples=4, steps=STEPS,
+    )  # fmt: skip
+    assert attack.name == "random-tokens" and attack.search.iterations == 0
+    assert attack.constraints == ()  # no similarity term: nothing is optimised
+    start = attack.space.bind(Attempt(PROMPT, "light", 0, 0))
+    chances = torch.softmax(attack.space.origin(start), dim=-1)
+    kept = chances[torch.arange(3), torch.tensor(start.initial)]
+    torch.testing.assert_close(kept, torch.full((3,), 0.8))
+    others = chances[0][torch.arange(chances.shape[1]) != start.initial[0]]
+    torch.testing.assert_close(others, torch.full_like(others, 0.2 / len(others)))

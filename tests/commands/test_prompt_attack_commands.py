@@ -110,6 +110,17 @@ def test_atm_counts_as_its_code_and_reports_the_verifiers(tiny_sd1_dir, tiny_lm,
         assert (finding.scores or {}).get("samples") == (2 if attacked else None)
 
 
+def test_random_tokens_is_counted_as_atm_counts(tiny_sd1_dir, tiny_lm, tmp_path):
+    args = ["attack", "random-tokens", "-m", tiny_sd1_dir, "--out", tmp_path, "--language-model",
+            tiny_lm, "--classes", "cat", "--samples", "3", "--extra", "2", *FAST]  # fmt: skip
+    result = _invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "ATM success" in result.output
+    (finding,) = _findings(tmp_path)
+    assert finding.attack == "random-tokens" and finding.iterations == 0
+    assert (finding.scores or {}).get("samples") in (3, None)  # None: skipped, misread
+
+
 def test_atm_input_errors_are_one_line(tiny_sd1_dir, tiny_lm, tmp_path):
     common = ["attack", "atm", "-m", tiny_sd1_dir, "--out", tmp_path / "out", "--language-model",
               tiny_lm, *FAST]  # fmt: skip
@@ -125,3 +136,5 @@ def test_atm_input_errors_are_one_line(tiny_sd1_dir, tiny_lm, tmp_path):
     assert unnamed.exit_code == 2 and "does not name 'cat'" in unnamed.output
     missing = _invoke(*common, "--prompts", tmp_path / "none.csv")
     assert missing.exit_code == 2 and "no prompt file" in missing.output
+    two = _invoke(*common, "--judge", "emoji/clip", "--judge", "emoji/verifier")
+    assert two.exit_code == 2 and "give --judge once" in two.output

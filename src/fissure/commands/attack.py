@@ -455,65 +455,97 @@ def random_words(
     )  # fmt: skip
 
 
+AtmPrompts = Annotated[
+    str,
+    typer.Option(
+        "--prompts",
+        help="short ('a photo of a <class> and a'), long (two sentences about the class in "
+        "the world's words), or a file: a CSV with prompt and classname columns, or a text "
+        "file of one prompt a line, each naming its class.",
+    ),
+]
+AtmClasses = Annotated[
+    str, typer.Option(help="The classes of short or long prompts: 'all' or a comma list.")
+]
+AtmSeeds = Annotated[
+    str, typer.Option(help="Seeds (ATM's code draws every image from one fixed seed).")
+]
+Classifier = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--judge",
+        help="The classifier in ATM's loss and success: zero-shot CLIP in the paper. "
+        "Default: emoji/clip (emoji-sd's own CLIP); clip:<id> for real checkpoints.",
+    ),
+]
+HeldOut = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--verifier",
+        help="Held-out judges whose agreement is reported beside ATM's count (repeatable). "
+        "Default: emoji/verifier and emoji/surrogate, the emoji judges ATM's loss does not use.",
+    ),
+]
+AtmLanguageModel = Annotated[
+    str,
+    typer.Option(
+        "--language-model",
+        help="Its states give the BERTScore term and its predictions the fluency term; it "
+        "must read the diffusion model's tokenizer (emoji-lm reads emoji-sd's).",
+    ),
+]
+Mode = Annotated[
+    str,
+    typer.Option(
+        help="extend: words after the prompt change (the released code); substitute: the "
+        "prompt's own words other than the class's name (the paper's)."
+    ),
+]
+Extra = Annotated[
+    int | None,
+    typer.Option(
+        help="Positions extend appends. Default: every one to the text encoder's length, "
+        "as the code frees the padding."
+    ),
+]
+
+
+def _run_atm_command(name: str, options: dict, prompts: str, classes: str, judge, **run) -> None:
+    """ATM and its baseline: the prompt set with its classes, ATM's verifiers by default,
+    then ATM's own count beside the verifiers'."""
+    from fissure.attacks.prompt_sets import prompt_set
+    from fissure.campaign.worker import split_class_names
+    from fissure.errors import FissureError
+    from fissure.judges.registry import load_judge
+
+    judges = list(judge or ["emoji/clip"])
+    if len(judges) != 1:
+        raise FissureError("ATM's loss reads one classifier: give --judge once")
+    labels = load_judge(judges[0]).labels
+    pairs = prompt_set(prompts, labels, split_class_names(classes, list(labels)))
+    if name == "atm":
+        options = {**options, "idf_prompts": [prompt for prompt, _ in pairs]}
+    outcome = run_attack_command(
+        name, options, prompts=[prompt for prompt, _ in pairs], surrogate=judges,
+        prompt_targets=dict(pairs), default_verifiers=["emoji/verifier", "emoji/surrogate"],
+        **run,
+    )  # fmt: skip
+    _print_atm_count(outcome.current)
+
+
 @attack_app.command("atm")
 @user_errors
 def atm(
     out: Out,
-    prompts: Annotated[
-        str,
-        typer.Option(
-            "--prompts",
-            help="short ('a photo of a <class> and a'), long (two sentences about the class in "
-            "the world's words), or a file: a CSV with prompt and classname columns, or a text "
-            "file of one prompt a line, each naming its class.",
-        ),
-    ] = "short",
-    classes: Annotated[
-        str,
-        typer.Option(help="The classes of short or long prompts: 'all' or a comma list."),
-    ] = "all",
-    seeds: Annotated[
-        str, typer.Option(help="Seeds (ATM's code draws every image from one fixed seed).")
-    ] = "0",
+    prompts: AtmPrompts = "short",
+    classes: AtmClasses = "all",
+    seeds: AtmSeeds = "0",
     model: Model = "emoji-sd",
-    judge: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--judge",
-            help="The classifier in ATM's loss and success: zero-shot CLIP in the paper. "
-            "Default: emoji/clip (emoji-sd's own CLIP); clip:<id> for real checkpoints.",
-        ),
-    ] = None,
-    verifier: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--verifier",
-            help="Held-out judges whose agreement is reported beside ATM's count (repeatable). "
-            "Default: emoji/verifier and emoji/surrogate, the emoji judges ATM's loss does not use.",
-        ),
-    ] = None,
-    language_model: Annotated[
-        str,
-        typer.Option(
-            "--language-model",
-            help="Its states give the BERTScore term and its predictions the fluency term; it "
-            "must read the diffusion model's tokenizer (emoji-lm reads emoji-sd's).",
-        ),
-    ] = "emoji-lm",
-    mode: Annotated[
-        str,
-        typer.Option(
-            help="extend: words after the prompt change (the released code); substitute: the "
-            "prompt's own words other than the class's name (the paper's)."
-        ),
-    ] = "extend",
-    extra: Annotated[
-        int | None,
-        typer.Option(
-            help="Positions extend appends. Default: every one to the text encoder's length, "
-            "as the code frees the padding."
-        ),
-    ] = None,
+    judge: Classifier = None,
+    verifier: HeldOut = None,
+    language_model: AtmLanguageModel = "emoji-lm",
+    mode: Mode = "extend",
+    extra: Extra = None,
     iterations: Annotated[int, typer.Option(help="Adam steps on the log-coefficients.")] = 100,
     step: Annotated[float, typer.Option(help="Adam's learning rate.")] = 0.3,
     samples: Annotated[
@@ -549,28 +581,51 @@ def atm(
 ) -> None:
     """ATM ("Stable Diffusion is Unstable"): Gumbel-softmax word search that keeps the class
     word, counted as its code counts success, with our verifiers' reading beside it."""
-    from fissure.attacks.prompt_sets import prompt_set
-    from fissure.campaign.worker import split_class_names
-    from fissure.judges.registry import load_judge
-
-    judges = list(judge or ["emoji/clip"])
-    labels = load_judge(judges[0]).labels if len(judges) == 1 else None
-    if labels is None:
-        raise typer.BadParameter("ATM's loss reads one classifier: give --judge once")
-    names = split_class_names(classes, list(labels))
-    pairs = prompt_set(prompts, labels, names)
     options = dict(
         language_model=language_model, mode=mode, extra=extra, iterations=iterations, step=step,
         samples=samples, temperature=temperature, loss=loss, kappa=kappa, similarity=similarity,
-        fluency=fluency, idf_prompts=[prompt for prompt, _ in pairs], start_value=start_value,
-        gradient=gradient, k=k, steps=steps, guidance=guidance, batch_size=batch_size,
+        fluency=fluency, start_value=start_value, gradient=gradient, k=k, steps=steps,
+        guidance=guidance, batch_size=batch_size,
     )  # fmt: skip
-    outcome = run_attack_command(
-        "atm", options, out=out, prompts=[prompt for prompt, _ in pairs], seeds=seeds,
-        model=model, surrogate=judges, verifiers=verifier, device=device, dtype=dtype,
-        prompt_targets=dict(pairs), default_verifiers=["emoji/verifier", "emoji/surrogate"],
+    _run_atm_command(
+        "atm", options, prompts, classes, judge, out=out, seeds=seeds, model=model,
+        verifiers=verifier, device=device, dtype=dtype,
     )  # fmt: skip
-    _print_atm_count(outcome.current)
+
+
+@attack_app.command("random-tokens")
+@user_errors
+def random_tokens(
+    out: Out,
+    prompts: AtmPrompts = "short",
+    classes: AtmClasses = "all",
+    seeds: AtmSeeds = "0",
+    model: Model = "emoji-sd",
+    judge: Classifier = None,
+    verifier: HeldOut = None,
+    language_model: AtmLanguageModel = "emoji-lm",
+    mode: Mode = "extend",
+    extra: Extra = None,
+    change: Annotated[
+        float, typer.Option(help="The chance that a free position takes a random token.")
+    ] = 0.15,
+    samples: Annotated[int, typer.Option(help="Random prompts rendered per attempt.")] = 200,
+    steps: Steps = 25,
+    guidance: Guidance = 7.5,
+    batch_size: BatchSize = 8,
+    device: Device = "cpu",
+    dtype: Dtype = "float32",
+) -> None:
+    """ATM's baseline: random tokens at ATM's free positions, no optimisation, counted as
+    ATM counts."""
+    options = dict(
+        language_model=language_model, mode=mode, extra=extra, change=change, samples=samples,
+        steps=steps, guidance=guidance, batch_size=batch_size,
+    )  # fmt: skip
+    _run_atm_command(
+        "random-tokens", options, prompts, classes, judge, out=out, seeds=seeds, model=model,
+        verifiers=verifier, device=device, dtype=dtype,
+    )  # fmt: skip
 
 
 def _print_atm_count(findings: list) -> None:
