@@ -20,8 +20,11 @@ def test_summary_counts_natural_failures_apart():
     unfooled.success = False  # the budget ran out; the verifiers happen to miss the cat
     missed = _finding(Attempt("a photo of a cat", "cat", 0, 5))
     missed.iterations, missed.verified = 0, False  # the surrogate never read the cat
-    (summary,) = summarize([*findings, unfooled, missed])
-    assert (summary.successes, summary.surrogate_missed) == (3, 1)  # not "fooled" by nothing
+    drawn = _finding(Attempt("a photo of a cat and a", "cat", 0, 6))
+    drawn.iterations = 0  # a random baseline's draw: no step, another prompt
+    drawn.adversarial_prompt = "a photo of a cat and a bird"
+    (summary,) = summarize([*findings, unfooled, missed, drawn])
+    assert (summary.successes, summary.surrogate_missed) == (4, 1)  # not "fooled" by nothing
     (summary,) = summarize([*findings, unfooled])
     assert (summary.attempts, summary.attacked, summary.natural_failures) == (5, 4, 1)
     assert summary.verified == 2 and summary.verified_asr == pytest.approx(2 / 4)

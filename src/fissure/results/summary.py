@@ -56,8 +56,8 @@ def summarize(findings: Sequence[Finding]) -> list[Summary]:
                 attempts=len(mine),
                 attacked=len(attacked),
                 natural_failures=len(mine) - len(attacked),
-                successes=sum(f.success and f.iterations > 0 for f in attacked),
-                surrogate_missed=sum(f.success and f.iterations == 0 for f in attacked),
+                successes=sum(f.success and not _at_start(f) for f in attacked),
+                surrogate_missed=sum(f.success and _at_start(f) for f in attacked),
                 verified=len(verified),
                 kinds=dict(Counter(f.kind for f in verified)),
                 typical=sum(f.typical for f in verified),
@@ -71,6 +71,11 @@ def summarize(findings: Sequence[Finding]) -> list[Summary]:
             )
         )
     return summaries
+
+
+def _at_start(finding: Finding) -> bool:
+    """Whether the outcome is the attempt's own input: no step taken, the prompt unchanged."""
+    return finding.iterations == 0 and finding.adversarial_prompt in (None, finding.prompt)
 
 
 def _median_perplexity(verified: Sequence[Finding]) -> tuple[float, float] | None:
