@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -35,6 +35,17 @@ class Penalty(Protocol):
     ) -> torch.Tensor:
         """The term each row adds to the loss (B), with gradients to ``coefficients``."""
         ...
+
+
+def _per_text(
+    starts: Sequence[DistributionStart],
+    coefficients: torch.Tensor,
+    term: Callable[[DistributionStart, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """A term per relaxed text (B): the language model reads texts of different lengths."""
+    return torch.stack(
+        [term(start, rows) for start, rows in zip(starts, coefficients, strict=True)]
+    )
 
 
 @dataclass(frozen=True)
@@ -102,14 +113,13 @@ class BertScoreSimilarity:
         starts: Sequence[DistributionStart],
         coefficients: torch.Tensor,
     ) -> torch.Tensor:
-        terms = []
-        for start, rows in zip(starts, coefficients, strict=True):
+        def term(start: DistributionStart, rows: torch.Tensor) -> torch.Tensor:
             clean, weights = self._clean_states(space, start)
             relaxed, _ = self.language.relaxed(space.sequence(start, rows)[None])
             cosines = clean @ torch.nn.functional.normalize(relaxed[0, 1:-1], dim=-1).T
-            recall = (weights.to(cosines.device) * cosines.max(dim=1).values).sum()
-            terms.append(-self.weight * recall)
-        return torch.stack(terms)
+            return -self.weight * (weights.to(cosines.device) * cosines.max(dim=1).values).sum()
+
+        return _per_text(starts, coefficients, term)
 
 
 @dataclass(frozen=True)
@@ -127,10 +137,9 @@ class RelaxedFluency:
         starts: Sequence[DistributionStart],
         coefficients: torch.Tensor,
     ) -> torch.Tensor:
-        terms = []
-        for start, rows in zip(starts, coefficients, strict=True):
+        def term(start: DistributionStart, rows: torch.Tensor) -> torch.Tensor:
             text = space.sequence(start, rows)
             _, log_probabilities = self.language.relaxed(text[None])
-            surprise = -(text[1:] * log_probabilities[0, :-1]).sum(dim=-1).mean()
-            terms.append(self.weight * surprise)
-        return torch.stack(terms)
+            return self.weight * -(text[1:] * log_probabilities[0, :-1]).sum(dim=-1).mean()
+
+        return _per_text(starts, coefficients, term)
