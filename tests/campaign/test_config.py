@@ -60,6 +60,20 @@ def test_a_prompt_file_is_read_in_and_kept_with_the_config(tmp_path):
     assert config.to_dict()["prompts"] == ["a dog", "a cat"]  # reproducible without the file
 
 
+def test_a_csv_prompt_file_gives_each_prompt_its_class(tmp_path):
+    """ATM's prompt files: a prompt column and the class each prompt is about."""
+    (tmp_path / "prompts.csv").write_text(
+        "prompt,label,classname\na photo of a dog and a cat,0,dog\na cat by a dog,1,cat\n"
+    )
+    text = 'name = "p"\nprompt_file = "prompts.csv"\n[[attacks]]\nname = "atm"\n'
+    config = load_campaign(write(tmp_path, text))
+    assert config.prompts == ["a photo of a dog and a cat", "a cat by a dog"]
+    assert config.prompt_targets == {"a photo of a dog and a cat": "dog", "a cat by a dog": "cat"}
+    (tmp_path / "bad.csv").write_text("text,classname\na dog,dog\n")
+    with pytest.raises(FissureError, match="needs a 'prompt' column"):
+        load_campaign(write(tmp_path, text.replace("prompts.csv", "bad.csv")))
+
+
 def test_every_mistake_is_one_line(tmp_path):
     text = """
 seed = 3

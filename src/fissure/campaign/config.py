@@ -140,8 +140,9 @@ def campaign_from_dict(
         if not _strings(prompts) or not prompts:
             error("prompts must be a non-empty list of strings")
             prompts = None
+    prompt_targets = None
     if "prompt_file" in data:
-        prompts = _read_prompt_file(data["prompt_file"], base, error)
+        prompts, prompt_targets = _read_prompt_file(data["prompt_file"], base, error)
     if "classes" in data:
         raw = data["classes"]
         classes = [raw] if isinstance(raw, str) else raw
@@ -213,6 +214,7 @@ def campaign_from_dict(
         classes=classes,
         template=template,
         target=target,
+        prompt_targets=prompt_targets,
         seeds=seeds,
         judges=list(dict.fromkeys(judges)),
         verifiers=list(dict.fromkeys(verifiers)),
@@ -226,19 +228,32 @@ def _strings(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
-def _read_prompt_file(name: object, base: Path, error) -> list[str] | None:
-    """One prompt per line; blank lines and lines starting with # are skipped."""
+def _read_prompt_file(
+    name: object, base: Path, error
+) -> tuple[list[str] | None, dict[str, str] | None]:
+    """The prompts, and each one's class where the file gives it: a CSV with ``prompt`` and
+    ``classname`` (or ``class``) columns, as ATM's prompt files; otherwise one prompt per
+    line, blank lines and lines starting with # skipped."""
     if not isinstance(name, str):
         error("prompt_file must be a path")
-        return None
+        return None, None
     path = base / Path(name).expanduser()
+    if path.suffix.lower() == ".csv":
+        from fissure.attacks.prompt_sets import read_prompt_file
+
+        try:
+            pairs = read_prompt_file(path, [])
+        except FissureError as problem:
+            error(f"prompt_file: {problem}")
+            return None, None
+        return [prompt for prompt, _ in pairs], dict(pairs)
     try:
         lines = path.read_text().splitlines()
     except OSError as problem:
         error(f"cannot read prompt_file {path} ({problem.strerror or problem})")
-        return None
+        return None, None
     prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not prompts:
         error(f"prompt_file {path} holds no prompt")
-        return None
-    return prompts
+        return None, None
+    return prompts, None
