@@ -149,6 +149,32 @@ def test_a_prompt_that_fools_the_surrogate_succeeds_only_if_it_reads_as_finished
         assert state.achieved == finished == space.readable(start, f"{clean} {word}")
 
 
+def test_words_that_finish_a_prompt_are_ranked_first():
+    """On emoji-sd and its LM: the gradient prefers "in" (which cannot end a prompt); the
+    search renders the finished words first, each group in the gradient's order."""
+    space = PromptExtension(
+        Generator.from_pretrained("emoji-sd"), LanguageModel.from_pretrained("emoji-lm"),
+        fluency=2.0,
+    )  # fmt: skip
+    clean = "a photo of a cat"
+    start = space.bind(Attempt(clean, "cat", 0, 0))
+    state = SearchState(start, space.origin(start))
+    state.prompt = clean
+    choices = space.candidates(start, clean, 50)
+    wanted = next(c for c in choices if c.word == "in")
+    gradient = torch.zeros_like(state.variable)
+    gradient[0] = state.variable[0] - space.vocabulary.detach()[wanted.token_id].float()
+    by_gradient = WordSearch(candidates=50, finished_first=False)._ranked(space, state, gradient)
+    assert by_gradient[0] == wanted
+    ranked = WordSearch(candidates=50)._ranked(space, state, gradient)
+    finished = [space.readable(start, space.placed(start, clean, c)) for c in ranked]
+    assert finished == sorted(finished, reverse=True) and finished[0] and not finished[-1]
+    for group in (True, False):
+        order = [c for c, f in zip(ranked, finished, strict=True) if f is group]
+        assert order == [c for c in by_gradient if c in order]
+    assert ranked[finished.index(False)] == wanted
+
+
 def test_excluded_words_are_never_candidates(generator, language_model):
     language = LanguageModel.from_pretrained(str(language_model))
     start = PromptExtension(generator, language).bind(Attempt(PROMPT, "light", 0, 0))

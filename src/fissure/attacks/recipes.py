@@ -319,6 +319,7 @@ def sage_prompt(
     class_words: bool = False,
     fluency: float | None = 2.0,
     before_noun: bool = True,
+    finished_first: bool = True,
 ) -> Attack:
     """SAGE's prompt search (Liu et al., arXiv 2306.00974): words appended to a prompt that
     names its class, chosen by the gradient among a language model's candidates, until the
@@ -328,10 +329,13 @@ def sage_prompt(
     ``candidates`` words per position, the gradient ranks them and the ``rescored`` best are
     rendered as words. The free tokens [x] and [y] stay within the vocabulary's embedding
     range and take ``iterations`` steps of ``step`` (per element) before each word. Words
-    that name one of the surrogate's classes are no candidates unless ``class_words``, nor
-    words that leave the prompt more than ``fluency`` times as perplexing (to the language
-    model) as the clean prompt (None: no limit). With ``before_noun``, words may also go just
-    before the class's name ("a photo of a tiny cat"), steered by a free token there.
+    that name one of the surrogate's classes are no candidates unless ``class_words``; a
+    prompt found counts only if it is at most ``fluency`` times as perplexing (to the
+    language model) as the clean prompt, and words on the way must stay within that as the
+    start of a longer prompt (None: no limit). With ``before_noun``, words may also go just
+    before the class's name ("a photo of a tiny cat"), steered by a free token there. With
+    ``finished_first``, words that leave a prompt fluent enough to succeed are rendered
+    before words that need more after them.
     """
     scheduler_with_steps(generator.scheduler, steps)
     check_sage_prompt(
@@ -364,6 +368,7 @@ def sage_prompt(
                 gradient=gradient,
                 k=k,
             ),
+            finished_first,
         ),  # fmt: skip
     )
 

@@ -113,12 +113,16 @@ class WordSearch(SearchMethod):
     rescored: int = 4
     rule: StepRule = field(default_factory=NormalisedStep)
     budget: float = math.inf
+    finished_first: bool = True
+    """Rank the words that leave a prompt fluent enough to be an outcome before those that
+    need more words (each group in the gradient's order): the gradient alone prefers
+    unfinished function words ("and a"), which move the image most but never succeed."""
 
     def settings(self) -> dict[str, object]:
         return dict(
             search="words, best-first", words=self.words, iterations=self.iterations,
             step=self.step, candidates=self.candidates, rescored=self.rescored,
-            budget=self.budget, **self.rule.settings(),
+            budget=self.budget, finished_first=self.finished_first, **self.rule.settings(),
         )  # fmt: skip
 
     def advance(
@@ -193,7 +197,11 @@ class WordSearch(SearchMethod):
         ].float()
         places = torch.tensor([space.free_row(choice) for choice in choices], device=device)
         scores = ((embeddings - state.variable[places]) * gradient[places]).sum(dim=-1)
-        return [choices[i] for i in scores.argsort().tolist()]
+        ranked = [choices[i] for i in scores.argsort().tolist()]
+        if self.finished_first:  # stable: the gradient's order within each group
+            start, prompt = state.start, state.prompt
+            ranked.sort(key=lambda c: not space.readable(start, space.placed(start, prompt, c)))
+        return ranked
 
     def _next_words(self, state: SearchState, space: PromptExtension) -> None:
         """The current prompt's best ``rescored`` words not yet rendered, to render next; if

@@ -384,6 +384,14 @@ def sage_prompt(
     class_words: ClassWords = False,
     fluency: Fluency = 2.0,
     before_noun: BeforeNoun = True,
+    finished_first: Annotated[
+        bool,
+        typer.Option(
+            "--finished-first/--gradient-order",
+            help="Render words that leave a prompt fluent enough to succeed before those that "
+            "need more words (each group in the gradient's order), or in the gradient's order.",
+        ),
+    ] = True,
     views: Views = True,
     steps: Steps = 25,
     guidance: Guidance = 7.5,
@@ -400,6 +408,7 @@ def sage_prompt(
         step_rule=step_rule, candidates=candidates, rescored=rescored, gradient=gradient, k=k,
         class_words=class_words, fluency=fluency or None, before_noun=before_noun, views=views,
         steps=steps, guidance=guidance, absent_below=absent_below, batch_size=batch_size,
+        finished_first=finished_first,
     )  # fmt: skip
     run_attack_command(
         "sage-prompt", options, out=out, prompts=prompt, classes=classes, template=template,
