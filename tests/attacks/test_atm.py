@@ -65,6 +65,16 @@ def test_the_first_relaxed_prompt_is_the_clean_one(mode, generator, language):
     assert space.text(space.words(start, drawn)) == PROMPT
 
 
+def test_a_draw_that_spells_too_many_tokens_is_cut_as_a_pipeline_cuts_it(generator, language):
+    """Uniform draws of word pieces can spell more tokens than the encoder reads."""
+    space = _space(generator, language)
+    limit = generator.tokenizer.model_max_length - 2
+    pieces = [generator.tokenizer.convert_tokens_to_ids("a")] * (2 * limit)
+    text = space.text(pieces)
+    assert 0 < len(space.word_ids(text)) <= limit
+    generator.encode(text)  # the model reads it whole
+
+
 def test_substitution_never_frees_the_class_name(generator, language):
     space = _space(generator, language, "substitute")
     start = space.bind(Attempt(PROMPT, "light", 0, 0))

@@ -214,8 +214,17 @@ class WordDistributions:
         return [token for token in tokens if token not in special]
 
     def text(self, tokens: Sequence[int]) -> str:
-        """The prompt a sequence of word tokens spells."""
-        return self.generator.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        """The prompt a sequence of word tokens spells, cut where the text encoder stops
+        reading, as a pipeline's tokenizer truncates (drawn pieces of words can spell more
+        tokens than were drawn)."""
+        tokenizer = self.generator.tokenizer
+        text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        limit = tokenizer.model_max_length - 2
+        cut = limit
+        while len(spelled := self.word_ids(text)) > limit:
+            text = tokenizer.decode(spelled[:cut], skip_special_tokens=True).strip()
+            cut -= 1  # a cut can spell longer again: cut deeper until it fits
+        return text
 
     def token_error_rate(self, tokens: Sequence[int]) -> float:
         """How far the prompt's text re-tokenises from the tokens drawn (edit distance over
