@@ -1,6 +1,6 @@
 """ATM against random tokens in its own space, on short and long prompts, as its code counts.
 
-    python benchmarks/bench_atm.py [--classes 8 --prompts short,long --seeds 0]
+    python benchmarks/bench_atm.py [--classes 16 --prompts short,long --seeds 0 --extra 16]
 
 Each prompt set ("a photo of a <class> and a", and two sentences about the class in the
 world's words) for ``--classes`` classes the model draws recognisably: ``atm`` with its
@@ -86,7 +86,8 @@ def row(label: str, kind: str, findings: list[Finding], baseline: list[Finding] 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="emoji-sd")
-    parser.add_argument("--classes", type=int, default=8)
+    parser.add_argument("--classes", type=int, default=16)
+    parser.add_argument("--extra", type=int, default=16, help="Positions ATM extends (0: all).")
     parser.add_argument("--prompts", default="short,long")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -105,6 +106,7 @@ def main() -> None:
     drawn = drawn_classes(generator, verifiers, list(labels), [100, 101, 102, 103])
     chosen = spread_classes(drawn, args.classes)
     seeds = parse_seeds(args.seeds)
+    extra = args.extra or None
     rows = []
     for kind in args.prompts.split(","):
         pairs = prompt_set(kind, labels, chosen)
@@ -115,14 +117,16 @@ def main() -> None:
         results = {}
         for name in ("atm", "random-tokens"):
             if name == "atm":
-                attack = atm(generator, clip, idf_prompts=idf, batch_size=args.batch_size)
+                attack = atm(
+                    generator, clip, idf_prompts=idf, batch_size=args.batch_size, extra=extra
+                )
             else:
                 budget = statistics.mean(f.unet_evals for f in attacked(results["atm"]))
                 share = changed_share(results["atm"], results["atm-space"])
                 samples = max(1, round((budget - 25) / 25))
                 attack = random_tokens(
                     generator, clip, change=min(0.99, max(0.01, share)), samples=samples,
-                    batch_size=args.batch_size,
+                    batch_size=args.batch_size, extra=extra,
                 )  # fmt: skip
             started = time.perf_counter()
             folder = args.work / f"{name}-{kind}"
@@ -142,10 +146,10 @@ def main() -> None:
             "## ATM",
             "",
             f"`python benchmarks/bench_atm.py --classes {args.classes} --prompts {args.prompts} "
-            f"--seeds {args.seeds}` — {args.model}, {len(chosen)} classes the model draws "
+            f"--seeds {args.seeds} --extra {args.extra}` — {args.model}, {len(chosen)} classes the model draws "
             f"recognisably ({', '.join(chosen)}), seeds {args.seeds}; classifier emoji/clip "
-            f"(zero-shot, 100 × cosine); ATM with its code's defaults (extend to the encoder's "
-            f"length, 100 Adam steps of 0.3, Gumbel-softmax temperature 1, last-k 1, CW κ 30, "
+            f"(zero-shot, 100 × cosine); ATM with its code's defaults but {args.extra or 'all'} "
+            f"extended positions (100 Adam steps of 0.3, Gumbel-softmax temperature 1, last-k 1, CW κ 30, "
             f"4 × IDF BERTScore over emoji-lm, 100 hard draws); random tokens at ATM's mean "
             f"budget; verifiers {', '.join(VERIFIERS)}; machine: {machine(args.threads)}.",
             "",
