@@ -14,9 +14,11 @@ from fissure.attacks.goals import ClassifierMargin, atm_success
 from fissure.attacks.penalties import BertScoreSimilarity, IdfWeights, RelaxedFluency
 from fissure.attacks.recipes import atm, random_tokens
 from fissure.errors import FissureError
-from fissure.models.generator import evaluation_cost
+from fissure.models import Generator
+from fissure.models.generator import FreeTokens, evaluation_cost
 from fissure.models.language import LanguageModel
 from fissure.results import ResultsStore
+from fissure.zoo.tiny import build_tiny_pipeline
 
 from .conftest import STEPS, BrightnessJudge
 
@@ -73,6 +75,29 @@ def test_a_draw_that_spells_too_many_tokens_is_cut_as_a_pipeline_cuts_it(generat
     text = space.text(pieces)
     assert 0 < len(space.word_ids(text)) <= limit
     generator.encode(text)  # the model reads it whole
+
+
+def test_extension_starts_as_a_padded_prompt_ends_even_where_padding_is_not_the_end_token(
+    language,
+):
+    """SD 2.x pads with "!", not the end token: the appended positions start as the clean
+    prompt's tail (end token, then padding), so only the encoder's last state differs (it
+    is causal), and drawn padding is no word of the prompt."""
+    generator = Generator(build_tiny_pipeline("sd1"))
+    generator.tokenizer.pad_token = "!"
+    space = WordDistributions(generator, language, steps=STEPS, batch_size=1)
+    start = space.bind(Attempt(PROMPT, "light", 0, 0))
+    bang = generator.tokenizer.convert_tokens_to_ids("!")
+    assert start.initial[0] == generator.tokenizer.eos_token_id and set(start.initial[1:]) == {bang}
+    with torch.no_grad():
+        clean = generator.encode([PROMPT]).prompt_embeds
+        coefficients = torch.softmax(space.origin(start), dim=-1)[None]
+        mixed = coefficients @ space.vocabulary
+        tokens = FreeTokens(mixed, [list(range(-mixed.shape[1], 0))], insert=True)
+        relaxed = generator.encode([PROMPT], tokens).prompt_embeds
+    torch.testing.assert_close(relaxed[:, :-1], clean[:, :-1], atol=1e-3, rtol=0)
+    drawn = torch.tensor(start.initial)
+    assert space.text(space.words(start, drawn)) == PROMPT
 
 
 def test_substitution_never_frees_the_class_name(generator, language):

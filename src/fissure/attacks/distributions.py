@@ -74,7 +74,8 @@ class WordDistributions:
     """ATM's space: log-coefficients (n×V) over the vocabulary at each free position.
 
     ``extra``: how many positions ``extend`` appends (None: every position to the text
-    encoder's length, as the released code frees its padding). The seed's latent, the DDIM
+    encoder's length, as the released code frees its padding); they start as the clean
+    prompt's padded tail does, an end token and then padding, and padding drawn is no word. The seed's latent, the DDIM
     steps and the guidance stay fixed. ``language`` scores the fluency of found prompts.
     """
 
@@ -128,6 +129,13 @@ class WordDistributions:
         """The text encoder's token embedding table (V×D)."""
         return self.generator.text_encoder.get_input_embeddings().weight
 
+    @property
+    def _padding(self) -> int:
+        """The token that fills a prompt to the encoder's length (the end token in SD 1.x's
+        tokenizer, "!" in SD 2.x's)."""
+        tokenizer = self.generator.tokenizer
+        return tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+
     def word_ids(self, text: str) -> list[int]:
         """The diffusion tokenizer's word tokens of ``text`` (no start or end token)."""
         return self.generator.tokenizer(text, add_special_tokens=False).input_ids
@@ -140,8 +148,7 @@ class WordDistributions:
             count = room if self.extra is None else self.extra
             check_prompt_length(tokenizer, attempt.prompt, count)
             positions = list(range(len(ids) + 1, len(ids) + count + 1))
-            pad = tokenizer.pad_token_id
-            initial = [tokenizer.eos_token_id if pad is None else pad] * count
+            initial = [tokenizer.eos_token_id, *[self._padding] * (count - 1)]
         else:
             span = mention_span(attempt.prompt, attempt.target) or (0, 0)
             first = len(self.word_ids(attempt.prompt[: span[0]]))
@@ -210,7 +217,7 @@ class WordDistributions:
             tokens = list(start.ids)
             for position, token in zip(start.positions, drawn, strict=True):
                 tokens[position - 1] = token
-        special = set(self.generator.tokenizer.all_special_ids)
+        special = {*self.generator.tokenizer.all_special_ids, self._padding}
         return [token for token in tokens if token not in special]
 
     def text(self, tokens: Sequence[int]) -> str:
