@@ -243,3 +243,16 @@ def test_random_tokens_change_each_free_position_with_the_given_chance(
     torch.testing.assert_close(kept, torch.full((3,), 0.8))
     others = chances[0][torch.arange(chances.shape[1]) != start.initial[0]]
     torch.testing.assert_close(others, torch.full_like(others, 0.2 / len(others)))
+
+
+@pytest.mark.parametrize("mode", ["extend", "substitute"])
+def test_atm_runs_on_an_sd2_shaped_pipeline(mode, language_model, surrogate, tmp_path):
+    """v-prediction and SD 2.x's text encoder shape: the attack runs and keeps the class."""
+    generator = Generator(build_tiny_pipeline("sd2"))
+    attack = atm(
+        generator, surrogate, language_model=str(language_model), mode=mode, extra=2,
+        iterations=1, samples=3, steps=STEPS, batch_size=1, idf_prompts=[PROMPT],
+    )  # fmt: skip
+    (finding,) = _run(attack, [Attempt(PROMPT, "light", 0, 0)], tmp_path, BrightnessJudge(0.5))
+    assert "light" in finding.adversarial_prompt
+    assert finding.scores.get("clean_misclassified") or finding.scores["samples"] == 3
