@@ -7,8 +7,8 @@ world's words) for ``--classes`` classes the model draws recognisably: ``atm`` w
 released code's defaults (extend, 100 Adam steps of 0.3 through Gumbel-softmax draws, CW
 margin κ 30 on emoji-sd's CLIP zero-shot, 4 × IDF BERTScore, 100 hard draws), and
 ``random-tokens`` (ATM's hard draws from no optimisation: each free position takes a
-uniformly random token with the probability ATM's own outcomes changed one, within ATM's
-mean UNet evaluations an attempt). Each method is a results store under ``--work`` (a
+uniformly random whole word with the probability ATM's own outcomes changed one, within
+ATM's mean UNet evaluations an attempt), in each of ``--modes`` (extend, substitute). Each method is a results store under ``--work`` (a
 killed benchmark resumes).
 
 Per method and prompt set: ATM's success as its code counts it (classifier top-1 not the
@@ -31,6 +31,7 @@ import torch
 from common import drawn_classes, fisher_greater, machine, publish, spread_classes
 
 from fissure.attacks import Verifiers, make_attempts, run_attack
+from fissure.attacks.distributions import edit_distance
 from fissure.attacks.prompt_sets import prompt_set
 from fissure.attacks.recipes import atm, random_tokens
 from fissure.console import quiet_libraries
@@ -49,16 +50,19 @@ def attacked(findings: list[Finding]) -> list[Finding]:
 
 
 def changed_share(findings: list[Finding], space) -> float:
-    """The share of free positions ATM's outcomes changed (what random tokens change)."""
+    """The share of free positions ATM's outcomes changed (what random tokens change): the
+    token edits from the clean prompt to the one found, over the free positions."""
     shares = []
     for finding in attacked(findings):
         start = space.bind(make_attempts([finding.prompt], [finding.seed], [finding.target])[0])
-        added = len(space.word_ids(finding.adversarial_prompt)) - len(start.ids)
-        shares.append(max(0, added) / len(start.positions))
+        edits = edit_distance(start.ids, space.word_ids(finding.adversarial_prompt))
+        shares.append(min(1.0, edits / len(start.positions)))
     return statistics.mean(shares) if shares else 0.15
 
 
-def row(label: str, kind: str, findings: list[Finding], baseline: list[Finding] | None) -> str:
+def row(
+    label: str, mode: str, kind: str, findings: list[Finding], baseline: list[Finding] | None
+) -> str:
     hit = attacked(findings)
     successes = [f for f in hit if f.success]
     confirmed = [f for f in successes if f.verified_failure]
@@ -76,7 +80,7 @@ def row(label: str, kind: str, findings: list[Finding], baseline: list[Finding] 
     evals = statistics.mean(f.unet_evals for f in hit) if hit else 0
     example = f"“{successes[0].adversarial_prompt[:80]}”" if successes else "–"
     return (
-        f"| {label} | {kind} | {len(findings)} | {len(hit)} | {len(successes)} "
+        f"| {label} | {mode} | {kind} | {len(findings)} | {len(hit)} | {len(successes)} "
         f"({len(successes) / max(1, len(hit)):.0%}) | {len(confirmed)} | {compare} "
         f"| {statistics.mean(draws) if draws else 0:.2f} | {statistics.mean(errors) if errors else 0:.3f} "
         f"| {statistics.median(perplexity) if perplexity else float('nan'):.0f}× | {evals:.0f} | {example} |"
@@ -89,6 +93,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=16)
     parser.add_argument("--extra", type=int, default=16, help="Positions ATM extends (0: all).")
     parser.add_argument("--prompts", default="short,long")
+    parser.add_argument("--modes", default="extend,substitute")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -108,7 +113,7 @@ def main() -> None:
     seeds = parse_seeds(args.seeds)
     extra = args.extra or None
     rows = []
-    for kind in args.prompts.split(","):
+    for mode, kind in [(m, k) for m in args.modes.split(",") for k in args.prompts.split(",")]:
         pairs = prompt_set(kind, labels, chosen)
         attempts = [
             a for prompt, label in pairs for a in make_attempts([prompt], seeds, labels, label)
@@ -118,34 +123,36 @@ def main() -> None:
         for name in ("atm", "random-tokens"):
             if name == "atm":
                 attack = atm(
-                    generator, clip, idf_prompts=idf, batch_size=args.batch_size, extra=extra
-                )
+                    generator, clip, idf_prompts=idf, batch_size=args.batch_size, extra=extra,
+                    mode=mode,
+                )  # fmt: skip
             else:
                 budget = statistics.mean(f.unet_evals for f in attacked(results["atm"]))
                 share = changed_share(results["atm"], results["atm-space"])
                 samples = max(1, round((budget - 25) / 25))
                 attack = random_tokens(
                     generator, clip, change=min(0.99, max(0.01, share)), samples=samples,
-                    batch_size=args.batch_size, extra=extra,
+                    batch_size=args.batch_size, extra=extra, mode=mode,
                 )  # fmt: skip
             started = time.perf_counter()
-            folder = args.work / f"{name}-{kind}"
+            folder = args.work / f"{name}-{mode}-{kind}"
             with ResultsStore(folder) as store, store.campaign(name) as campaign:
                 writer = campaign.attack(model, name, attack.settings())
                 results[name] = run_attack(attack, attempts, writer, verifiers, model)
             results[f"{name}-space"] = attack.space
             label = name if name == "atm" else f"random-tokens (p = {share:.2f}, {samples} draws)"
             if name == "random-tokens":  # the comparison is ATM's against random's
-                rows.append(row("atm", kind, results["atm"], results["random-tokens"]))
-                rows.append(row(label, kind, results["random-tokens"], None))
+                rows.append(row("atm", mode, kind, results["atm"], results["random-tokens"]))
+                rows.append(row(label, mode, kind, results["random-tokens"], None))
                 print(*rows[-2:], sep="\n", flush=True)
-            print(f"{name} {kind}: {time.perf_counter() - started:.0f} s", flush=True)
+            print(f"{name} {mode} {kind}: {time.perf_counter() - started:.0f} s", flush=True)
 
     text = "\n".join(
         [
             "## ATM",
             "",
             f"`python benchmarks/bench_atm.py --classes {args.classes} --prompts {args.prompts} "
+            f"--modes {args.modes} "
             f"--seeds {args.seeds} --extra {args.extra}` — {args.model}, {len(chosen)} classes the model draws "
             f"recognisably ({', '.join(chosen)}), seeds {args.seeds}; classifier emoji/clip "
             f"(zero-shot, 100 × cosine); ATM with its code's defaults but {args.extra or 'all'} "
@@ -153,11 +160,11 @@ def main() -> None:
             f"4 × IDF BERTScore over emoji-lm, 100 hard draws); random tokens at ATM's mean "
             f"budget; verifiers {', '.join(VERIFIERS)}; machine: {machine(args.threads)}.",
             "",
-            "| method | prompts | attempts | attacked (clean not misread) | ATM success, as its "
+            "| method | mode | prompts | attempts | attacked (clean not misread) | ATM success, as its "
             "code counts | of them confirmed by our verifiers | one-sided Fisher p, ATM > random "
             "(success / confirmed) | successful draws (share) | token error rate | median "
             "perplexity, found / clean | UNet evals an attempt | a success |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
         ]
     )

@@ -230,7 +230,7 @@ def test_random_tokens_change_each_free_position_with_the_given_chance(
     generator, surrogate, language_model
 ):
     """The baseline is ATM's draws without its steps: its start keeps each position's token
-    with probability 1 − change, and every other token is equally likely."""
+    with probability 1 − change, and every whole word is equally likely otherwise."""
     attack = random_tokens(
         generator, surrogate, language_model=str(language_model), extra=3, change=0.2,
         samples=4, steps=STEPS,
@@ -241,8 +241,11 @@ def test_random_tokens_change_each_free_position_with_the_given_chance(
     chances = torch.softmax(attack.space.origin(start), dim=-1)
     kept = chances[torch.arange(3), torch.tensor(start.initial)]
     torch.testing.assert_close(kept, torch.full((3,), 0.8))
-    others = chances[0][torch.arange(chances.shape[1]) != start.initial[0]]
+    words = attack.space.word_tokens.clone()
+    words[start.initial[0]] = False
+    others = chances[0][words]
     torch.testing.assert_close(others, torch.full_like(others, 0.2 / len(others)))
+    assert chances[0][~words].sum() == pytest.approx(0.8)  # the start token, and no piece
 
 
 @pytest.mark.parametrize("mode", ["extend", "substitute"])

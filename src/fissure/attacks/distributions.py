@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import torch
@@ -28,7 +29,7 @@ from fissure.attacks.spaces import (
 )
 from fissure.errors import FissureError
 from fissure.models.generator import TRUNCATED, FreeTokens, Generator, GradientMode
-from fissure.models.language import LanguageModel
+from fissure.models.language import LanguageModel, vocabulary_word
 from fissure.models.prompts import check_prompt_length
 
 AtmMode = Literal["extend", "substitute"]
@@ -73,6 +74,7 @@ def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
 class WordDistributions:
     """ATM's space: log-coefficients (n×V) over the vocabulary at each free position.
 
+    ``words_only``: draws take whole-word tokens only (random words, ATM's baseline).
     ``extra``: how many positions ``extend`` appends (None: every position to the text
     encoder's length, as the released code frees its padding); they start as the clean
     prompt's padded tail does, an end token and then padding, and padding drawn is no word. The seed's latent, the DDIM
@@ -91,6 +93,7 @@ class WordDistributions:
         gradient: GradientMode = "last-k",
         k: int = 1,
         batch_size: int = 8,
+        words_only: bool = False,
     ) -> None:
         if mode not in ("extend", "substitute"):
             raise FissureError(f"mode must be extend or substitute, not {mode!r}")
@@ -104,6 +107,7 @@ class WordDistributions:
         self.gradient = gradient
         self.k = k
         self.batch_size = batch_size
+        self.words_only = words_only
 
     def settings(self) -> dict[str, object]:
         """What decides the images, gradients and words, for the record."""
@@ -117,6 +121,7 @@ class WordDistributions:
             gradient=self.gradient,
             k=self.k if self.gradient in TRUNCATED else None,
             batch_size=self.batch_size,
+            words_only=self.words_only,
             **generator_settings(self.generator),
             language_model=self.language.source,
         )
@@ -165,10 +170,23 @@ class WordDistributions:
 
     def origin(self, start: DistributionStart) -> torch.Tensor:
         """The log-coefficients a search starts from: ``start_value`` at each position's
-        starting token, 0 elsewhere, so the first relaxed prompt is the clean one."""
+        starting token, 0 elsewhere (with ``words_only``, -inf at tokens that are not whole
+        words: a draw is the start token or a word), so the first relaxed prompt is the
+        clean one."""
         logits = torch.zeros(len(start.positions), self.vocabulary.shape[0])
+        if self.words_only:
+            logits[:, ~self.word_tokens] = -torch.inf
         logits[torch.arange(len(start.positions)), torch.tensor(start.initial)] = self.start_value
         return logits
+
+    @cached_property
+    def word_tokens(self) -> torch.Tensor:
+        """Which tokens of the vocabulary are whole words (V, bool)."""
+        mask = torch.zeros(self.vocabulary.shape[0], dtype=torch.bool)
+        for token, index in self.generator.tokenizer.get_vocab().items():
+            if index < len(mask) and vocabulary_word(token) is not None:
+                mask[index] = True
+        return mask
 
     def latent(self, start: DistributionStart, variable: torch.Tensor) -> torch.Tensor:
         """The initial latent: the seed's own, whatever the words."""

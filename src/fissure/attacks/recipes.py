@@ -699,20 +699,21 @@ def random_tokens(
     guidance: float = 7.5,
     batch_size: int = 8,
 ) -> Attack:
-    """ATM's baseline: its hard draws without its optimisation. Each free position of
-    ATM's space (``mode``, ``extra``) keeps its starting token, or with probability
-    ``change`` takes a token drawn uniformly from the vocabulary; ``samples`` such prompts
-    are rendered and counted by :func:`~fissure.attacks.goals.atm_success`, as ATM's draws
-    are. (ATM's search with no steps, from log-coefficients that give the start token
-    probability 1 − ``change``.)"""
+    """ATM's baseline: random words in its space, without its optimisation. Each free
+    position of ATM's space (``mode``, ``extra``) keeps its starting token, or with
+    probability ``change`` takes a whole word drawn uniformly from the vocabulary;
+    ``samples`` such prompts are rendered and counted by
+    :func:`~fissure.attacks.goals.atm_success`, as ATM's draws are. (ATM's search with no
+    steps, from log-coefficients that give the start token probability 1 − ``change``.)"""
     _require(0 < change < 1, f"change (--change) must be between 0 and 1, not {change}")
-    size = generator.text_encoder.get_input_embeddings().weight.shape[0]
     attack = atm(
         generator, classifier, language_model=language_model, mode=mode, extra=extra,
-        iterations=0, samples=samples, similarity=0.0, fluency=0.0,
-        start_value=math.log((1 - change) * (size - 1) / change), steps=steps,
+        iterations=0, samples=samples, similarity=0.0, fluency=0.0, steps=steps,
         guidance=guidance, batch_size=batch_size,
     )  # fmt: skip
+    space = attack.space
+    space.words_only = True
+    space.start_value = math.log((1 - change) * int(space.word_tokens.sum()) / change)
     attack.name = "random-tokens"
     return attack
 
