@@ -74,11 +74,12 @@ def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
 class WordDistributions:
     """ATM's space: log-coefficients (n×V) over the vocabulary at each free position.
 
-    ``words_only``: draws take whole-word tokens only (random words, ATM's baseline).
     ``extra``: how many positions ``extend`` appends (None: every position to the text
     encoder's length, as the released code frees its padding); they start as the clean
-    prompt's padded tail does, an end token and then padding, and padding drawn is no word. The seed's latent, the DDIM
-    steps and the guidance stay fixed. ``language`` scores the fluency of found prompts.
+    prompt's padded tail does, an end token and then padding, and padding drawn is no word.
+    ``words_only``: draws take whole-word tokens only (random words, ATM's baseline). The
+    seed's latent, the DDIM steps and the guidance stay fixed. ``language`` scores the
+    fluency of found prompts.
     """
 
     def __init__(
