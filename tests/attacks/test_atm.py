@@ -64,16 +64,20 @@ def test_the_first_relaxed_prompt_is_the_clean_one(mode, generator, language):
     clean = space.render([start], [PROMPT])
     torch.testing.assert_close(relaxed.images[:1], clean.images[:1], atol=2e-3, rtol=0)
     drawn = gumbel_softmax(origin, 1.0, torch.Generator().manual_seed(0), hard=True).argmax(-1)
-    assert space.text(space.words(start, drawn)) == PROMPT
+    assert space.text(start, space.words(start, drawn)) == PROMPT
 
 
 def test_a_draw_that_spells_too_many_tokens_is_cut_as_a_pipeline_cuts_it(generator, language):
     """Uniform draws of word pieces can spell more tokens than the encoder reads."""
     space = _space(generator, language)
     limit = generator.tokenizer.model_max_length - 2
+    start = space.bind(Attempt(PROMPT, "light", 0, 0))
     pieces = [generator.tokenizer.convert_tokens_to_ids("a")] * (2 * limit)
-    text = space.text(pieces)
+    text = space.text(start, [*start.ids, *pieces])
     assert 0 < len(space.word_ids(text)) <= limit
+    punctuated = space.bind(Attempt("a close-up photo of light.", "light", 0, 0))
+    drawn = space.text(punctuated, [*punctuated.ids, pieces[0]])
+    assert drawn.startswith("a close-up photo of light. ")  # extend keeps the prompt's text
     generator.encode(text)  # the model reads it whole
 
 
@@ -97,7 +101,7 @@ def test_extension_starts_as_a_padded_prompt_ends_even_where_padding_is_not_the_
         relaxed = generator.encode([PROMPT], tokens).prompt_embeds
     torch.testing.assert_close(relaxed[:, :-1], clean[:, :-1], atol=1e-3, rtol=0)
     drawn = torch.tensor(start.initial)
-    assert space.text(space.words(start, drawn)) == PROMPT
+    assert space.text(start, space.words(start, drawn)) == PROMPT
 
 
 def test_substitution_never_frees_the_class_name(generator, language):
@@ -107,7 +111,7 @@ def test_substitution_never_frees_the_class_name(generator, language):
     assert start.ids[-len(light) :] == light
     assert max(start.positions) == len(start.ids) - len(light)  # every word before it, only
     drawn = torch.full((len(start.positions),), start.ids[0])
-    assert space.text(space.words(start, drawn)).endswith("light")
+    assert space.text(start, space.words(start, drawn)).endswith("light")
     extend = _space(generator, language, "extend", extra=3).bind(Attempt(PROMPT, "light", 0, 0))
     assert extend.positions == [len(extend.ids) + 1, len(extend.ids) + 2, len(extend.ids) + 3]
 
@@ -169,7 +173,7 @@ def test_the_fluency_term_of_a_text_of_words_is_its_log_perplexity(generator, la
     words = generator.tokenizer(" b c", add_special_tokens=False).input_ids[:2]
     rows = torch.nn.functional.one_hot(torch.tensor(words), space.vocabulary.shape[0]).float()
     value = RelaxedFluency(language, 1.0).penalty(space, [start], rows[None])
-    text = space.text([*start.ids, *words])
+    text = space.text(start, [*start.ids, *words])
     assert float(value[0]) == pytest.approx(math.log(language.perplexities([text])[0]), rel=1e-4)
 
 

@@ -239,12 +239,17 @@ class WordDistributions:
         special = {*self.generator.tokenizer.all_special_ids, self._padding}
         return [token for token in tokens if token not in special]
 
-    def text(self, tokens: Sequence[int]) -> str:
-        """The prompt a sequence of word tokens spells, cut where the text encoder stops
-        reading, as a pipeline's tokenizer truncates (drawn pieces of words can spell more
-        tokens than were drawn)."""
+    def text(self, start: DistributionStart, tokens: Sequence[int]) -> str:
+        """The prompt a draw's word tokens (:meth:`words`) spell: extend keeps the clean
+        prompt's own text and appends the words drawn; substitute spells them all. Cut
+        where the text encoder stops reading, as a pipeline's tokenizer truncates (drawn
+        pieces of words can spell more tokens than were drawn)."""
         tokenizer = self.generator.tokenizer
-        text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        if self.mode == "extend":
+            added = tokenizer.decode(tokens[len(start.ids) :], skip_special_tokens=True)
+            text = f"{start.attempt.prompt} {added.strip()}".strip()
+        else:
+            text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
         limit = tokenizer.model_max_length - 2
         cut = limit
         while len(spelled := self.word_ids(text)) > limit:
@@ -252,10 +257,10 @@ class WordDistributions:
             cut -= 1  # a cut can spell longer again: cut deeper until it fits
         return text
 
-    def token_error_rate(self, tokens: Sequence[int]) -> float:
+    def token_error_rate(self, start: DistributionStart, tokens: Sequence[int]) -> float:
         """How far the prompt's text re-tokenises from the tokens drawn (edit distance over
         the tokens drawn, as ATM reports): words drawn as pieces may not come back."""
-        again = self.word_ids(self.text(tokens))
+        again = self.word_ids(self.text(start, tokens))
         return edit_distance(tokens, again) / max(1, len(tokens))
 
     def finding_fields(self, attempt: Attempt, prompt: str | None) -> dict[str, object]:

@@ -140,7 +140,7 @@ class GumbelSearch(SearchMethod):
             )
             for _ in range(self.samples)
         ]
-        prompts = [space.text(tokens) for tokens in drawn]
+        prompts = [space.text(state.start, tokens) for tokens in drawn]
         unique = list(dict.fromkeys(prompts))
         target = state.attempt.target
         judged: dict[str, tuple[bool, float, torch.Tensor, torch.Tensor]] = {}
@@ -170,6 +170,6 @@ class GumbelSearch(SearchMethod):
             successful_samples=len(successes),
             distinct_prompts=len(unique),
             token_error_rate=round(
-                sum(space.token_error_rate(tokens) for tokens in drawn) / len(drawn), 4
+                sum(space.token_error_rate(state.start, tokens) for tokens in drawn) / len(drawn), 4
             ),
         )
