@@ -146,7 +146,7 @@ def test_a_prompt_that_fools_the_surrogate_succeeds_only_if_it_reads_as_finished
         state = SearchState(start, space.origin(start))
         rendering = Rendering(torch.zeros(1, 3, 8, 8), 1, 0.0)
         visit_words(state, space, f"{clean} {word}", (rendering, fooled, 0))
-        assert state.achieved == finished == space.readable(start, f"{clean} {word}")
+        assert state.achieved == finished == space.readable(start, [f"{clean} {word}"])[0]
 
 
 def test_words_that_finish_a_prompt_are_ranked_first():
@@ -167,7 +167,7 @@ def test_words_that_finish_a_prompt_are_ranked_first():
     by_gradient = WordSearch(candidates=50, finished_first=False)._ranked(space, state, gradient)
     assert by_gradient[0] == wanted
     ranked = WordSearch(candidates=50)._ranked(space, state, gradient)
-    finished = [space.readable(start, space.placed(start, clean, c)) for c in ranked]
+    finished = space.readable(start, [space.placed(start, clean, c) for c in ranked])
     assert finished == sorted(finished, reverse=True) and finished[0] and not finished[-1]
     for group in (True, False):
         order = [c for c, f in zip(ranked, finished, strict=True) if f is group]

@@ -214,14 +214,17 @@ class WordDistributions:
             tokens = FreeTokens(mixed, positions, insert=self.mode == "extend")
         return render_prompts(self, starts, prompts, tokens, differentiable)
 
+    def clean_sequence(self, start: DistributionStart) -> torch.Tensor:
+        """The clean prompt as one-hot rows (T×V: start token, words, end token)."""
+        tokenizer = self.generator.tokenizer
+        ids = [tokenizer.bos_token_id, *start.ids, tokenizer.eos_token_id]
+        return torch.nn.functional.one_hot(torch.tensor(ids), self.vocabulary.shape[0]).float()
+
     def sequence(self, start: DistributionStart, coefficients: torch.Tensor) -> torch.Tensor:
         """The whole relaxed text as distributions (T×V: start token, words, end token), the
         free positions' rows from ``coefficients`` (n×V) and one-hot rows elsewhere: what the
         language model's similarity and fluency terms read."""
-        tokenizer = self.generator.tokenizer
-        ids = [tokenizer.bos_token_id, *start.ids, tokenizer.eos_token_id]
-        rows = torch.nn.functional.one_hot(torch.tensor(ids), coefficients.shape[-1])
-        rows = rows.to(coefficients)
+        rows = self.clean_sequence(start).to(coefficients)
         if self.mode == "extend":
             return torch.cat([rows[:-1], coefficients, rows[-1:]])
         return rows.index_put((torch.tensor(start.positions),), coefficients)  # 0 is the start
@@ -257,11 +260,11 @@ class WordDistributions:
             cut -= 1  # a cut can spell longer again: cut deeper until it fits
         return text
 
-    def token_error_rate(self, start: DistributionStart, tokens: Sequence[int]) -> float:
-        """How far the prompt's text re-tokenises from the tokens drawn (edit distance over
-        the tokens drawn, as ATM reports): words drawn as pieces may not come back."""
-        again = self.word_ids(self.text(start, tokens))
-        return edit_distance(tokens, again) / max(1, len(tokens))
+    def token_error_rate(self, tokens: Sequence[int], text: str) -> float:
+        """How far ``text``, the prompt the tokens drawn spell (:meth:`text`), re-tokenises
+        from them (edit distance over the tokens drawn, as ATM reports): words drawn as
+        pieces may not come back."""
+        return edit_distance(tokens, self.word_ids(text)) / max(1, len(tokens))
 
     def finding_fields(self, attempt: Attempt, prompt: str | None) -> dict[str, object]:
         """The prompt found, its fluency beside the clean prompt's (perplexity under the

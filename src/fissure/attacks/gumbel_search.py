@@ -20,7 +20,13 @@ from fissure.attacks.constraints import Constraint
 from fissure.attacks.distributions import WordDistributions, gumbel_softmax
 from fissure.attacks.goals import ClassifierMargin, atm_success
 from fissure.attacks.penalties import Penalty
-from fissure.attacks.search import Screen, SearchMethod, SearchState, state_targets
+from fissure.attacks.search import (
+    Screen,
+    SearchMethod,
+    SearchState,
+    score_prompts,
+    state_targets,
+)
 from fissure.attacks.steps import AdamStep, StepRule
 
 
@@ -80,20 +86,19 @@ class GumbelSearch(SearchMethod):
     @staticmethod
     def _start(states: list[SearchState], space: WordDistributions, goal: ClassifierMargin) -> None:
         """Render each new attempt's clean prompt; skip those the classifier misreads."""
-        for begin in range(0, len(states), space.batch_size):
-            chunk = states[begin : begin + space.batch_size]
-            prompts = [state.attempt.prompt for state in chunk]
-            rendering = space.render([state.start for state in chunk], prompts)
-            with torch.no_grad():
-                evaluation = goal.evaluate(rendering.images, state_targets(chunk, rendering.images))
-            for row, state in enumerate(chunk):
-                state.prompt = state.attempt.prompt
-                state.unet_evals += rendering.unet_evals
-                state.visit(rendering.images, evaluation, row)
-                if state.achieved:  # a natural failure to ATM: never attacked, never a success
-                    state.stop_at_start(space.origin(state.start))
-                    state.achieved = False
-                    state.report["clean_misclassified"] = True
+        prompts = [state.attempt.prompt for state in states]
+        with torch.no_grad():
+            scored = score_prompts(states, prompts, space, goal)
+        for state, prompt, (rendering, evaluation, row) in zip(
+            states, prompts, scored, strict=True
+        ):
+            state.prompt = prompt
+            state.unet_evals += rendering.unet_evals
+            state.visit(rendering.images, evaluation, row)
+            if state.achieved:  # a natural failure to ATM: never attacked, never a success
+                state.stop_at_start(space.origin(state.start))
+                state.achieved = False
+                state.report["clean_misclassified"] = True
 
     def _step(
         self,
@@ -142,24 +147,19 @@ class GumbelSearch(SearchMethod):
         ]
         prompts = [space.text(state.start, tokens) for tokens in drawn]
         unique = list(dict.fromkeys(prompts))
-        target = state.attempt.target
+        target, labels = state.attempt.target, goal.surrogate.labels
+        with torch.no_grad():
+            scored = score_prompts([state] * len(unique), unique, space, goal)
         judged: dict[str, tuple[bool, float, torch.Tensor, torch.Tensor]] = {}
-        for begin in range(0, len(unique), space.batch_size):
-            chunk = unique[begin : begin + space.batch_size]
-            rendering = space.render([state.start] * len(chunk), chunk)
-            targets = state_targets([state] * len(chunk), rendering.images)
-            with torch.no_grad():
-                evaluation = goal.evaluate(rendering.images, targets)
-            state.unet_evals += rendering.unet_evals * len(chunk)
-            labels = goal.surrogate.labels
-            for row, prompt in enumerate(chunk):
-                top = labels[int(evaluation.probabilities[row].argmax())]
-                judged[prompt] = (
-                    atm_success(top, target, prompt),
-                    float(evaluation.loss[row]),
-                    rendering.images[row].clone(),
-                    evaluation.probabilities[row],
-                )
+        for prompt, (rendering, evaluation, row) in zip(unique, scored, strict=True):
+            state.unet_evals += rendering.unet_evals
+            top = labels[int(evaluation.probabilities[row].argmax())]
+            judged[prompt] = (
+                atm_success(top, target, prompt),
+                float(evaluation.loss[row]),
+                rendering.images[row].clone(),
+                evaluation.probabilities[row],
+            )
         successes = [prompt for prompt in prompts if judged[prompt][0]]
         outcome = successes[0] if successes else min(unique, key=lambda p: judged[p][1])
         achieved, _, images, probabilities = judged[outcome]
@@ -170,6 +170,6 @@ class GumbelSearch(SearchMethod):
             successful_samples=len(successes),
             distinct_prompts=len(unique),
             token_error_rate=round(
-                sum(space.token_error_rate(state.start, tokens) for tokens in drawn) / len(drawn), 4
+                sum(map(space.token_error_rate, drawn, prompts)) / len(drawn), 4
             ),
         )

@@ -95,11 +95,8 @@ class BertScoreSimilarity:
         """The clean prompt's word-token states and their normalised weights."""
         key = tuple(start.ids)
         if key not in self._clean:
-            tokenizer = space.generator.tokenizer
-            ids = [tokenizer.bos_token_id, *start.ids, tokenizer.eos_token_id]
-            text = torch.nn.functional.one_hot(torch.tensor(ids), space.vocabulary.shape[0])
             with torch.no_grad():
-                states, _ = self.language.relaxed(text[None].float())
+                states, _ = self.language.relaxed(space.clean_sequence(start)[None])
             weights = torch.tensor([self.idf[t] if self.idf else 1.0 for t in start.ids])
             if weights.sum() <= 0:  # every token in every text: no token tells, all count
                 weights = torch.ones_like(weights)

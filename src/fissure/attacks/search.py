@@ -11,22 +11,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from fissure.attacks.constraints import Constraint, project_all
-from fissure.attacks.goals import GoalEvaluation, TargetAbsent
+from fissure.attacks.goals import ClassifierMargin, GoalEvaluation, TargetAbsent
 from fissure.attacks.spaces import (
     Attempt,
     LatentPerturbation,
     LatentStart,
+    PromptExtension,
     Rendering,
     WordChoice,
     fresh_seed,
     target_rows,
 )
 from fissure.attacks.steps import SignStep, StepRule
+
+if TYPE_CHECKING:
+    from fissure.attacks.distributions import WordDistributions
 
 
 @dataclass
@@ -157,6 +161,24 @@ class SearchMethod:
 def state_targets(states: Sequence[SearchState], images: torch.Tensor) -> torch.Tensor:
     """The states' target indices, padded like ``images``' rows."""
     return target_rows([state.attempt.target_index for state in states], images)
+
+
+def score_prompts(
+    states: Sequence[SearchState],
+    prompts: Sequence[str],
+    space: PromptExtension | WordDistributions,
+    goal: TargetAbsent | ClassifierMargin,
+) -> list[tuple[Rendering, GoalEvaluation, int]]:
+    """Render and score one prompt per state (from its start's latent), in batches of the
+    space's size; for each row its batch's rendering and scores, and its row there."""
+    rows = []
+    for begin in range(0, len(prompts), space.batch_size):
+        chunk = slice(begin, begin + space.batch_size)
+        starts = [state.start for state in states[chunk]]
+        rendering = space.render(starts, prompts[chunk])
+        evaluation = goal.evaluate(rendering.images, state_targets(states[chunk], rendering.images))
+        rows += [(rendering, evaluation, row) for row in range(len(starts))]
+    return rows
 
 
 @dataclass(frozen=True)

@@ -371,10 +371,12 @@ class PromptExtension:
             self._candidates[key] = choices
         return self._candidates[key]
 
-    def readable(self, start: PromptStart, prompt: str) -> bool:
-        """Whether ``prompt`` may be an outcome: as a finished prompt, within ``fluency``
-        times the clean prompt's perplexity (always, without a fluency limit)."""
-        return self.fluency is None or self._within_fluency(start, [prompt], ended=True)[0]
+    def readable(self, start: PromptStart, prompts: Sequence[str]) -> list[bool]:
+        """Whether each of ``prompts`` may be an outcome: as a finished prompt, within
+        ``fluency`` times the clean prompt's perplexity (always, without a fluency limit)."""
+        if self.fluency is None:
+            return [True] * len(prompts)
+        return self._within_fluency(start, list(prompts), ended=True)
 
     def _within_fluency(self, start: PromptStart, texts: list[str], ended: bool) -> list[bool]:
         clean, *perplexities = self.language.perplexities([start.attempt.prompt, *texts], ended)

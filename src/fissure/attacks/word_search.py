@@ -21,28 +21,16 @@ import torch
 
 from fissure.attacks.constraints import Constraint, project_all
 from fissure.attacks.goals import GoalEvaluation, TargetAbsent
-from fissure.attacks.search import Screen, SearchMethod, SearchState, state_targets
+from fissure.attacks.search import (
+    Screen,
+    SearchMethod,
+    SearchState,
+    score_prompts,
+    state_targets,
+)
 from fissure.attacks.spaces import PromptExtension, Rendering, WordChoice
 from fissure.attacks.steps import NormalisedStep, StepRule
 from fissure.models.generator import evaluation_cost
-
-
-def _render_prompts(
-    states: Sequence[SearchState],
-    prompts: Sequence[str],
-    space: PromptExtension,
-    goal: TargetAbsent,
-) -> list[tuple[Rendering, GoalEvaluation, int]]:
-    """Render and score one prompt per state, in batches of the space's size; for each row
-    its batch's rendering and scores, and its row there."""
-    rows = []
-    for begin in range(0, len(prompts), space.batch_size):
-        chunk = slice(begin, begin + space.batch_size)
-        starts = [state.start for state in states[chunk]]
-        rendering = space.render(starts, prompts[chunk])
-        evaluation = goal.evaluate(rendering.images, state_targets(states[chunk], rendering.images))
-        rows += [(rendering, evaluation, row) for row in range(len(starts))]
-    return rows
 
 
 def visit_words(
@@ -57,7 +45,7 @@ def visit_words(
     state.prompt = prompt
     state.unet_evals += rendering.unet_evals
     state.visit(rendering.images, evaluation, row)
-    state.achieved = state.achieved and space.readable(state.start, prompt)
+    state.achieved = state.achieved and space.readable(state.start, [prompt])[0]
 
 
 def _start(
@@ -65,7 +53,7 @@ def _start(
 ) -> None:
     """Render each new attempt's clean prompt: its outcome so far, and the screen's input."""
     prompts = [state.attempt.prompt for state in states]
-    for state, scored in zip(states, _render_prompts(states, prompts, space, goal), strict=True):
+    for state, scored in zip(states, score_prompts(states, prompts, space, goal), strict=True):
         visit_words(state, space, state.attempt.prompt, scored)
         if screen is not None and not screen(state):
             state.stop_at_start(space.origin(state.start))
@@ -199,8 +187,9 @@ class WordSearch(SearchMethod):
         scores = ((embeddings - state.variable[places]) * gradient[places]).sum(dim=-1)
         ranked = [choices[i] for i in scores.argsort().tolist()]
         if self.finished_first:  # stable: the gradient's order within each group
-            start, prompt = state.start, state.prompt
-            ranked.sort(key=lambda c: not space.readable(start, space.placed(start, prompt, c)))
+            placed = [space.placed(state.start, state.prompt, choice) for choice in ranked]
+            finished = space.readable(state.start, placed)
+            ranked = [ranked[i] for i in sorted(range(len(ranked)), key=lambda i: not finished[i])]
         return ranked
 
     def _next_words(self, state: SearchState, space: PromptExtension) -> None:
@@ -253,7 +242,7 @@ class WordSearch(SearchMethod):
             for state in states
             for choice in state.candidates
         ]
-        renderings = _render_prompts([s for s, _, _ in rows], [p for _, _, p in rows], space, goal)
+        renderings = score_prompts([s for s, _, _ in rows], [p for _, _, p in rows], space, goal)
         for (state, choice, prompt), scored in zip(rows, renderings, strict=True):
             if state.achieved:
                 state.unet_evals += scored[0].unet_evals
@@ -332,7 +321,7 @@ class RandomWords(SearchMethod):
         prompts = [self._random_prompt(space, state) for state in trying]
         cost = space.steps  # until a try is rendered: the sampler's steps
         if trying:
-            renderings = _render_prompts(trying, prompts, space, goal)
+            renderings = score_prompts(trying, prompts, space, goal)
             cost = renderings[0][0].unet_evals
             for state, prompt, scored in zip(trying, prompts, renderings, strict=True):
                 visit_words(state, space, prompt, scored)
