@@ -17,6 +17,7 @@ from fissure.commands import universal, zoo_emoji_sd
 from fissure.commands.attack import attack_app
 from fissure.commands.campaign import campaign_app
 from fissure.commands.options import Device, Dtype
+from fissure.commands.poison import poison_app
 from fissure.commands.world import world_app
 from fissure.console import counted, quiet_libraries, user_errors
 
@@ -33,6 +34,7 @@ app.add_typer(world_app, name="world")
 app.add_typer(attack_app, name="attack")
 attack_app.command("universal-token")(universal.universal_token)
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(poison_app, name="poison")
 app.command("judge")(judges_cli.judge)
 zoo_app.command("train-judges")(judges_cli.train_judges)
 zoo_app.command("evaluate-judges")(judges_cli.evaluate_judges)

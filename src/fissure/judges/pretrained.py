@@ -189,14 +189,18 @@ class ClipJudge(Judge):
         return self.image_features(images) @ self.text_features.T
 
     @torch.no_grad()
-    def text_similarity(self, images: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
-        """Cosine (B) of each image to its text: the CLIP score (Hessel et al., 2021, less
-        its ×2.5 and clipping at 0) of images against the prompts meant to make them."""
+    def text_features_of(self, texts: Sequence[str]) -> torch.Tensor:
+        """L2-normalised text embeddings (B×d) of any texts, as the label prompts are made."""
         tokens = self.tokenizer(
             list(texts), padding="max_length", truncation=True, return_tensors="pt"
         ).to(self.text_features.device)
-        text = F.normalize(self.model.get_text_features(**tokens).pooler_output, dim=-1)
-        return (self.image_features(images) * text).sum(dim=-1)
+        return F.normalize(self.model.get_text_features(**tokens).pooler_output, dim=-1)
+
+    @torch.no_grad()
+    def text_similarity(self, images: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+        """Cosine (B) of each image to its text: the CLIP score (Hessel et al., 2021, less
+        its ×2.5 and clipping at 0) of images against the prompts meant to make them."""
+        return (self.image_features(images) * self.text_features_of(texts)).sum(dim=-1)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         return self.model.logit_scale.exp() * self.similarities(images)

@@ -108,6 +108,18 @@ class Encodings:
     def __len__(self) -> int:
         return len(self.text)
 
+    def __add__(self, other: Encodings) -> Encodings:
+        """Both sets of pairs, one after the other (the empty caption is ``self``'s)."""
+        if (self.repa is None) != (other.repa is None):
+            raise ValueError("encodings with and without REPA targets cannot be joined")
+        return Encodings(
+            torch.cat([self.text, other.text]),
+            self.empty,
+            torch.cat([self.latent_mean, other.latent_mean]),
+            torch.cat([self.latent_std, other.latent_std]),
+            torch.cat([self.repa, other.repa]) if self.repa is not None else None,
+        )
+
 
 @torch.no_grad()
 def encode_text(
@@ -135,22 +147,39 @@ def encode_bank(
     batch_size: int = 256,
     progress: bool = True,
 ) -> Encodings:
+    return encode_pairs(
+        bank.images, bank.captions, tokenizer, text_encoder, vae, vision, batch_size, progress
+    )
+
+
+@torch.no_grad()
+def encode_pairs(
+    images: torch.Tensor,
+    captions: list[str],
+    tokenizer: CLIPTokenizer,
+    text_encoder: CLIPTextModel,
+    vae,
+    vision: CLIPVisionModel | None = None,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> Encodings:
+    """What the frozen stages make of image–caption pairs (``images`` N×3×H×W uint8)."""
     device = next(text_encoder.parameters()).device
     text, means, stds, repa = [], [], [], []
     for start in tqdm(
-        range(0, len(bank), batch_size),
+        range(0, len(images), batch_size),
         desc="encoding scenes",
         disable=not progress,
         mininterval=5,
     ):
         stop = start + batch_size
-        text.append(encode_text(tokenizer, text_encoder, bank.captions[start:stop]).half().cpu())
-        images = bank.images[start:stop].to(device).float()
-        posterior = vae.encode(images / 127.5 - 1).latent_dist
+        text.append(encode_text(tokenizer, text_encoder, captions[start:stop]).half().cpu())
+        pixels = images[start:stop].to(device).float()
+        posterior = vae.encode(pixels / 127.5 - 1).latent_dist
         means.append(posterior.mean.half().cpu())
         stds.append(posterior.std.half().cpu())
         if vision is not None:
-            tokens = vision(pixel_values=clip_pixels(images / 255)).last_hidden_state[:, 1:]
+            tokens = vision(pixel_values=clip_pixels(pixels / 255)).last_hidden_state[:, 1:]
             repa.append(tokens.half().cpu())
     empty = encode_text(tokenizer, text_encoder, [""])[0].half().cpu()
     return Encodings(
@@ -207,14 +236,18 @@ class MidBlockFeatures:
 
 
 def min_snr_weights(
-    alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float | None
+    alphas_cumprod: torch.Tensor,
+    timesteps: torch.Tensor,
+    gamma: float | None,
+    prediction_type: str = "epsilon",
 ) -> torch.Tensor:
-    """Per-sample weights of the ε-MSE: ``min(SNR, γ) / SNR`` (1 when γ is None)."""
+    """Per-sample weights of the MSE: ``min(SNR, γ) / SNR`` for ε-prediction,
+    ``min(SNR, γ) / (SNR + 1)`` for v-prediction (1 when γ is None)."""
     if gamma is None:
         return torch.ones(len(timesteps))
     alpha = alphas_cumprod[timesteps]
     snr = alpha / (1 - alpha)
-    return snr.clamp(max=gamma) / snr
+    return snr.clamp(max=gamma) / (snr + 1 if prediction_type == "v_prediction" else snr)
 
 
 class UnetBatches:
@@ -263,14 +296,17 @@ def unet_loss(
     projector: RepaProjector | None,
     mid: MidBlockFeatures | None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted ε-MSE plus ``repa_weight`` × (1 − cosine similarity to the REPA targets)."""
+    """Weighted MSE to the scheduler's target (ε, or v for a v-prediction model) plus
+    ``repa_weight`` × (1 − cosine similarity to the REPA targets)."""
     device = next(unet.parameters()).device
     latents, noise = batch["latents"].to(device), batch["noise"].to(device)
     timesteps = batch["timesteps"]
     noisy = scheduler.add_noise(latents, noise, timesteps.to(device))
     prediction = unet(noisy, timesteps.to(device), batch["text"].to(device)).sample
-    per_sample = (prediction - noise).square().mean((1, 2, 3))
-    weights = min_snr_weights(scheduler.alphas_cumprod, timesteps, stage.min_snr_gamma)
+    kind = scheduler.config.prediction_type
+    target = noise if kind == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
+    per_sample = (prediction - target).square().mean((1, 2, 3))
+    weights = min_snr_weights(scheduler.alphas_cumprod, timesteps, stage.min_snr_gamma, kind)
     diffusion = (weights.to(device) * per_sample).mean()
     parts = {"mse": per_sample.mean().item()}
     loss = diffusion
