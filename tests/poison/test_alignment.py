@@ -7,6 +7,7 @@ import torch
 
 from fissure.errors import FissureError
 from fissure.poison import alignment_difficulty
+from fissure.poison.alignment import calibrate_band
 
 
 def _by_the_definition(images, texts, a=0.2, b=4.0, alpha=0.8) -> float:
@@ -76,3 +77,17 @@ def test_mismatched_inputs_are_one_line_errors():
         alignment_difficulty(torch.randn(4, 8), torch.randn(3, 8))
     with pytest.raises(FissureError, match="at least 2 pairs"):
         alignment_difficulty(torch.randn(1, 8), torch.randn(1, 8))
+
+
+def test_the_calibrated_band_sits_between_mismatched_and_matched_pairs():
+    """Pairs whose cosines are known: image i = m_i·e_i + √(1 − m_i²)·e_(n+i) and text i =
+    e_i, so a matched pair's cosine is m_i and a mismatched one's 0. Then a is halfway
+    between the medians (0 and m's) and a + 1/b is m's 95th percentile."""
+    count = 41
+    basis = torch.eye(2 * count)
+    matched = torch.linspace(0.3, 0.9, count, dtype=torch.float64)
+    texts = basis[:count].double()
+    images = matched[:, None] * texts + (1 - matched[:, None] ** 2).sqrt() * basis[count:].double()
+    a, b = calibrate_band(images, texts)
+    assert a == pytest.approx(float(matched.median()) / 2)
+    assert a + 1 / b == pytest.approx(float(matched.quantile(0.95)))

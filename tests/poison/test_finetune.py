@@ -11,7 +11,7 @@ from fissure.models.loading import load_pipeline
 from fissure.poison.finetune import (
     FinetuneSettings,
     encode,
-    finetune,
+    finetune_unet,
     native_pixels,
     save_finetuned,
 )
@@ -60,7 +60,7 @@ def test_finetuning_moves_a_copy_and_saves_a_loadable_model(pipeline, tmp_path):
     before = {k: v.clone() for k, v in pipeline.unet.state_dict().items()}
     data = encode(pipeline, *_pairs(), progress=False)
     settings = FinetuneSettings(steps=3, batch_size=2, warmup_steps=1, learning_rate=1e-3)
-    unet, step = finetune(pipeline, data, settings, tmp_path / "training", progress=False)
+    unet, step = finetune_unet(pipeline, data, settings, tmp_path / "training", progress=False)
     assert step == 3
     assert all(torch.equal(v, pipeline.unet.state_dict()[k]) for k, v in before.items())
     assert any(not torch.equal(v, unet.state_dict()[k]) for k, v in before.items())
@@ -73,13 +73,13 @@ def test_finetuning_moves_a_copy_and_saves_a_loadable_model(pipeline, tmp_path):
 def test_a_finished_run_resumes_without_training_again(pipeline, tmp_path, monkeypatch):
     data = encode(pipeline, *_pairs(), progress=False)
     settings = FinetuneSettings(steps=2, batch_size=2, warmup_steps=1)
-    first, _ = finetune(pipeline, data, settings, tmp_path, progress=False)
+    first, _ = finetune_unet(pipeline, data, settings, tmp_path, progress=False)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run trained again")
 
     monkeypatch.setattr("fissure.zoo.emoji_sd.unet_stage.UnetBatches.__call__", no_training)
-    again, step = finetune(pipeline, data, settings, tmp_path, progress=False)
+    again, step = finetune_unet(pipeline, data, settings, tmp_path, progress=False)
     assert step == 2
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in first.state_dict().items())
 

@@ -9,12 +9,12 @@ import pytest
 
 from fissure.errors import FissureError
 from fissure.poison.finetune import FinetuneSettings
+from fissure.poison.pairs import PoisonSettings
 from fissure.poison.sweep import (
     CAMPAIGN,
-    PoisonSettings,
     SweepSettings,
     record_in_store,
-    sweep,
+    run_sweep,
     write_outputs,
 )
 from fissure.results import ResultsStore
@@ -32,7 +32,7 @@ TINY = SweepSettings(
 @pytest.fixture(scope="module")
 def swept(tiny_sd1_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
-    records = sweep(TINY, out, model=str(tiny_sd1_dir), progress=False)
+    records = run_sweep(TINY, out, model=str(tiny_sd1_dir), progress=False)
     return out, records
 
 
@@ -73,8 +73,8 @@ def test_a_rerun_resumes_finished_points_without_training(swept, tiny_sd1_dir, m
     def no_training(*args, **kwargs):
         raise AssertionError("a finished point trained again")
 
-    monkeypatch.setattr("fissure.poison.sweep.finetune", no_training)
-    assert sweep(TINY, out, model=str(tiny_sd1_dir), progress=False) == json.loads(
+    monkeypatch.setattr("fissure.poison.sweep.finetune_unet", no_training)
+    assert run_sweep(TINY, out, model=str(tiny_sd1_dir), progress=False) == json.loads(
         json.dumps(records)
     )
 
@@ -83,7 +83,7 @@ def test_a_folder_holding_another_sweep_is_refused(swept, tiny_sd1_dir):
     out, _ = swept
     other = SweepSettings(**{**TINY.__dict__, "seeds": 2})
     with pytest.raises(FissureError, match="other settings"):
-        sweep(other, out, model=str(tiny_sd1_dir), progress=False)
+        run_sweep(other, out, model=str(tiny_sd1_dir), progress=False)
 
 
 def test_sweep_settings_refuse_what_cannot_be_run():

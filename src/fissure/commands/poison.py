@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from fissure.commands.options import Device
 from fissure.console import counted, quiet_libraries, user_errors
 
 poison_app = typer.Typer(
@@ -71,11 +72,12 @@ def make(
     target: Annotated[str, typer.Option(help="The concept B that A's prompts should draw.")],
     out: Annotated[Path, typer.Option(help="Folder of poison sets (.pt) and their sheets.")],
     kind: Kind = "dirty-label",
-    count: Count = 100,
+    count: Count = 200,
     epsilon: Epsilon = 0.05,
     shade_steps: ShadeSteps = 500,
     clip_threshold: Threshold = 0.5,
     model: Model = "emoji-sd",
+    device: Device = "cpu",
     clip: Annotated[str, typer.Option(help="CLIP judge that chooses the images.")] = "emoji/clip",
 ) -> None:
     """Make poisoned pairs for SOURCE → TARGET (resumable: finished batches are kept)."""
@@ -84,15 +86,15 @@ def make(
     from fissure.judges.registry import load_judge
     from fissure.models.loading import load_pipeline
     from fissure.poison.concepts import check_pair
-    from fissure.poison.sweep import PoisonSettings, make_poisons
+    from fissure.poison.pairs import PoisonSettings, make_poisons
     from fissure.report.sheets import contact_sheet
 
     check_pair(source, target)
     settings = PoisonSettings(kind, count, epsilon, shade_steps, clip_threshold)
-    pipeline = load_pipeline(model, device="cpu")
+    pipeline = load_pipeline(model, device=device)
     pipeline.set_progress_bar_config(disable=True)
     poisons = make_poisons(pipeline, load_judge(clip), source, target, settings, out)
-    sheet = out / f"{kind}-{count}-{source}-to-{target}.png".replace(" ", "_")
+    sheet = settings.file(out, source, target).with_suffix(".png")
     shown = range(min(16, len(poisons)))
     contact_sheet(
         [to_pil(poisons.images[i].float() / 255) for i in shown],
@@ -111,9 +113,10 @@ def finetune(
     ],
     out: Annotated[Path, typer.Option(help="Run folder: training checkpoints and model/.")],
     model: Model = "emoji-sd",
+    device: Device = "cpu",
     steps: Steps = 500,
     batch_size: BatchSize = 32,
-    lr: LearningRate = 1e-4,
+    lr: LearningRate = 1e-3,
     clean_scenes: CleanScenes = 3000,
 ) -> None:
     """Fine-tune the model's UNet on clean world scenes plus poisons (resumable)."""
@@ -122,11 +125,9 @@ def finetune(
     from fissure.models.loading import load_pipeline
     from fissure.poison.finetune import (
         clean_encodings,
+        finetune_unet,
         poison_encodings,
         save_finetuned,
-    )
-    from fissure.poison.finetune import (
-        finetune as run_finetune,
     )
     from fissure.poison.pairs import PoisonSet
 
@@ -135,9 +136,9 @@ def finetune(
         if not path.is_file():
             raise FissureError(f"no poison set at {path}: make one with `fissure poison make`")
     sets = [PoisonSet.load(path) for path in poisons]
-    pipeline = load_pipeline(model, device="cpu")
+    pipeline = load_pipeline(model, device=device)
     data = clean_encodings(pipeline, settings, out / "cache") + poison_encodings(pipeline, sets)
-    unet, step = run_finetune(pipeline, data, settings, out / "training")
+    unet, step = finetune_unet(pipeline, data, settings, out / "training")
     folder = save_finetuned(pipeline, unet, out / "model")
     typer.echo(
         f"fine-tuned {step} steps on {counted(len(data), 'pair')} "
@@ -154,6 +155,7 @@ def measure(
     out: Annotated[Path, typer.Option(help="Folder for measures.json and attention.png.")],
     seeds: Seeds = 4,
     sampling_steps: SamplingSteps = 25,
+    device: Device = "cpu",
     verifier: Annotated[
         str, typer.Option(help="The judge that reads the images.")
     ] = "emoji/verifier",
@@ -168,7 +170,7 @@ def measure(
     from fissure.poison.sweep import MEASURE_FIRST_SEED, measure_point
 
     pairs = [_pair(text) for text in pair]
-    pipeline = load_pipeline(model, device="cpu")
+    pipeline = load_pipeline(model, device=device)
     pipeline.set_progress_bar_config(disable=True)
     held_out = unpoisoned_classes(pairs)
     seed_range = range(MEASURE_FIRST_SEED, MEASURE_FIRST_SEED + seeds)
@@ -203,28 +205,29 @@ def sweep(
         str, typer.Option(help="Numbers of poisoned concepts C_P, a comma list.")
     ] = "0,1,2,4,8,16,32",
     kind: Kind = "dirty-label",
-    count: Count = 100,
+    count: Count = 200,
     epsilon: Epsilon = 0.05,
     shade_steps: ShadeSteps = 500,
     clip_threshold: Threshold = 0.5,
     steps: Steps = 500,
     batch_size: BatchSize = 32,
-    lr: LearningRate = 1e-4,
+    lr: LearningRate = 1e-3,
     clean_scenes: CleanScenes = 3000,
     seeds: Seeds = 4,
     model: Model = "emoji-sd",
+    device: Device = "cpu",
 ) -> None:
     """Poison 0, 1, 2, … concepts, fine-tune each, and plot AD and implosion against C_P."""
     quiet_libraries()
     from fissure.errors import FissureError
+    from fissure.poison.pairs import PoisonSettings
     from fissure.poison.sweep import (
-        PoisonSettings,
         SweepSettings,
         record_in_store,
+        run_sweep,
         table_rows,
         write_outputs,
     )
-    from fissure.poison.sweep import sweep as run_sweep
 
     try:
         counts = tuple(int(part) for part in concepts.split(","))
@@ -238,7 +241,7 @@ def sweep(
         finetune=_finetune_settings(steps, batch_size, lr, clean_scenes),
         seeds=seeds,
     )
-    records = run_sweep(settings, out, model)
+    records = run_sweep(settings, out, model, device=device)
     summary = write_outputs(records, out)
     record_in_store(out, settings, summary)
     for row in table_rows(records):

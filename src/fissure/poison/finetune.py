@@ -45,7 +45,7 @@ class FinetuneSettings:
 
     steps: int = 500
     batch_size: int = 32
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-3
     warmup_steps: int = 50
     clean_scenes: int = 3000
     caption_dropout: float = 0.1
@@ -121,7 +121,7 @@ def poison_encodings(
     return encode(pipeline, images, captions, progress)
 
 
-def finetune(
+def finetune_unet(
     pipeline: StableDiffusionPipeline,
     data: Encodings,
     settings: FinetuneSettings,

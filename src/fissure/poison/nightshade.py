@@ -48,6 +48,8 @@ def nightshade(
             f"{tuple(images.shape)} and {tuple(anchor.shape)}"
         )
     vae.requires_grad_(False)
+    device = next(vae.parameters()).device
+    images, anchor = images.to(device), anchor.to(device)
     with torch.no_grad():
         target = latent_mean(vae, anchor)
     modifier = torch.zeros_like(images)
@@ -57,4 +59,4 @@ def nightshade(
         distance = (latents - target).flatten(1).norm(dim=1).sum()
         (gradient,) = torch.autograd.grad(distance, modifier)
         modifier = (modifier - size * gradient.sign()).clamp(-epsilon, epsilon).detach()
-    return (images + modifier).clamp(0, 1)
+    return (images + modifier).clamp(0, 1).cpu()

@@ -53,11 +53,6 @@ class PoisonSet:
         return cls(**torch.load(path))
 
 
-def poison_file(folder: Path, source: str, target: str, kind: str, count: int) -> Path:
-    """Where the poisons of one configuration live in a folder of poisons."""
-    return Path(folder) / f"{kind}-{count}-{source}-to-{target}.pt".replace(" ", "_")
-
-
 def check_kind(kind: str) -> str:
     if kind not in POISON_KINDS:
         raise FissureError(f"unknown poison kind {kind!r}: choose {' or '.join(POISON_KINDS)}")
@@ -128,3 +123,53 @@ def nightshade_poisons(
                 torch.save((shaded * 255).round().byte(), partial)
         poisoned.append(torch.load(path))
     return PoisonSet(source, target, "nightshade", torch.cat(poisoned), chosen.captions)
+
+
+@dataclass(frozen=True)
+class PoisonSettings:
+    """How each concept's poisons are made."""
+
+    kind: str = "dirty-label"
+    count: int = 200
+    """Poisons per concept."""
+    epsilon: float = 0.05
+    steps: int = 500
+    clip_threshold: float = EMOJI_CLIP_THRESHOLD
+
+    def file(self, folder: Path, source: str, target: str) -> Path:
+        """Where this configuration's poisons for ``source`` → ``target`` are kept."""
+        name = (
+            self.kind if self.kind == "dirty-label" else f"nightshade-e{self.epsilon}-s{self.steps}"
+        )
+        return Path(folder) / f"{name}-{self.count}-{source}-to-{target}.pt".replace(" ", "_")
+
+    def __post_init__(self) -> None:
+        check_kind(self.kind)
+        if self.count < 1:
+            raise FissureError(f"poisons per concept must be at least 1, not {self.count}")
+        if not 0 < self.epsilon <= 1:
+            raise FissureError(f"the bound must be in (0, 1] on [0, 1] pixels, not {self.epsilon}")
+
+
+def make_poisons(
+    pipeline: StableDiffusionPipeline,
+    clip: ClipJudge,
+    source: str,
+    target: str,
+    settings: PoisonSettings,
+    folder: Path,
+    progress: bool = True,
+) -> PoisonSet:
+    """One concept's poisons, made once and kept in ``folder``."""
+    path = settings.file(folder, source, target)
+    if path.is_file():
+        return PoisonSet.load(path)
+    if settings.kind == "dirty-label":
+        poisons = dirty_label(clip, source, target, settings.count, settings.clip_threshold)
+    else:
+        poisons = nightshade_poisons(
+            pipeline, clip, source, target, settings.count, path.with_suffix(".parts"),
+            settings.epsilon, settings.steps, settings.clip_threshold, progress=progress,
+        )  # fmt: skip
+    poisons.save(path)
+    return poisons

@@ -28,12 +28,12 @@ from fissure.judges.base import Judge
 from fissure.judges.pretrained import ClipJudge
 from fissure.models.loading import load_pipeline
 from fissure.poison.alignment import alignment_difficulty, calibrate_band, embed_pairs
-from fissure.poison.concepts import EMOJI_CLIP_THRESHOLD, concept_pairs
+from fissure.poison.concepts import concept_pairs
 from fissure.poison.finetune import (
     FinetuneSettings,
     clean_encodings,
     clean_scenes,
-    finetune,
+    finetune_unet,
     poison_encodings,
     save_finetuned,
 )
@@ -46,38 +46,13 @@ from fissure.poison.measure import (
     save_attention_figure,
     unpoisoned_classes,
 )
-from fissure.poison.pairs import (
-    PoisonSet,
-    check_kind,
-    dirty_label,
-    nightshade_poisons,
-    poison_file,
-)
+from fissure.poison.pairs import PoisonSet, PoisonSettings, make_poisons
 from fissure.statistics import spearman
 from fissure.world import class_names
 
 MEASURES = "measures.json"
 MEASURE_FIRST_SEED = 1000
 """Generation seeds of the measures: the evaluation range, never a training seed."""
-
-
-@dataclass(frozen=True)
-class PoisonSettings:
-    """How each concept's poisons are made."""
-
-    kind: str = "dirty-label"
-    count: int = 100
-    """Poisons per concept."""
-    epsilon: float = 0.05
-    steps: int = 500
-    clip_threshold: float = EMOJI_CLIP_THRESHOLD
-
-    def __post_init__(self) -> None:
-        check_kind(self.kind)
-        if self.count < 1:
-            raise FissureError(f"poisons per concept must be at least 1, not {self.count}")
-        if not 0 < self.epsilon <= 1:
-            raise FissureError(f"the bound must be in (0, 1] on [0, 1] pixels, not {self.epsilon}")
 
 
 @dataclass(frozen=True)
@@ -111,31 +86,6 @@ class SweepSettings:
         return dataclasses.asdict(self)
 
 
-def make_poisons(
-    pipeline: StableDiffusionPipeline,
-    clip: ClipJudge,
-    source: str,
-    target: str,
-    settings: PoisonSettings,
-    folder: Path,
-    progress: bool = True,
-) -> PoisonSet:
-    """One concept's poisons, made once and kept in ``folder``."""
-    name = settings.kind if settings.kind == "dirty-label" else f"nightshade-e{settings.epsilon}"
-    path = poison_file(folder, source, target, name, settings.count)
-    if path.is_file():
-        return PoisonSet.load(path)
-    if settings.kind == "dirty-label":
-        poisons = dirty_label(clip, source, target, settings.count, settings.clip_threshold)
-    else:
-        poisons = nightshade_poisons(
-            pipeline, clip, source, target, settings.count, path.with_suffix(".parts"),
-            settings.epsilon, settings.steps, settings.clip_threshold, progress=progress,
-        )  # fmt: skip
-    poisons.save(path)
-    return poisons
-
-
 @torch.no_grad()
 def training_alignment(
     clip: ClipJudge,
@@ -154,6 +104,7 @@ def training_alignment(
     a, b = band
     return {
         "ad": alignment_difficulty(image_embeds, text_embeds, a, b),
+        "band": [a, b],
         "ad_paper_band": alignment_difficulty(image_embeds, text_embeds),
         "training_pairs": len(image_embeds),
     }
@@ -210,9 +161,9 @@ def run_point(
     extra = poison_encodings(base, poisons, progress)
     if extra is not None:
         data = data + extra
-    unet, _ = finetune(base, data, settings.finetune, folder / "training", progress)
+    unet, _ = finetune_unet(base, data, settings.finetune, folder / "training", progress)
     save_finetuned(base, unet, folder / "model")
-    tuned = load_pipeline(str(folder / "model"), device="cpu")
+    tuned = load_pipeline(str(folder / "model"), device=context["device"])
     tuned.set_progress_bar_config(disable=True)
     seeds = range(MEASURE_FIRST_SEED, MEASURE_FIRST_SEED + settings.seeds)
     measures, images = measure_point(
@@ -236,30 +187,36 @@ def run_point(
     return record
 
 
-def sweep(
+def run_sweep(
     settings: SweepSettings,
     out: Path,
     model: str = "emoji-sd",
     verifier: str = "emoji/verifier",
     clip: str = "emoji/clip",
     progress: bool = True,
+    cache: Path | None = None,
+    device: str = "cpu",
 ) -> list[dict]:
-    """Run (or resume) every point of the sweep; returns their records in C_P order."""
+    """Run (or resume) every point of the sweep; returns their records in C_P order.
+    ``cache``: where the clean scenes and their encodings are kept (default ``out/cache``;
+    sweeps of one model may share it)."""
     from fissure.judges.registry import load_judge
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json_if_new(out / "sweep.json", settings.to_dict())
-    base = load_pipeline(model, device="cpu")
+    base = load_pipeline(model, device=device)
     base.set_progress_bar_config(disable=True)
     verifier_judge, clip_judge = load_judge(verifier), load_judge(clip)
     pairs = concept_pairs(max(settings.concepts), settings.draw)
-    bank = clean_scenes(settings.finetune, out / "cache", progress)
+    cache = Path(cache) if cache is not None else out / "cache"
+    bank = clean_scenes(settings.finetune, cache, progress)
     clean_embeds = embed_pairs(clip_judge, bank.images, bank.captions)
     context = {
+        "device": device,
         "pairs": pairs,
         "held_out": unpoisoned_classes(pairs)[: settings.held_out],
-        "clean": clean_encodings(base, settings.finetune, out / "cache", progress),
+        "clean": clean_encodings(base, settings.finetune, cache, progress),
         "clean_embeds": clean_embeds,
         "band": calibrate_band(*clean_embeds),
     }
@@ -389,11 +346,12 @@ def write_grid(records: Sequence[dict], out: Path) -> None:
     for record in records:
         images = torch.load(out / f"cp-{record['concepts']}" / "grid-images.pt")
         poisoned = list(images.get("poisoned", torch.empty(0)))[:3]
-        row = poisoned + [None] * (3 - len(poisoned)) + list(images["unpoisoned"][:5])
-        names = [f"{a}→{b}" for a, b in record["pairs"][:3]]
-        names += [""] * (3 - len(names)) + ["unpoisoned"] * 5
+        kept = list(images["unpoisoned"][:5])
+        row = _padded(poisoned, 3) + _padded(kept, 5)
+        names = _padded([f"{a}→{b}" for a, b in record["pairs"][:3]], 3, "")
+        names += _padded(["unpoisoned"] * len(kept), 5, "")
         for image, name in zip(row, names, strict=True):
-            tiles.append(to_pil(image) if image is not None else to_pil(torch.ones(3, 64, 64)))
+            tiles.append(to_pil(image if image is not None else torch.ones(3, 64, 64)))
             captions.append(f"C_P={record['concepts']} {name}".strip())
     contact_sheet(tiles, captions, columns=8, cell_size=96, caption_lines=2).save(out / "grid.png")
 
@@ -420,3 +378,8 @@ def record_in_store(out: Path, settings: SweepSettings, summary: dict) -> None:
             )
         for name, trend in summary["trends"].items():
             store.put_metric(CAMPAIGN, f"spearman/{name}", trend["rho"], trend)
+
+
+def _padded(items: list, length: int, filler=None) -> list:
+    """``items`` filled up to ``length`` (a grid row of fixed width)."""
+    return items + [filler] * (length - len(items))
