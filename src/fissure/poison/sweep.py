@@ -348,7 +348,7 @@ def write_grid(records: Sequence[dict], out: Path) -> None:
         poisoned = list(images.get("poisoned", torch.empty(0)))[:3]
         kept = list(images["unpoisoned"][:5])
         row = _padded(poisoned, 3) + _padded(kept, 5)
-        names = _padded([f"{a}→{b}" for a, b in record["pairs"][:3]], 3, "")
+        names = _padded([f"{a} -> {b}" for a, b in record["pairs"][:3]], 3, "")
         names += _padded(["unpoisoned"] * len(kept), 5, "")
         for image, name in zip(row, names, strict=True):
             tiles.append(to_pil(image if image is not None else torch.ones(3, 64, 64)))
