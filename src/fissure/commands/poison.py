@@ -129,6 +129,7 @@ def finetune(
         poison_encodings,
         save_finetuned,
     )
+    from fissure.poison.finetune import clean_scenes as scene_bank
     from fissure.poison.pairs import PoisonSet
 
     settings = _finetune_settings(steps, batch_size, lr, clean_scenes)
@@ -137,7 +138,8 @@ def finetune(
             raise FissureError(f"no poison set at {path}: make one with `fissure poison make`")
     sets = [PoisonSet.load(path) for path in poisons]
     pipeline = load_pipeline(model, device=device)
-    data = clean_encodings(pipeline, settings, out / "cache") + poison_encodings(pipeline, sets)
+    bank = scene_bank(settings, out / "cache")
+    data = clean_encodings(pipeline, bank, out / "cache") + poison_encodings(pipeline, sets)
     unet, step = finetune_unet(pipeline, data, settings, out / "training")
     folder = save_finetuned(pipeline, unet, out / "model")
     typer.echo(
@@ -166,27 +168,15 @@ def measure(
     from fissure.atomic import write_json
     from fissure.judges.registry import load_judge
     from fissure.models.loading import load_pipeline
-    from fissure.poison.measure import attention_maps, save_attention_figure, unpoisoned_classes
-    from fissure.poison.sweep import MEASURE_FIRST_SEED, measure_point
+    from fissure.poison.measure import unpoisoned_classes
+    from fissure.poison.sweep import measure_point
 
     pairs = [_pair(text) for text in pair]
     pipeline = load_pipeline(model, device=device)
     pipeline.set_progress_bar_config(disable=True)
     held_out = unpoisoned_classes(pairs)
-    seed_range = range(MEASURE_FIRST_SEED, MEASURE_FIRST_SEED + seeds)
-    results, _ = measure_point(
-        pipeline,
-        load_judge(verifier),
-        load_judge(clip),
-        pairs,
-        held_out,
-        seed_range,
-        sampling_steps,
-    )
-    shown = [a for a, _ in pairs[:3]] + held_out[:3]
-    images, maps = attention_maps(pipeline, shown, MEASURE_FIRST_SEED, sampling_steps)
-    out.mkdir(parents=True, exist_ok=True)
-    save_attention_figure(images, maps, shown, out / "attention.png")
+    judges = load_judge(verifier), load_judge(clip)
+    results, _ = measure_point(pipeline, *judges, pairs, held_out, seeds, out, sampling_steps)
     write_json(out / "measures.json", results)
     success, kept = results["poison_success"], results["unpoisoned_accuracy"]
     typer.echo(

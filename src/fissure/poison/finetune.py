@@ -98,13 +98,10 @@ def clean_scenes(settings: FinetuneSettings, cache: Path, progress: bool = True)
 
 
 def clean_encodings(
-    pipeline: StableDiffusionPipeline,
-    settings: FinetuneSettings,
-    cache: Path,
-    progress: bool = True,
+    pipeline: StableDiffusionPipeline, bank: SceneBank, cache: Path, progress: bool = True
 ) -> Encodings:
-    """The clean scenes' encodings, cached per scene bank and frozen weights."""
-    bank = clean_scenes(settings, cache, progress)
+    """The clean scenes' encodings (``bank`` from :func:`clean_scenes`), cached per scene
+    bank and frozen weights."""
     name = f"clean-{bank.spec.key()}-{image_weights_digest(pipeline)[:12]}.pt"
     return cached_encodings(
         Path(cache) / name, lambda: encode(pipeline, bank.images, bank.captions, progress)

@@ -88,23 +88,25 @@ def class_generations(
     return Generations(images, asked, readings(verifier, images))
 
 
-def poison_success(generated: Generations, targets: dict[str, str]) -> Rate:
-    """Generations of each poisoned concept read as its target (or a class its name means)."""
+def read_as(generated: Generations, wanted: dict[str, str] | None = None) -> Rate:
+    """Generations read as ``wanted[asked]`` (the class asked for when None), or as any
+    class that name means ("mouse")."""
     meanings = class_readings()
     hits = sum(
-        read in meanings[targets[asked]]
+        read in meanings[wanted[asked] if wanted is not None else asked]
         for asked, read in zip(generated.asked, generated.read, strict=True)
     )
     return Rate(hits, len(generated.asked))
 
 
+def poison_success(generated: Generations, targets: dict[str, str]) -> Rate:
+    """Generations of each poisoned concept read as its target."""
+    return read_as(generated, targets)
+
+
 def accuracy(generated: Generations) -> Rate:
-    """Generations read as the class asked for (any class its name means: "mouse")."""
-    meanings = class_readings()
-    hits = sum(
-        read in meanings[asked] for asked, read in zip(generated.asked, generated.read, strict=True)
-    )
-    return Rate(hits, len(generated.asked))
+    """Generations read as the class asked for."""
+    return read_as(generated)
 
 
 def clip_score(clip: ClipJudge, generated: Generations) -> float:

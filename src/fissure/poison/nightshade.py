@@ -21,6 +21,15 @@ def latent_mean(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
     return vae.encode(images * 2 - 1).latent_dist.mean
 
 
+def check_bound(epsilon: float) -> float:
+    """An L∞ bound on [0, 1] pixels: above 0, at most 1."""
+    if not 0 < epsilon <= 1:
+        raise FissureError(
+            f"epsilon, the L∞ bound, must be in (0, 1] on [0, 1] pixels, not {epsilon}"
+        )
+    return epsilon
+
+
 def step_sizes(epsilon: float, steps: int) -> list[float]:
     """The release's schedule, on [0, 1] pixels: from ``epsilon`` down linearly, by
     ``(epsilon − epsilon / 100) / steps`` a step."""
@@ -38,8 +47,7 @@ def nightshade(
     original per pixel, its latent mean pulled toward ``anchor``'s (1×3×H×W, the model's
     image of the target concept) by ``steps`` sign-gradient steps on the L2 distance. Each
     image is optimised on its own (the distances are summed, so their gradients never mix)."""
-    if not 0 < epsilon <= 1:
-        raise FissureError(f"epsilon must be in (0, 1] on [0, 1] pixels, not {epsilon}")
+    check_bound(epsilon)
     if steps < 1:
         raise FissureError(f"steps must be at least 1, not {steps}")
     if images.ndim != 4 or anchor.shape != (1, *images.shape[1:]):

@@ -22,7 +22,7 @@ from fissure.atomic import atomic_write
 from fissure.errors import FissureError
 from fissure.judges.pretrained import ClipJudge
 from fissure.poison.concepts import EMOJI_CLIP_THRESHOLD, check_pair, select_concept_images
-from fissure.poison.nightshade import nightshade
+from fissure.poison.nightshade import check_bound, nightshade
 
 PoisonKind = Literal["dirty-label", "nightshade"]
 POISON_KINDS: tuple[str, ...] = get_args(PoisonKind)
@@ -101,9 +101,7 @@ def nightshade_poisons(
 ) -> PoisonSet:
     """``count`` pictures of ``source`` shaded toward the model's ``target``, captioned as
     ``source``; each finished batch is kept in ``folder`` and reused by a rerun."""
-    check_pair(source, target)
-    if not 0 < epsilon <= 1:
-        raise FissureError(f"the bound must be in (0, 1] on [0, 1] pixels, not {epsilon}")
+    check_pair(source, target), check_bound(epsilon)  # before any picture is chosen
     chosen = select_concept_images(clip, source, count, threshold, without=target)
     anchor = anchor_image(pipeline, target)
     images = chosen.images.float() / 255
@@ -147,8 +145,7 @@ class PoisonSettings:
         check_kind(self.kind)
         if self.count < 1:
             raise FissureError(f"poisons per concept must be at least 1, not {self.count}")
-        if not 0 < self.epsilon <= 1:
-            raise FissureError(f"the bound must be in (0, 1] on [0, 1] pixels, not {self.epsilon}")
+        check_bound(self.epsilon)
 
 
 def make_poisons(

@@ -116,11 +116,18 @@ def measure_point(
     clip: ClipJudge,
     pairs: Sequence[tuple[str, str]],
     held_out: Sequence[str],
-    seeds: Sequence[int],
+    seeds: int,
+    folder: Path,
     steps: int = 25,
     progress: bool = True,
 ) -> tuple[dict, dict[str, torch.Tensor]]:
-    """A fine-tuned model's poison success and implosion; also the images the grids show."""
+    """A fine-tuned model's poison success and implosion over ``seeds`` seeds per class, and
+    its class words' attention (``folder/attention.png``); also the images the grids show."""
+    shown = [a for a, _ in pairs[:3]] + list(held_out[:3])
+    pictures, maps = attention_maps(pipeline, shown, MEASURE_FIRST_SEED, steps)
+    titles = [f"{name} (poisoned)" if i < len(pairs[:3]) else name for i, name in enumerate(shown)]
+    save_attention_figure(pictures, maps, titles, folder / "attention.png")
+    seeds = range(MEASURE_FIRST_SEED, MEASURE_FIRST_SEED + seeds)
     measures: dict = {}
     images: dict[str, torch.Tensor] = {}
     if pairs:
@@ -165,14 +172,10 @@ def run_point(
     save_finetuned(base, unet, folder / "model")
     tuned = load_pipeline(str(folder / "model"), device=context["device"])
     tuned.set_progress_bar_config(disable=True)
-    seeds = range(MEASURE_FIRST_SEED, MEASURE_FIRST_SEED + settings.seeds)
     measures, images = measure_point(
-        tuned, verifier, clip, pairs, context["held_out"], seeds, settings.sampling_steps, progress
-    )
-    shown = [a for a, _ in pairs[:3]] + list(context["held_out"][:3])
-    pictures, maps = attention_maps(tuned, shown, MEASURE_FIRST_SEED, settings.sampling_steps)
-    titles = [f"{name} (poisoned)" if i < len(pairs[:3]) else name for i, name in enumerate(shown)]
-    save_attention_figure(pictures, maps, titles, folder / "attention.png")
+        tuned, verifier, clip, pairs, context["held_out"], settings.seeds, folder,
+        settings.sampling_steps, progress,
+    )  # fmt: skip
     record = {
         "concepts": count,
         "pairs": [list(pair) for pair in pairs],
@@ -216,7 +219,7 @@ def run_sweep(
         "device": device,
         "pairs": pairs,
         "held_out": unpoisoned_classes(pairs)[: settings.held_out],
-        "clean": clean_encodings(base, settings.finetune, cache, progress),
+        "clean": clean_encodings(base, bank, cache, progress),
         "clean_embeds": clean_embeds,
         "band": calibrate_band(*clean_embeds),
     }
